@@ -1,0 +1,136 @@
+"""Typed engine events, emitted for the notifier (console now, Telegram in the bot).
+
+Each event carries plain values only; presenters turn them into text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineEvent:
+    ts_ms: int
+    symbol: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntryFilled(EngineEvent):
+    price: Decimal
+    qty: Decimal
+    notional: Decimal
+    position_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DcaFilled(EngineEvent):
+    level: str  # "first_dca" | "second_dca"
+    price: Decimal
+    qty: Decimal
+    avg_price: Decimal
+    total_qty: Decimal
+    position_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartialExit(EngineEvent):
+    """A staged recovery sell or the take-half."""
+
+    reason: str
+    price: Decimal
+    qty: Decimal
+    remaining_qty: Decimal
+    pnl: Decimal  # realised on this sell (after fees)
+    position_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionClosed(EngineEvent):
+    """The position is flat: stop loss, runner exit, manual, backstop, external..."""
+
+    reason: str
+    price: Decimal
+    qty: Decimal
+    pnl: Decimal  # the whole trade's realised result after fees
+    pnl_pct: Decimal  # of the margin used
+    position_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionAdopted(EngineEvent):
+    qty: Decimal
+    entry_price: Decimal
+    position_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionVanished(EngineEvent):
+    """A database position no longer on the exchange (closed by hand, liquidated...)."""
+
+    qty: Decimal
+    pnl: Decimal | None
+    position_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuantityDrift(EngineEvent):
+    db_qty: Decimal
+    exchange_qty: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderSkipped(EngineEvent):
+    """An order the rules wanted but that could not be sent (e.g. below min notional)."""
+
+    what: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRejected(EngineEvent):
+    what: str
+    code: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamDown(EngineEvent):
+    name: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamUp(EngineEvent):
+    name: str
+    down_for_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorEvent(EngineEvent):
+    """Something went wrong that a human should know about. ``where`` groups a storm."""
+
+    where: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceStarted(EngineEvent):
+    mode: str
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceStopping(EngineEvent):
+    reason: str
+
+
+class Notifier(Protocol):
+    """Where engine events go. ``publish`` must never block trading (queue, don't await I/O)."""
+
+    def publish(self, event: EngineEvent) -> None: ...

@@ -1,0 +1,332 @@
+"""The exchange port: what the engine needs from Binance USD-M, and nothing more.
+
+Three adapters implement it: ``ccxt_adapter`` (live/testnet), ``paper`` (live
+public data, simulated fills) and ``sim`` (offline replay). Domain types are
+plain dataclasses; raw ccxt dicts never leave an adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from trading.core.models import SymbolRules
+
+CLIENT_ID_PREFIX = "sdca-"
+
+
+# ------------------------------------------------------------------ errors
+class ExchangeError(Exception):
+    """Base of every error an adapter raises."""
+
+    def __init__(self, message: str, *, code: int | None = None, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+
+class RetriableError(ExchangeError):
+    """Timeouts, 5xx, network trouble: safe to retry a *query*; an order's fate is unknown."""
+
+
+class OrderStatusUnknown(RetriableError):
+    """An order request whose outcome is unknown (timeout, 503 -1007): ask before re-sending."""
+
+
+class RateLimitedError(ExchangeError):
+    """429/418 or -1003: back off for ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float, code: int | None = None, http_status: int | None = None):
+        super().__init__(message, code=code, http_status=http_status)
+        self.retry_after = retry_after
+
+
+class RejectedError(ExchangeError):
+    """The exchange refused the request (margin, quantity, reduce-only...): never retried."""
+
+
+class NotFoundError(RejectedError):
+    """The order (or algo order) does not exist (-2013, -2011 on cancel)."""
+
+
+class AuthError(RejectedError):
+    """Bad key, signature or timestamp (-2014, -2015, -1022, -1021)."""
+
+
+# ------------------------------------------------------------------ values
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderStatus(StrEnum):
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    EXPIRED = "EXPIRED"
+    REJECTED = "REJECTED"
+
+    @property
+    def final(self) -> bool:
+        return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    """One maintenance-margin tier (Binance leverageBracket)."""
+
+    notional_floor: Decimal
+    notional_cap: Decimal
+    maint_margin_ratio: Decimal
+    cum: Decimal
+    max_leverage: int
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    symbol: str
+    base: str
+    quote: str
+    status: str  # "TRADING", ...
+    rules: SymbolRules
+    max_leverage: int
+    brackets: tuple[Bracket, ...] = ()
+
+    @property
+    def trading(self) -> bool:
+        return self.status == "TRADING"
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    wallet: Decimal  # total wallet balance, USDT (sizes are fractions of this)
+    available: Decimal
+    unrealized_pnl: Decimal = Decimal(0)
+    margin_in_use: Decimal = Decimal(0)  # initial margin of open positions
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangePosition:
+    symbol: str
+    qty: Decimal  # signed: > 0 long, < 0 short (one-way mode)
+    entry_price: Decimal
+    mark_price: Decimal
+    unrealized_pnl: Decimal
+    liquidation_price: Decimal | None = None
+    margin_mode: str | None = None  # "cross" | "isolated" when known
+    leverage: int | None = None  # positionRisk v3 carries none
+    update_time: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    symbol: str
+    order_id: str
+    client_order_id: str
+    side: Side
+    type: str
+    status: OrderStatus
+    qty: Decimal
+    filled_qty: Decimal
+    avg_price: Decimal
+    reduce_only: bool
+    update_time: int
+    fee: Decimal | None = None  # not in order replies; from trades or user-data events
+    realized_pnl: Decimal | None = None
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AlgoOrder:
+    symbol: str
+    algo_id: str
+    client_algo_id: str
+    side: Side
+    type: str  # "STOP_MARKET"
+    status: str  # NEW, TRIGGERING, TRIGGERED, FINISHED, CANCELED, EXPIRED, REJECTED
+    trigger_price: Decimal
+    close_position: bool
+    working_type: str  # "MARK_PRICE" | "CONTRACT_PRICE"
+    update_time: int = 0
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    symbol: str
+    order_id: str
+    side: Side
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    realized_pnl: Decimal
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class Kline:
+    """One candle; floats, as indicators use them. ``open_time`` in ms UTC."""
+
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    closed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker24h:
+    symbol: str
+    last_price: float
+    quote_volume: float
+    price_change_pct: float = 0.0
+
+
+# ------------------------------------------------------------------ stream events
+@dataclass(frozen=True, slots=True)
+class KlineEvent:
+    symbol: str
+    interval: str
+    kline: Kline
+    event_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriceEvent:
+    """A price for a symbol: the last trade (kline close / aggTrade) or the mark price."""
+
+    symbol: str
+    price: str  # kept as the exchange's decimal string; converted only when a trigger is crossed
+    event_time: int
+    kind: str = "last"  # "last" | "mark"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """ORDER_TRADE_UPDATE: one execution report."""
+
+    symbol: str
+    client_order_id: str
+    order_id: str
+    side: Side
+    order_type: str
+    execution_type: str  # NEW, TRADE, CANCELED, EXPIRED, CALCULATED (liquidation), ...
+    status: OrderStatus
+    last_qty: Decimal
+    last_price: Decimal
+    filled_qty: Decimal
+    avg_price: Decimal
+    fee: Decimal
+    realized_pnl: Decimal
+    reduce_only: bool
+    event_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlgoUpdate:
+    """ALGO_UPDATE: life cycle of a conditional (algo) order."""
+
+    symbol: str
+    client_algo_id: str
+    algo_id: str
+    status: str
+    trigger_price: Decimal
+    event_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdate:
+    """ACCOUNT_UPDATE: balances and positions that changed."""
+
+    wallet_balance: Decimal | None
+    positions: tuple[ExchangePosition, ...]
+    reason: str
+    event_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    """A stream connection went down or came back (for alerts and /health)."""
+
+    name: str
+    up: bool
+    detail: str
+    event_time: int
+
+
+UserEvent = OrderUpdate | AlgoUpdate | AccountUpdate | StreamStatus
+MarketEvent = KlineEvent | PriceEvent | StreamStatus
+
+
+# ------------------------------------------------------------------ the port
+@runtime_checkable
+class ExchangePort(Protocol):
+    """REST side of the exchange."""
+
+    name: str
+
+    async def load_markets(self) -> dict[str, Market]: ...
+    async def server_time(self) -> int: ...
+    async def fetch_balance(self) -> Balance: ...
+    async def fetch_positions(self) -> list[ExchangePosition]: ...
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]: ...
+    async def fetch_open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]: ...
+    async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
+        """The order with that client id, or None when the exchange has never seen it."""
+        ...
+
+    async def fetch_klines(
+        self, symbol: str, interval: str, *, start_ms: int | None = None, end_ms: int | None = None, limit: int = 500
+    ) -> list[Kline]: ...
+    async def fetch_tickers_24h(self) -> list[Ticker24h]: ...
+    async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        """Last prices (REST fallback of the monitor)."""
+        ...
+
+    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None) -> list[Trade]: ...
+    async def create_market_order(
+        self, symbol: str, side: Side, qty: Decimal, *, client_order_id: str, reduce_only: bool
+    ) -> Order:
+        """MARKET order with ``newOrderRespType=RESULT``; raises ``OrderStatusUnknown`` if the outcome is unknown."""
+        ...
+
+    async def create_stop_market_close(
+        self, symbol: str, trigger_price: Decimal, *, client_algo_id: str
+    ) -> AlgoOrder:
+        """Conditional STOP_MARKET SELL closePosition=true on MARK_PRICE via the Algo Order API."""
+        ...
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> None: ...
+    async def cancel_algo_order(self, symbol: str, client_algo_id: str) -> None: ...
+    async def set_leverage(self, symbol: str, leverage: int) -> None: ...
+    async def set_margin_mode(self, symbol: str, mode: str) -> None:
+        """``cross`` or ``isolated``; "no need to change" counts as success."""
+        ...
+
+    def used_weight(self) -> int:
+        """The last ``X-MBX-USED-WEIGHT-1M`` seen (0 for simulated exchanges)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MarketStream(Protocol):
+    """Market data: klines of every universe symbol, fast prices of held symbols."""
+
+    async def set_symbols(self, kline_symbols: Sequence[str], price_symbols: Sequence[str]) -> None: ...
+    def events(self) -> AsyncIterator[MarketEvent]: ...
+    def last_message_age(self) -> float | None: ...
+    async def close(self) -> None: ...
+
+
+class UserStream(Protocol):
+    """Account events: fills, algo order life cycle, balances/positions."""
+
+    def events(self) -> AsyncIterator[UserEvent]: ...
+    async def close(self) -> None: ...

@@ -1,0 +1,124 @@
+"""Service settings from the environment or ``.env`` (ARCHITECTURE's table).
+
+Secrets are ``SecretStr``: they never show in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A start-up configuration problem, with a message meant for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    trading_mode: Literal["sim", "paper", "live"] = "sim"
+    binance_api_key: SecretStr | None = None
+    binance_api_secret: SecretStr | None = None
+    binance_testnet: bool = False
+    binance_rest_url: str | None = None
+    binance_ws_url: str | None = None
+    telegram_bot_token: SecretStr | None = None
+    telegram_allowed_chat_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    telegram_api_url: str | None = None
+    db_path: Path = Path("data/surgedca.sqlite3")
+    strategy_file: Path | None = None
+    locale: Literal["ko", "en"] = "ko"
+    log_level: str = "INFO"
+
+    # Beyond the contract table: simulation and housekeeping knobs (documented in .env.example).
+    sim_speed: float = Field(default=60.0, gt=0)
+    sim_data_dir: Path | None = None
+    sim_seed: int = 7
+    sim_symbols: int = Field(default=20, ge=1, le=200)
+    sim_balance: float = Field(default=1000.0, gt=0)
+    sim_slippage: float = Field(default=0.0005, ge=0, le=0.05)
+    backup_dir: Path | None = None
+    backup_keep: int = Field(default=7, ge=1, le=365)
+
+    @field_validator("telegram_allowed_chat_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, v: object) -> object:
+        if v is None or v == "":
+            return []
+        if isinstance(v, str):
+            try:
+                return [int(part) for part in v.replace(";", ",").split(",") if part.strip()]
+            except ValueError as exc:
+                raise ValueError(
+                    f"TELEGRAM_ALLOWED_CHAT_IDS must be comma-separated numeric chat ids, got {v!r}"
+                ) from exc
+        if isinstance(v, int):
+            return [v]
+        return v
+
+    @field_validator("binance_rest_url", "binance_ws_url", "telegram_api_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = v.strip().rstrip("/")
+            return v or None
+        return v
+
+    @field_validator("binance_api_key", "binance_api_secret", "telegram_bot_token", mode="before")
+    @classmethod
+    def _blank_secret_is_none(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():
+            return None
+        return v
+
+    @field_validator("strategy_file", mode="before")
+    @classmethod
+    def _blank_path_is_none(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():
+            return None
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.telegram_bot_token is not None and not self.telegram_allowed_chat_ids:
+            raise ValueError(
+                "TELEGRAM_BOT_TOKEN is set but TELEGRAM_ALLOWED_CHAT_IDS is empty: the bot would answer "
+                "nobody (or, worse, anybody). Set TELEGRAM_ALLOWED_CHAT_IDS to your chat id(s)."
+            )
+        if self.trading_mode == "live" and (self.binance_api_key is None or self.binance_api_secret is None):
+            raise ValueError(
+                "TRADING_MODE=live needs BINANCE_API_KEY and BINANCE_API_SECRET (or use TRADING_MODE=paper)"
+            )
+        return self
+
+    @property
+    def headless(self) -> bool:
+        return self.telegram_bot_token is None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; a clear ``SettingsError`` instead of a pydantic dump."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ())).upper()
+            msg = err.get("msg", "").removeprefix("Value error, ")
+            lines.append(f"{loc}: {msg}" if loc else msg)
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,219 @@
+"""What the service API returns to front ends (the bot, `surgedca status`).
+
+Plain values: the bot's presenters format them; nothing here talks to
+Telegram or the exchange.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from trading.core.config import StrategyConfig
+from trading.core.reports import RiskTable, SignalReport
+
+
+class ServiceError(Exception):
+    """A request the service refuses; ``code`` is a stable id the bot translates, ``params`` fill it in."""
+
+    code = "error"
+
+    def __init__(self, message: str = "", **params: Any) -> None:
+        super().__init__(message or self.code)
+        self.params = params
+
+
+class UnknownSymbol(ServiceError):
+    code = "unknown_symbol"  # params: symbol
+
+
+class NoPosition(ServiceError):
+    code = "no_position"  # params: symbol
+
+
+class SymbolBusy(ServiceError):
+    code = "symbol_busy"  # params: symbol (another action holds the symbol's lock)
+
+
+class ExchangeUnavailable(ServiceError):
+    code = "exchange_unavailable"  # params: detail
+
+
+class InvalidConfig(ServiceError):
+    code = "invalid_config"  # params: problems (list[str])
+
+
+@dataclass(frozen=True, slots=True)
+class LegView:
+    stage: str
+    price: Decimal
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    position_id: int
+    symbol: str
+    stage: str
+    qty: Decimal
+    avg_price: Decimal
+    last_price: Decimal | None
+    unrealized_pnl: Decimal | None  # USDT
+    unrealized_pct: Decimal | None  # price change from the average, e.g. 0.034
+    margin: Decimal
+    next_dca_stage: str | None
+    next_dca_price: Decimal | None
+    stop_price: Decimal
+    backstop_price: Decimal | None
+    half_taken: bool
+    trailing_stop: Decimal | None
+    opened_at_ms: int
+    origin: str  # "signal" | "adopted"
+    legs: tuple[LegView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHealth:
+    name: str
+    up: bool
+    last_message_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    mode: str
+    started_at_ms: int
+    uptime_s: float
+    streams: tuple[StreamHealth, ...]
+    rest_weight_1m: int
+    last_reconcile_ms: int | None
+    last_reconcile_summary: str
+    last_scan_ms: int | None
+    last_scan_duration_ms: float | None
+    last_scan_symbols: int
+    last_scan_signals: int
+    db_size_bytes: int
+    last_backup_ms: int | None
+    balance: Decimal | None
+    margin_in_use: Decimal | None
+    open_positions: int
+    paused: bool
+    errors_last_hour: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncItem:
+    kind: str  # pending_resolved, adopted, vanished, qty_drift, stray_cancelled, backstop_recreated, ...
+    symbol: str | None
+    detail: str
+    action: str  # what the reconciler did about it ("" when only reported)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    at_ms: int
+    items: tuple[SyncItem, ...]
+    duration_ms: float
+    error: str | None = None
+
+    @property
+    def clean(self) -> bool:
+        return not self.items and self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitPreview:
+    position_id: int
+    symbol: str
+    stage: str
+    qty: Decimal
+    avg_price: Decimal
+    last_price: Decimal | None
+    est_pnl: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitResult:
+    symbol: str
+    filled: bool
+    price: Decimal | None
+    qty: Decimal
+    pnl: Decimal | None  # the whole trade's realised result after fees
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigPreview:
+    key: str
+    old: Any
+    new: Any
+    risk_before: RiskTable
+    risk_after: RiskTable
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    ts_ms: int
+    actor: str
+    key: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodStats:
+    label: str  # "today" | "7d"
+    trades: int
+    wins: int
+    realized_pnl: Decimal
+    fees: Decimal
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.wins / self.trades if self.trades else None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsView:
+    today: PeriodStats
+    week: PeriodStats
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """`/report`: equity curve of live/paper trading and its figures."""
+
+    days: int
+    png: bytes | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class ServiceAPI(Protocol):
+    """Everything a front end may ask of the running service. ``actor`` is e.g. ``tg:12345``."""
+
+    mode: str
+
+    @property
+    def paused(self) -> bool: ...
+
+    async def positions(self) -> list[PositionView]: ...
+    async def position(self, symbol: str) -> PositionView: ...  # raises UnknownSymbol / NoPosition
+    async def health(self) -> HealthView: ...
+    async def sync(self, actor: str) -> SyncReport: ...
+    async def exit_preview(self, symbol: str) -> ExitPreview: ...
+    async def exit(self, symbol: str, actor: str) -> ExitResult: ...
+    async def pause(self, actor: str) -> bool: ...  # False when it already was
+    async def resume(self, actor: str) -> bool: ...
+    async def config_get(self) -> StrategyConfig: ...
+    async def config_preview(self, key: str, raw_value: str) -> ConfigPreview: ...  # raises InvalidConfig
+    async def config_set(self, key: str, raw_value: str, actor: str) -> ConfigChange: ...
+    async def config_history(self, limit: int = 20) -> list[ConfigChange]: ...
+    async def stats(self) -> StatsView: ...
+    async def why(self, symbol: str) -> SignalReport | None: ...  # raises UnknownSymbol
+    async def risk(self) -> RiskTable: ...
+    async def report(self, days: int) -> Report: ...
+    def audit(
+        self, actor: str, action: str, symbol: str | None = None, before: Any = None, after: Any = None
+    ) -> None: ...
