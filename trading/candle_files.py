@@ -39,7 +39,7 @@ def find_candle_files(directory: Path) -> dict[str, Path]:
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")  # noqa: SIM115 - closed by the caller's with
+    return open(path, encoding="utf-8")
 
 
 def read_candles(path: Path) -> OHLCV:

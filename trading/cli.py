@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
-def _settings():  # noqa: ANN202 - imported lazily
+def _settings():
     from trading.settings import SettingsError, load_settings
 
     try:

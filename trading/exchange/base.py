@@ -7,6 +7,7 @@ plain dataclasses; raw ccxt dicts never leave an adapter.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -330,3 +331,31 @@ class UserStream(Protocol):
 
     def events(self) -> AsyncIterator[UserEvent]: ...
     async def close(self) -> None: ...
+
+
+class ListenKeyAPI(Protocol):
+    """REST calls behind the user-data stream (live adapter only)."""
+
+    async def create_listen_key(self) -> str: ...
+    async def keepalive_listen_key(self, listen_key: str) -> None: ...
+    async def close_listen_key(self, listen_key: str) -> None: ...
+
+
+@dataclass
+class ExchangeBundle:
+    """What a trading mode provides: the REST port, both streams and the clock the engine must use.
+
+    In sim mode the clock is the replay's simulated time; otherwise the system clock.
+    """
+
+    mode: str
+    port: ExchangePort
+    market: MarketStream
+    user: UserStream
+    clock: object  # trading.clock.Clock (kept untyped here to avoid an import cycle)
+
+    async def close(self) -> None:
+        for part in (self.market, self.user):
+            with contextlib.suppress(Exception):  # closing is best effort
+                await part.close()
+        await self.port.close()
