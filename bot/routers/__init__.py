@@ -1,0 +1,42 @@
+"""One router per command family; :func:`all_routers` gives them in inclusion order (fallback last)."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+
+def all_routers() -> list[Router]:
+    # Imported here so that importing ``bot.routers`` alone has no side effects.
+    from bot.routers import (
+        config,
+        control,
+        errors,
+        exit,
+        fallback,
+        health,
+        lang,
+        positions,
+        report,
+        risk,
+        start,
+        stats,
+        sync,
+        why,
+    )
+
+    return [
+        errors.create_router(),
+        start.create_router(),
+        positions.create_router(),
+        health.create_router(),
+        sync.create_router(),
+        exit.create_router(),
+        config.create_router(),
+        control.create_router(),
+        stats.create_router(),
+        why.create_router(),
+        risk.create_router(),
+        lang.create_router(),
+        report.create_router(),
+        fallback.create_router(),  # must stay last: it takes whatever the others did not
+    ]

@@ -8,6 +8,7 @@ problem with the key, the value given and the allowed range.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -135,7 +136,12 @@ class StrategyConfig:
             target = target[p]
         if parts[-1] not in target:
             raise ConfigError([f"unknown key {key!r}"])
-        target[parts[-1]] = value
+        if isinstance(target[parts[-1]], dict) and isinstance(value, Mapping):
+            # A partial table changes only the keys it names; parse_config would
+            # otherwise fill the others with SPEC defaults, not the current values.
+            target[parts[-1]] = {**target[parts[-1]], **value}
+        else:
+            target[parts[-1]] = value
         return parse_config(data)
 
 
@@ -237,8 +243,22 @@ def _check_rules(prefix: str, data: Mapping[str, Any], rules: Mapping[str, _Rule
         if key not in data:
             continue
         v = data[key]
-        if not _type_ok(v, rule.kind) or not rule.check(v):
+        if not _type_ok(v, rule.kind):
+            problems.append(
+                f"{prefix}{key} = {v!r} has the wrong type: allowed {_kind_name(rule.kind)} in {rule.allowed}"
+            )
+        elif not rule.check(v):
             problems.append(f"{prefix}{key} = {v!r} is out of range: allowed {rule.allowed}")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return "an integer" if kind is int else "a number"
+
+
+def _unknown(key: str, value: Any, known: Iterable[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+    return f"unknown key {prefix + key!r} = {value!r}{hint}"
 
 
 def parse_config(data: Mapping[str, Any]) -> StrategyConfig:
@@ -248,14 +268,14 @@ def parse_config(data: Mapping[str, Any]) -> StrategyConfig:
     sig_fields = {f.name for f in dataclasses.fields(SignalParams)}
     for key in data:
         if key not in top_fields:
-            problems.append(f"unknown key {key!r}")
+            problems.append(_unknown(key, data[key], top_fields))
     raw_signals = data.get("signals", {})
     if not isinstance(raw_signals, Mapping):
         problems.append(f"signals = {raw_signals!r} must be a table")
         raw_signals = {}
     for key in raw_signals:
         if key not in sig_fields:
-            problems.append(f"unknown key 'signals.{key}'")
+            problems.append(_unknown(key, raw_signals[key], sig_fields, "signals."))
 
     _check_rules("", data, _TOP_RULES, problems)
     _check_rules("signals.", raw_signals, _SIGNAL_RULES, problems)
@@ -283,8 +303,10 @@ def parse_config(data: Mapping[str, Any]) -> StrategyConfig:
         else:
             for k, v in raw.items():
                 if k not in STAGE_KEYS:
-                    problems.append(f"unknown key 'stop_loss_by_stage.{k}'")
-                elif not _type_ok(v, (int, float)) or not (-1 < v < 0):
+                    problems.append(_unknown(k, v, STAGE_KEYS, "stop_loss_by_stage."))
+                elif not _type_ok(v, (int, float)):
+                    problems.append(f"stop_loss_by_stage.{k} = {v!r} has the wrong type: allowed a number in (-1, 0)")
+                elif not (math.isfinite(v) and -1 < v < 0):
                     problems.append(f"stop_loss_by_stage.{k} = {v!r} is out of range: allowed (-1, 0)")
                 else:
                     stops[k] = float(v)
@@ -331,13 +353,21 @@ def cross_field_problems(cfg: StrategyConfig) -> list[str]:
             f"stop_loss_by_stage.initial = {init_stop!r} must lie below first_dca_trigger = "
             f"{cfg.first_dca_trigger!r}, or the first DCA could never fire"
         )
+    if not p:
+        # The first-DCA stop is measured from the average after the first DCA (taken at its trigger
+        # price): at or above the second trigger, the second DCA could never fire either.
+        first_stop = _first_dca_stop_from_initial(cfg)
+        if first_stop >= cfg.trigger_for(Stage.SECOND_DCA):
+            p.append(
+                f"stop_loss_by_stage.first_dca = {cfg.stop_loss_by_stage['first_dca']!r} puts the first-DCA stop at "
+                f"{float(first_stop):+.2%} from the initial entry, not below second_dca_trigger = "
+                f"{cfg.second_dca_trigger!r}: the second DCA could never fire"
+            )
     per_position = cfg.initial_weight + cfg.first_dca_weight + cfg.second_dca_weight
     if per_position > 1:
         p.append(f"initial + first + second DCA weights = {per_position:g} exceed the whole balance (max 1)")
     if cfg.runner_ma_fast >= cfg.runner_ma_slow:
-        p.append(
-            f"runner_ma_fast = {cfg.runner_ma_fast} must be below runner_ma_slow = {cfg.runner_ma_slow}"
-        )
+        p.append(f"runner_ma_fast = {cfg.runner_ma_fast} must be below runner_ma_slow = {cfg.runner_ma_slow}")
     s = cfg.signals
     if not s.ma_fast < s.ma_short < s.ma_mid < s.ma_long:
         p.append(
@@ -350,6 +380,15 @@ def cross_field_problems(cfg: StrategyConfig) -> list[str]:
             f"{s.prefilter_bars}"
         )
     return p
+
+
+def _first_dca_stop_from_initial(cfg: StrategyConfig) -> Decimal:
+    """The first-DCA stop price relative to the initial entry, with the first DCA filled at its trigger."""
+    one = Decimal(1)
+    dca_price = one + cfg.trigger_for(Stage.FIRST_DCA)
+    w0, w1 = cfg.weight_for(Stage.INITIAL), cfg.weight_for(Stage.FIRST_DCA)
+    avg = (w0 + w1) / (w0 + w1 / dca_price)  # notional-weighted: qty = notional / price
+    return avg * (one + cfg.stop_for(Stage.FIRST_DCA)) - one
 
 
 DEFAULT_CONFIG = StrategyConfig()

@@ -11,6 +11,10 @@ is the average of the lots still held. A staged-recovery sell removes the
 newest lot (LIFO), so the position returns to exactly what it was before that
 DCA; the exchange keeps its blended entry price, which only matters for PnL
 attribution, not for the trade's total result.
+
+Once half is taken the position is a runner: it is neither averaged down nor
+reduced by staged-recovery sells; it leaves by the trailing stop, the 3m dead
+cross or the stage's stop loss (SPEC 5.4).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from trading.core.config import StrategyConfig
+from trading.core.indicators import ge, lt
 from trading.core.models import (
     ZERO,
     Action,
@@ -52,7 +57,8 @@ class RunnerMA:
 
     @property
     def dead_cross(self) -> bool:
-        return self.fast_prev >= self.slow_prev and self.fast_now < self.slow_now
+        # Same tie tolerance as the signals: rounding noise of two equal averages is not a cross.
+        return ge(self.fast_prev, self.slow_prev) and lt(self.fast_now, self.slow_now)
 
 
 # ------------------------------------------------------------------ sizing
@@ -109,6 +115,8 @@ def sync_backstop(
 
 
 def _next_dca(state: PositionState) -> Stage | None:
+    if state.half_taken:  # a runner is never averaged down
+        return None
     if state.stage is Stage.INITIAL and not state.dca1_done:
         return Stage.FIRST_DCA
     if state.stage is Stage.FIRST_DCA and not state.dca2_done:
@@ -118,6 +126,8 @@ def _next_dca(state: PositionState) -> Stage | None:
 
 def _recovery(state: PositionState) -> tuple[Decimal, ExitReason, Leg] | None:
     """(price to regain, reason, the lot to sell) for the current stage, if any."""
+    if state.half_taken:  # after take-half the runner leaves only by trailing stop, dead cross or stop loss
+        return None
     if state.stage is Stage.SECOND_DCA:
         back_to, lot = state.leg(Stage.FIRST_DCA), state.leg(Stage.SECOND_DCA)
         reason = ExitReason.RECOVERY_SECOND_DCA
@@ -247,11 +257,14 @@ def apply_fill(state: PositionState, fill: Fill) -> PositionState:
         return state
     if fill.side == "BUY":
         stage = fill.stage or Stage.INITIAL
-        legs = (*(leg for leg in state.legs if leg.stage is not stage), _merge(state.leg(stage), stage, fill))
+        merged = _merge(state.leg(stage), stage, fill)
+        legs = tuple(sorted((*(leg for leg in state.legs if leg.stage is not stage), merged), key=_leg_rank))
         return replace(
             state,
             legs=legs,
             qty=state.qty + fill.qty,
+            # an entry reported in several partial fills: the DCA triggers are measured from its average
+            initial_price=merged.price if stage is Stage.INITIAL else state.initial_price,
             stage=max(state.stage, stage, key=_stage_rank),
             dca1_done=state.dca1_done or stage is Stage.FIRST_DCA,
             dca2_done=state.dca2_done or stage is Stage.SECOND_DCA,
@@ -267,7 +280,7 @@ def apply_fill(state: PositionState, fill: Fill) -> PositionState:
         back = Stage.FIRST_DCA if lot_stage is Stage.SECOND_DCA else Stage.INITIAL
         legs = _take_from_lot(state.legs, lot_stage, sold)
         return replace(state, legs=legs, qty=remaining, stage=back)
-    legs = _scale(state.legs, remaining / state.qty)
+    legs = _scale_to(state.legs, remaining)
     if reason is ExitReason.TAKE_HALF:
         return replace(state, legs=legs, qty=remaining, half_taken=True, peak_price=fill.price)
     return replace(state, legs=legs, qty=remaining)
@@ -281,11 +294,15 @@ def with_exchange_qty(state: PositionState, qty: Decimal) -> PositionState:
     """Quantity drift fixed to the exchange's figure: lots scaled, average kept."""
     if state.qty <= 0 or qty <= 0:
         return replace(state, qty=max(qty, ZERO))
-    return replace(state, qty=qty, legs=_scale(state.legs, qty / state.qty))
+    return replace(state, qty=qty, legs=_scale_to(state.legs, qty))
 
 
 def _stage_rank(stage: Stage) -> int:
     return (Stage.INITIAL, Stage.FIRST_DCA, Stage.SECOND_DCA).index(stage)
+
+
+def _leg_rank(leg: Leg) -> int:
+    return _stage_rank(leg.stage)
 
 
 def _merge(old: Leg | None, stage: Stage, fill: Fill) -> Leg:
@@ -307,5 +324,17 @@ def _take_from_lot(legs: tuple[Leg, ...], stage: Stage, qty: Decimal) -> tuple[L
     return tuple(out)
 
 
-def _scale(legs: tuple[Leg, ...], factor: Decimal) -> tuple[Leg, ...]:
-    return tuple(Leg(leg.stage, leg.price, leg.qty * factor) for leg in legs)
+def _scale_to(legs: tuple[Leg, ...], total: Decimal) -> tuple[Leg, ...]:
+    """Lots scaled in proportion so that they add up to ``total`` exactly (the average is kept).
+
+    A ratio like 14.9 / 29.7 has no exact decimal form: the newest lot takes the
+    rounding remainder, so the lots never drift from the held quantity.
+    """
+    held = sum((leg.qty for leg in legs), ZERO)
+    if not legs or held <= 0:
+        return legs
+    factor = total / held
+    scaled = [Leg(leg.stage, leg.price, leg.qty * factor) for leg in legs[:-1]]
+    last = legs[-1]
+    scaled.append(Leg(last.stage, last.price, total - sum((leg.qty for leg in scaled), ZERO)))
+    return tuple(scaled)

@@ -89,6 +89,17 @@ def ceil_to(value: Decimal, step: Decimal) -> Decimal:
 
 
 @dataclass(frozen=True, slots=True)
+class Bracket:
+    """One maintenance-margin tier (Binance leverageBracket)."""
+
+    notional_floor: Decimal
+    notional_cap: Decimal
+    maint_margin_ratio: Decimal
+    cum: Decimal
+    max_leverage: int
+
+
+@dataclass(frozen=True, slots=True)
 class Leg:
     """One ladder buy still held (a lot). Recovery sells remove the newest lot (LIFO)."""
 

@@ -14,7 +14,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from trading.core.models import SymbolRules
+from trading.core.models import Bracket, SymbolRules
+
+__all__ = ["Bracket"]  # re-exported: the maintenance brackets live in the core (risk needs them)
 
 CLIENT_ID_PREFIX = "sdca-"
 
@@ -74,17 +76,6 @@ class OrderStatus(StrEnum):
     @property
     def final(self) -> bool:
         return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
-
-
-@dataclass(frozen=True, slots=True)
-class Bracket:
-    """One maintenance-margin tier (Binance leverageBracket)."""
-
-    notional_floor: Decimal
-    notional_cap: Decimal
-    maint_margin_ratio: Decimal
-    cum: Decimal
-    max_leverage: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +218,7 @@ class OrderUpdate:
     realized_pnl: Decimal
     reduce_only: bool
     event_time: int
+    fee_asset: str = "USDT"  # BNB when the BNB fee discount is on
 
 
 @dataclass(frozen=True, slots=True)

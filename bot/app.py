@@ -1,0 +1,139 @@
+"""Building and running the bot: ``create_bot``, ``create_dispatcher``, ``start_bot``, ``stop_bot``.
+
+The composition root (``bot/__main__.py``, the service) decides when; this
+module only wires aiogram. Handlers get the service API and helpers through
+the dispatcher's workflow data (``service``, ``clock``, ``confirmations``,
+``locales``), never through globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.types import BotCommand
+from aiogram.utils.i18n import I18n
+
+from bot.commands import COMMANDS
+from bot.confirmations import CONFIRM_TTL_S, ConfirmationStore
+from bot.i18n import SUPPORTED_LOCALES, make_i18n, translate
+from bot.middlewares import AuthMiddleware, ChatLocaleMiddleware, LocaleResolver, RetryAfterMiddleware
+from bot.routers import all_routers
+from trading.clock import Clock, SystemClock
+from trading.views import ServiceAPI
+
+log = logging.getLogger(__name__)
+
+_STOP_FLAG = "bot_stop_requested"
+
+
+def create_bot(token: str, api_url: str | None = None) -> Bot:
+    """An aiogram ``Bot`` speaking HTML; ``api_url`` (``TELEGRAM_API_URL``) replaces https://api.telegram.org."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url)) if api_url else AiohttpSession()
+    session.middleware(RetryAfterMiddleware())
+    return Bot(
+        token=token,
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def create_dispatcher(
+    service: ServiceAPI,
+    *,
+    allowed_chat_ids: Iterable[int],
+    default_locale: str = "ko",
+    clock: Clock | None = None,
+    i18n: I18n | None = None,
+    confirm_ttl_s: float = CONFIRM_TTL_S,
+) -> Dispatcher:
+    allowed = [int(c) for c in allowed_chat_ids]
+    if not allowed:
+        raise ValueError("allowed_chat_ids is empty: the bot would answer nobody")
+    clock = clock or SystemClock()
+    i18n = i18n or make_i18n(default_locale)
+    locales = LocaleResolver(i18n, service)
+    dp = Dispatcher(
+        service=service,
+        clock=clock,
+        confirmations=ConfirmationStore(clock, ttl_s=confirm_ttl_s),
+        locales=locales,
+        i18n=i18n,
+    )
+    # Auth first (outer, on the raw update): unknown chats never reach i18n, handlers or the error router.
+    dp.update.outer_middleware(AuthMiddleware(service, allowed))
+    ChatLocaleMiddleware(locales).setup(dp)
+    dp.include_routers(*all_routers())
+    return dp
+
+
+def bot_commands(i18n: I18n, locale: str) -> list[BotCommand]:
+    return [BotCommand(command=c.name, description=translate(c.description, locale, i18n)) for c in COMMANDS]
+
+
+async def set_commands(bot: Bot, i18n: I18n) -> None:
+    """The command menu: the default locale for everyone, plus each other language for its users."""
+    await bot.set_my_commands(bot_commands(i18n, i18n.default_locale))
+    for locale in SUPPORTED_LOCALES:
+        if locale != i18n.default_locale:
+            await bot.set_my_commands(bot_commands(i18n, locale), language_code=locale)
+
+
+async def _until_reachable(bot: Bot, max_delay_s: float = 30.0) -> None:
+    """``getMe`` until Telegram answers: an outage at start must not end the bot (a bad token still does)."""
+    delay = 1.0
+    while True:
+        try:
+            await bot.me()
+            return
+        except TelegramRetryAfter as exc:
+            await asyncio.sleep(exc.retry_after)
+        except (TelegramNetworkError, TelegramServerError) as exc:
+            log.warning("Telegram not reachable (%s); retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+
+
+async def start_bot(bot: Bot, dp: Dispatcher, *, polling_timeout: int = 10) -> None:
+    """Set the command menus and poll for updates in the current loop until :func:`stop_bot`.
+
+    No signal handlers are installed: the service owns SIGINT/SIGTERM.
+    """
+    dp.workflow_data[_STOP_FLAG] = False
+    await _until_reachable(bot)
+    i18n: I18n = dp["i18n"]
+    try:
+        await bot.delete_webhook(drop_pending_updates=False)  # polling and a webhook exclude each other
+        await set_commands(bot, i18n)
+    except TelegramAPIError as exc:  # cosmetic: the bot works without a command menu
+        log.warning("could not set the command menu: %s", exc)
+    if dp.workflow_data.get(_STOP_FLAG):  # stop_bot came while we were still getting ready
+        return
+    await dp.start_polling(
+        bot,
+        polling_timeout=polling_timeout,
+        handle_signals=False,
+        close_bot_session=False,  # the notifier may still send alerts while the service stops
+    )
+
+
+async def stop_bot(bot: Bot, dp: Dispatcher, *, close_session: bool = True) -> None:
+    """Stop polling (if it runs) and close the HTTP session. Safe to call more than once.
+
+    Called while :func:`start_bot` is still waiting for Telegram, it makes
+    ``start_bot`` return without polling (a task stuck in its retry sleep
+    may still need cancelling by the caller).
+    """
+    dp.workflow_data[_STOP_FLAG] = True
+    with contextlib.suppress(RuntimeError):  # "Polling is not started"
+        await dp.stop_polling()
+    if close_session:
+        await bot.session.close()

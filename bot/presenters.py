@@ -1,0 +1,789 @@
+"""Text of every bot message and alert: views and events in, Telegram HTML out.
+
+Pure: no aiogram calls, no I/O, no clock (``now_ms`` is a parameter).
+Strings go through gettext (English source as msgid); every dynamic value
+is escaped with :func:`esc` or produced by a number formatter. Each tag is
+opened and closed on one line, so ``bot.formatting.split_message`` can cut between
+lines safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from bot.commands import COMMANDS
+from bot.formatting import (
+    esc,
+    fmt_bytes,
+    fmt_clock,
+    fmt_duration,
+    fmt_num,
+    fmt_pct,
+    fmt_price,
+    fmt_qty,
+    fmt_time,
+    fmt_usdt,
+    truncate,
+)
+from bot.i18n import N_, _, ngettext
+from trading.core.config import StrategyConfig
+from trading.core.reports import Condition, RiskTable, SignalReport
+from trading.events import (
+    DcaFilled,
+    EngineEvent,
+    EntryFilled,
+    ErrorEvent,
+    OrderRejected,
+    OrderSkipped,
+    PartialExit,
+    PositionAdopted,
+    PositionClosed,
+    PositionVanished,
+    QuantityDrift,
+    ServiceStarted,
+    ServiceStopping,
+    StreamDown,
+    StreamUp,
+)
+from trading.views import (
+    ConfigChange,
+    ConfigPreview,
+    ExitPreview,
+    ExitResult,
+    HealthView,
+    PeriodStats,
+    PositionView,
+    Report,
+    ServiceError,
+    StatsView,
+    SyncReport,
+)
+
+POSITIONS_PER_PAGE = 5
+MAX_FREE_TEXT = 500  # error messages and details from the engine are cut to this before escaping
+
+_STAGES = {
+    "initial": N_("initial entry"),
+    "first_dca": N_("first DCA"),
+    "second_dca": N_("second DCA"),
+}
+
+_REASONS = {
+    "stop_loss": N_("stop loss"),
+    "recovery_second_dca": N_("second DCA lot sold on recovery"),
+    "recovery_first_dca": N_("first DCA lot sold on recovery"),
+    "take_half": N_("take half"),
+    "trailing_stop": N_("trailing stop"),
+    "dead_cross": N_("MA5/MA20 dead cross (3m)"),
+    "manual": N_("manual exit"),
+    "backstop": N_("exchange backstop"),
+    "external": N_("closed outside the service"),
+}
+
+_SYNC_KINDS = {
+    "pending_resolved": N_("pending order resolved"),
+    "adopted": N_("position adopted"),
+    "vanished": N_("position vanished"),
+    "qty_drift": N_("quantity drift"),
+    "stray_cancelled": N_("stray order cancelled"),
+    "backstop_recreated": N_("backstop re-created"),
+}
+
+
+def stage_name(stage: str | None) -> str:
+    if stage is None:
+        return "—"
+    return _(_STAGES[stage]) if stage in _STAGES else esc(stage)
+
+
+def reason_name(reason: str) -> str:
+    return _(_REASONS[reason]) if reason in _REASONS else esc(reason)
+
+
+def _sym(symbol: str | None) -> str:
+    return f"<b>{esc(symbol)}</b>" if symbol else "—"
+
+
+def _free(text: str) -> str:
+    """Engine-provided prose (error messages, details): cut, escaped."""
+    return esc(truncate(str(text), MAX_FREE_TEXT))
+
+
+def _ok(flag: bool | None) -> str:
+    return "✅" if flag else "❌"
+
+
+def _pnl_icon(value: Decimal | None) -> str:
+    if value is None:
+        return "•"
+    return "🟢" if value > 0 else ("🔴" if value < 0 else "⚪")
+
+
+# ------------------------------------------------------------------ help
+def help_text() -> str:
+    lines = [_("<b>SurgeDCA</b>: surge scanner with a 2-level DCA ladder on Binance USD-M futures."), ""]
+    for cmd in COMMANDS:
+        usage = f" {esc(cmd.usage)}" if cmd.usage else ""
+        lines.append(f"/{cmd.name}{usage} — {_(cmd.description)}")
+    lines += [
+        "",
+        _("Symbols can be written as btc, BTC or BTCUSDT."),
+        _(
+            "Actions that change something ask to confirm with buttons; a confirmation works once, "
+            "for the person who asked, within 60 seconds."
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def start_text(mode: str, paused: bool) -> str:
+    state = _("paused (no new entries)") if paused else _("running")
+    head = _("Hello! SurgeDCA is {state} in <b>{mode}</b> mode.").format(state=state, mode=esc(mode))
+    return head + "\n\n" + help_text()
+
+
+# ------------------------------------------------------------------ positions
+def positions_pages(count: int) -> int:
+    return max(1, -(-count // POSITIONS_PER_PAGE))
+
+
+def page_slice(positions: Sequence[PositionView], page: int) -> tuple[list[PositionView], int]:
+    """The positions of one page (clamped to the existing pages) and the page number used."""
+    pages = positions_pages(len(positions))
+    page = min(max(0, page), pages - 1)
+    start = page * POSITIONS_PER_PAGE
+    return list(positions[start : start + POSITIONS_PER_PAGE]), page
+
+
+def position_block(p: PositionView) -> str:
+    lines = [
+        f"{_pnl_icon(p.unrealized_pnl)} {_sym(p.symbol)} · {stage_name(p.stage)}"
+        + (" · " + _("adopted") if p.origin == "adopted" else ""),
+        _("Qty {qty} · avg {avg} · last {last}").format(
+            qty=fmt_qty(p.qty), avg=fmt_price(p.avg_price), last=fmt_price(p.last_price)
+        ),
+        _("Unrealised: {pnl} USDT ({pct})").format(
+            pnl=fmt_usdt(p.unrealized_pnl, signed=True), pct=fmt_pct(p.unrealized_pct, signed=True)
+        ),
+    ]
+    if p.next_dca_stage and p.next_dca_price is not None:
+        lines.append(
+            _("Next DCA: {stage} at {price}").format(
+                stage=stage_name(p.next_dca_stage), price=fmt_price(p.next_dca_price)
+            )
+        )
+    else:
+        lines.append(_("Next DCA: none left"))
+    lines.append(
+        _("Stop: {stop} · backstop: {backstop}").format(
+            stop=fmt_price(p.stop_price),
+            backstop=fmt_price(p.backstop_price) if p.backstop_price is not None else _("none"),
+        )
+    )
+    if p.half_taken:
+        lines.append(_("Half taken · trailing stop: {price}").format(price=fmt_price(p.trailing_stop)))
+    return "\n".join(lines)
+
+
+def positions_text(positions: Sequence[PositionView], *, page: int, now_ms: int, paused: bool) -> str:
+    shown, page = page_slice(positions, page)
+    pages = positions_pages(len(positions))
+    head = _("<b>Positions</b> ({count})").format(count=len(positions))
+    if pages > 1:
+        head += " · " + _("page {page}/{pages}").format(page=page + 1, pages=pages)
+    lines = [head]
+    if paused:
+        lines.append(_("⏸ Paused: no new entries; exits and DCA continue."))
+    if not positions:
+        lines += ["", _("No open positions.")]
+    else:
+        total = sum((p.unrealized_pnl for p in positions if p.unrealized_pnl is not None), Decimal(0))
+        lines.append(_("Unrealised total: {pnl} USDT").format(pnl=fmt_usdt(total, signed=True)))
+        for p in shown:
+            lines += ["", position_block(p)]
+    lines += ["", _("As of {time}").format(time=fmt_clock(now_ms))]
+    return "\n".join(lines)
+
+
+def position_details(p: PositionView, *, now_ms: int) -> str:
+    lines = [
+        _("<b>{symbol}</b> details").format(symbol=esc(p.symbol)),
+        position_block(p),
+        _("Margin: {margin} USDT").format(margin=fmt_usdt(p.margin)),
+        _("Opened: {time} ({age} ago)").format(
+            time=fmt_time(p.opened_at_ms), age=fmt_duration((now_ms - p.opened_at_ms) / 1000)
+        ),
+        _("Origin: {origin}").format(origin=_("adopted") if p.origin == "adopted" else _("signal")),
+    ]
+    if p.legs:
+        lines.append(_("<b>Lots held</b>"))
+        for leg in p.legs:
+            lines.append(f"• {stage_name(leg.stage)}: {fmt_qty(leg.qty)} @ {fmt_price(leg.price)}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ health
+def _age(now_ms: int, ms: int | None) -> str:
+    if ms is None:
+        return _("never")
+    return _("{age} ago").format(age=fmt_duration((now_ms - ms) / 1000))
+
+
+def health_text(h: HealthView, *, now_ms: int) -> str:
+    state = _("⏸ paused") if h.paused else _("▶ running")
+    lines = [
+        _("<b>Health</b> · mode {mode} · {state}").format(mode=esc(h.mode), state=state),
+        _("Uptime: {uptime} (since {time})").format(uptime=fmt_duration(h.uptime_s), time=fmt_time(h.started_at_ms)),
+    ]
+    if h.streams:
+        lines.append(_("<b>Streams</b>"))
+        for s in h.streams:
+            age = (
+                _("last message {age} ago").format(age=fmt_duration(s.last_message_age_s))
+                if s.last_message_age_s is not None
+                else _("no message yet")
+            )
+            lines.append(f"{_ok(s.up)} {esc(s.name)}: {_('up') if s.up else _('down')}, {age}")
+    else:
+        lines.append(_("Streams: none"))
+    lines.append(_("REST weight (last minute): {weight} / 2400").format(weight=h.rest_weight_1m))
+    lines.append(
+        _("Last reconcile: {when} — {summary}").format(
+            when=_age(now_ms, h.last_reconcile_ms), summary=_free(h.last_reconcile_summary or "—")
+        )
+    )
+    if h.last_scan_ms is None:
+        lines.append(_("Last scan: never"))
+    else:
+        lines.append(
+            _("Last scan: {when}, took {duration} ms, {symbols} symbols, {signals} signals").format(
+                when=_age(now_ms, h.last_scan_ms),
+                duration=fmt_num(round(h.last_scan_duration_ms or 0.0, 1)),
+                symbols=h.last_scan_symbols,
+                signals=h.last_scan_signals,
+            )
+        )
+    lines.append(
+        _("Database: {size}, last backup {when}").format(
+            size=fmt_bytes(h.db_size_bytes), when=_age(now_ms, h.last_backup_ms)
+        )
+    )
+    usage = (
+        fmt_pct(h.margin_in_use / h.balance, places=1)
+        if h.balance and h.margin_in_use is not None and h.balance > 0
+        else "—"
+    )
+    lines.append(
+        _("Balance: {balance} USDT · margin in use: {margin} USDT ({usage})").format(
+            balance=fmt_usdt(h.balance), margin=fmt_usdt(h.margin_in_use), usage=usage
+        )
+    )
+    lines.append(_("Open positions: {n}").format(n=h.open_positions))
+    icon = "⚠️" if h.errors_last_hour else "✅"
+    lines.append(icon + " " + _("Errors in the last hour: {n}").format(n=h.errors_last_hour))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ sync
+def sync_text(r: SyncReport) -> str:
+    took = fmt_num(round(r.duration_ms, 1))
+    if r.error:
+        return _("⚠️ Sync failed after {ms} ms: {error}").format(ms=took, error=_free(r.error))
+    if r.clean:
+        return _("✅ In sync with the exchange: nothing to correct ({ms} ms).").format(ms=took)
+    lines = [_("<b>Sync</b>: {n} findings ({ms} ms)").format(n=len(r.items), ms=took)]
+    for item in r.items:
+        kind = _(_SYNC_KINDS[item.kind]) if item.kind in _SYNC_KINDS else esc(item.kind)
+        line = f"• {kind}"
+        if item.symbol:
+            line += f" {_sym(item.symbol)}"
+        if item.detail:
+            line += f": {_free(item.detail)}"
+        if item.action:
+            line += " → " + _free(item.action)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ exit
+def exit_question(p: ExitPreview, *, ttl_s: int) -> str:
+    return "\n".join(
+        [
+            _("<b>Exit {symbol}?</b>").format(symbol=esc(p.symbol)),
+            _("Sell {qty} at market (reduce-only): the whole position, stage {stage}.").format(
+                qty=fmt_qty(p.qty), stage=stage_name(p.stage)
+            ),
+            _("Average {avg} · last {last}").format(avg=fmt_price(p.avg_price), last=fmt_price(p.last_price)),
+            _("Estimated result: {pnl} USDT").format(pnl=fmt_usdt(p.est_pnl, signed=True)),
+            _("Confirm within {seconds} s.").format(seconds=ttl_s),
+        ]
+    )
+
+
+def exit_result(r: ExitResult) -> str:
+    if not r.filled:
+        text = _("⚠️ Exit of {symbol} was not filled.").format(symbol=_sym(r.symbol))
+        if r.message:
+            text += "\n" + _free(r.message)
+        return text
+    lines = [
+        _("✅ {symbol} closed.").format(symbol=_sym(r.symbol)),
+        _("Sold {qty} at {price}").format(qty=fmt_qty(r.qty), price=fmt_price(r.price)),
+        _("Result: {pnl} USDT").format(pnl=fmt_usdt(r.pnl, signed=True)),
+    ]
+    if r.message:
+        lines.append(_free(r.message))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ config
+_CONFIG_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (N_("Universe and scan"), ("universe_size", "symbol_blacklist", "scan_interval_s")),
+    (N_("Leverage and limits"), ("leverage", "margin_mode", "max_positions", "max_margin_usage", "max_account_loss")),
+    (
+        N_("Ladder (DCA)"),
+        ("initial_weight", "first_dca_trigger", "first_dca_weight", "second_dca_trigger", "second_dca_weight"),
+    ),
+    (
+        N_("Exits"),
+        (
+            "stop_loss_by_stage",
+            "take_half_at",
+            "take_half_fraction",
+            "runner_trailing_stop",
+            "runner_ma_fast",
+            "runner_ma_slow",
+        ),
+    ),
+    (N_("Cooldowns"), ("cooldown_after_stop_h", "cooldown_after_exit_h")),
+    (
+        N_("Operations"),
+        ("backstop_on_exchange", "reconcile_interval_s", "fallback_poll_interval_s", "report_timezone", "taker_fee"),
+    ),
+)
+
+
+def config_value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(config_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{esc(k)} = {config_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return esc(repr(value))
+    return fmt_num(value)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_text(cfg: StrategyConfig) -> str:
+    data = cfg.to_dict()
+    signals = data.pop("signals", {})
+    lines = [_("<b>Strategy config</b>")]
+    seen: set[str] = set()
+    for title, keys in _CONFIG_GROUPS:
+        present = [k for k in keys if k in data]
+        if not present:
+            continue
+        lines += ["", f"<b>{_(title)}</b>"]
+        for key, value in _flatten({k: data[k] for k in present}).items():
+            lines.append(f"<code>{esc(key)}</code> = {config_value(value)}")
+        seen.update(present)
+    other = {k: v for k, v in data.items() if k not in seen}
+    if other:
+        lines += ["", f"<b>{_('Other')}</b>"]
+        for key, value in _flatten(other).items():
+            lines.append(f"<code>{esc(key)}</code> = {config_value(value)}")
+    if signals:
+        lines += ["", f"<b>{_('Signals')}</b>"]
+        for key, value in _flatten(signals, "signals.").items():
+            lines.append(f"<code>{esc(key)}</code> = {config_value(value)}")
+    lines += ["", _("Change a value: /config set KEY VALUE (e.g. /config set leverage 5)")]
+    return "\n".join(lines)
+
+
+def _worst(r: RiskTable) -> str:
+    return fmt_pct(r.worst_case_pct, places=1)
+
+
+def config_question(p: ConfigPreview, *, ttl_s: int) -> tuple[str, bool]:
+    """The confirmation text and whether the change may be confirmed (the new config passes the risk check)."""
+    lines = [
+        _("<b>Change the config?</b>"),
+        f"<code>{esc(p.key)}</code>: {config_value(p.old)} → {config_value(p.new)}",
+        _("Worst case: {before} → {after} of the balance (limit {limit})").format(
+            before=_worst(p.risk_before),
+            after=_worst(p.risk_after),
+            limit=fmt_pct(p.risk_after.max_account_loss, places=1),
+        ),
+    ]
+    if not p.risk_after.ok:
+        lines.append(_("⚠️ This change would be refused:"))
+        lines += [f"• {_free(problem)}" for problem in p.risk_after.problems]
+        return "\n".join(lines), False
+    lines.append(_("Confirm within {seconds} s.").format(seconds=ttl_s))
+    return "\n".join(lines), True
+
+
+def config_done(c: ConfigChange) -> str:
+    return _("✅ <code>{key}</code> = {new} (was {old}).").format(
+        key=esc(c.key), new=config_value(c.new), old=config_value(c.old)
+    )
+
+
+def config_history_text(changes: Sequence[ConfigChange]) -> str:
+    if not changes:
+        return _("No config changes yet.")
+    lines = [_("<b>Config history</b>")]
+    for c in changes:
+        lines.append(
+            f"{fmt_time(c.ts_ms)} · {esc(c.actor)} · <code>{esc(c.key)}</code>: "
+            f"{config_value(c.old)} → {config_value(c.new)}"
+        )
+    return "\n".join(lines)
+
+
+def invalid_config_text(problems: Iterable[str]) -> str:
+    items = [f"• {_free(p)}" for p in problems] or ["• —"]
+    return "\n".join([_("❌ Invalid value; nothing was changed:"), *items])
+
+
+# ------------------------------------------------------------------ stats, risk, why, report
+def _period(label: str, s: PeriodStats) -> str:
+    if not s.trades:
+        return _("<b>{label}</b>: no trades").format(label=label)
+    return _("<b>{label}</b>: {trades} trades, win rate {rate}, realised {pnl} USDT, fees {fees} USDT").format(
+        label=label,
+        trades=s.trades,
+        rate=fmt_pct(s.win_rate or 0, places=1),
+        pnl=fmt_usdt(s.realized_pnl, signed=True),
+        fees=fmt_usdt(s.fees),
+    )
+
+
+def stats_text(s: StatsView) -> str:
+    return "\n".join(
+        [
+            _("<b>Statistics</b> ({tz})").format(tz=esc(s.timezone)),
+            _period(_("Today"), s.today),
+            _period(_("Last 7 days"), s.week),
+        ]
+    )
+
+
+def risk_text(r: RiskTable) -> str:
+    lines = [
+        _("<b>Risk</b>: balance {balance} USDT, {lev}x, {mode}, up to {n} positions").format(
+            balance=fmt_usdt(r.balance), lev=r.leverage, mode=esc(r.margin_mode), n=r.max_positions
+        ),
+    ]
+    for row in r.rows:
+        line = _(
+            "• <b>{stage}</b>: margin {margin}, notional {notional}, stop {stop} → loss {loss} + fees {fees} USDT "
+            "({pct} of balance)"
+        ).format(
+            stage=stage_name(row.stage),
+            margin=fmt_usdt(row.margin),
+            notional=fmt_usdt(row.notional),
+            stop=fmt_pct(row.stop_pct),
+            loss=fmt_usdt(row.loss_at_stop),
+            fees=fmt_usdt(row.fees),
+            pct=fmt_pct(row.loss_pct_of_balance),
+        )
+        if row.liquidation_pct is not None:
+            line += "; " + _("liquidation at {pct}, stop above it: {ok}").format(
+                pct=fmt_pct(row.liquidation_pct), ok=_ok(row.stop_above_liquidation)
+            )
+        lines.append(line)
+    lines += [
+        _("Per position (worst stage): {loss} USDT").format(loss=fmt_usdt(r.per_position_worst)),
+        _("Worst case, all {n} positions stopped: {loss} + fees {fees} USDT = {pct} of balance (limit {limit})").format(
+            n=r.max_positions,
+            loss=fmt_usdt(r.worst_case_loss),
+            fees=fmt_usdt(r.worst_case_fees),
+            pct=fmt_pct(r.worst_case_pct, places=1),
+            limit=fmt_pct(r.max_account_loss, places=1),
+        ),
+        _("Margin in use when fully laddered: {pct} of balance").format(pct=fmt_pct(r.margin_in_use_full, places=1)),
+    ]
+    if r.ok:
+        lines.append(_("✅ Within the limits."))
+    else:
+        lines.append(_("⚠️ Outside the limits:"))
+        lines += [f"• {_free(p)}" for p in r.problems]
+    return "\n".join(lines)
+
+
+def _condition(c: Condition) -> str:
+    line = f"{_ok(c.ok)} <b>{esc(c.name)}</b>"
+    if c.note:
+        line += f" {esc(c.note)}"
+    if c.values:
+        line += " · " + ", ".join(f"{esc(k)}={fmt_num(v)}" for k, v in c.values.items())
+    return line
+
+
+def why_text(r: SignalReport) -> str:
+    head = _("<b>Why {symbol}</b> · {time}").format(symbol=esc(r.symbol), time=fmt_time(r.at_ms))
+    if r.price is not None:
+        head += " · " + _("price {price}").format(price=fmt_price(r.price))
+    verdict = _("✅ entry signal") if r.entry else _("❌ no entry")
+    lines = [head, _("Verdict: {verdict}").format(verdict=verdict)]
+    sections = (
+        (_("1h pre-filter"), r.prefilter, r.prefilter_ok),
+        (_("1m strategy"), r.m1, r.strategy_1m_ok),
+        (_("3m strategy"), r.m3, r.strategy_3m_ok),
+        (_("15m filter"), r.f15, r.filter_15m_ok),
+    )
+    for title, conds, ok in sections:
+        if not conds:
+            continue
+        held = sum(1 for c in conds if c.ok)
+        lines += ["", f"{_ok(ok)} <b>{title}</b> ({held}/{len(conds)})"]
+        lines += [_condition(c) for c in conds]
+    return "\n".join(lines)
+
+
+def why_none_text(symbol: str) -> str:
+    return _("No evaluation of {symbol} yet: it is outside the scanned universe or has too few candles.").format(
+        symbol=_sym(symbol)
+    )
+
+
+# Figures of ``trading.reporting.live_report``; any other key is shown as it comes.
+_SUMMARY_LABELS: dict[str, tuple[str, str]] = {
+    "trades": (N_("Trades"), "int"),
+    "wins": (N_("Wins"), "int"),
+    "win_rate": (N_("Win rate"), "ratio"),
+    "realized_pnl": (N_("Realised PnL (USDT)"), "signed_usdt"),
+    "fees": (N_("Fees (USDT)"), "usdt"),
+    "start_equity": (N_("Equity at start (USDT)"), "usdt"),
+    "end_equity": (N_("Equity at end (USDT)"), "usdt"),
+    "max_drawdown_pct": (N_("Max drawdown"), "percent"),
+}
+
+
+def _summary_value(kind: str, v: Any) -> str:
+    if v is None:
+        return "—"
+    if not isinstance(v, int | float | Decimal) or isinstance(v, bool):
+        return fmt_num(v)
+    if kind == "ratio":
+        return fmt_pct(v, places=1)
+    if kind == "signed_usdt":
+        return fmt_usdt(v, signed=True)
+    if kind == "usdt":
+        return fmt_usdt(v)
+    if kind == "percent":  # already in percent
+        return fmt_num(v) + "%"
+    return fmt_num(v)
+
+
+def report_caption(r: Report) -> str:
+    lines = [_("<b>Report</b>: last {days} days").format(days=r.days)]
+    for k, v in r.summary.items():
+        if k == "days":
+            continue
+        label, kind = _SUMMARY_LABELS.get(k, ("", ""))
+        lines.append(f"{_(label) if label else esc(k)}: {_summary_value(kind, v)}")
+    if r.png is None:
+        lines.append(_("Nothing to plot yet: no closed trades in this period."))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ errors
+def service_error_text(exc: ServiceError) -> str:
+    p = exc.params
+    code = exc.code
+    if code == "unknown_symbol":
+        return _("Unknown symbol {symbol}. Write it like btc or BTCUSDT.").format(symbol=_sym(p.get("symbol", "?")))
+    if code == "no_position":
+        return _("No open position in {symbol}.").format(symbol=_sym(p.get("symbol", "?")))
+    if code == "symbol_busy":
+        return _("{symbol} is busy with another action; try again in a moment.").format(
+            symbol=_sym(p.get("symbol", "?"))
+        )
+    if code == "exchange_unavailable":
+        return _("The exchange cannot be reached right now: {detail}").format(detail=_free(p.get("detail", "")))
+    if code == "invalid_config":
+        return invalid_config_text(p.get("problems") or [str(exc)])
+    return _("The service refused: {reason}").format(reason=_free(str(exc)))
+
+
+def unexpected_error_text() -> str:
+    return _("⚠️ Something went wrong; it is in the log. Please try again.")
+
+
+# ------------------------------------------------------------------ alerts
+def alert_text(event: EngineEvent) -> str:
+    """One push alert (HTML, current locale)."""
+    e = event
+    s = _sym(e.symbol)
+    if isinstance(e, EntryFilled):
+        return _("🟢 <b>Entry</b> {symbol}: bought {qty} at {price} (notional {notional} USDT)").format(
+            symbol=s, qty=fmt_qty(e.qty), price=fmt_price(e.price), notional=fmt_usdt(e.notional)
+        )
+    if isinstance(e, DcaFilled):
+        return _("🔵 <b>DCA</b> {symbol} ({level}): bought {qty} at {price}; average {avg}, total {total}").format(
+            symbol=s,
+            level=stage_name(e.level),
+            qty=fmt_qty(e.qty),
+            price=fmt_price(e.price),
+            avg=fmt_price(e.avg_price),
+            total=fmt_qty(e.total_qty),
+        )
+    if isinstance(e, PartialExit):
+        return _(
+            "🟡 <b>Partial sell</b> {symbol} ({reason}): sold {qty} at {price}, {remaining} left; {pnl} USDT"
+        ).format(
+            symbol=s,
+            reason=reason_name(e.reason),
+            qty=fmt_qty(e.qty),
+            price=fmt_price(e.price),
+            remaining=fmt_qty(e.remaining_qty),
+            pnl=fmt_usdt(e.pnl, signed=True),
+        )
+    if isinstance(e, PositionClosed):
+        figures = {
+            "qty": fmt_qty(e.qty),
+            "price": fmt_price(e.price),
+            "pnl": fmt_usdt(e.pnl, signed=True),
+            "pct": fmt_pct(e.pnl_pct, signed=True),
+        }
+        if e.reason in ("stop_loss", "backstop"):  # the headline says why
+            head = _("🛑 <b>Stop loss</b>") if e.reason == "stop_loss" else _("🛑 <b>Backstop filled</b>")
+            body = _("{symbol}: sold {qty} at {price}; result {pnl} USDT ({pct} of margin)").format(symbol=s, **figures)
+        else:
+            head = _("✅ <b>Closed</b>") if e.pnl >= 0 else _("🔻 <b>Closed</b>")
+            body = _("{symbol} ({reason}): sold {qty} at {price}; result {pnl} USDT ({pct} of margin)").format(
+                symbol=s, reason=reason_name(e.reason), **figures
+            )
+        return f"{head} {body}"
+    if isinstance(e, PositionAdopted):
+        return _("📥 <b>Adopted</b> {symbol}: a position of {qty} at {price} found on the exchange").format(
+            symbol=s, qty=fmt_qty(e.qty), price=fmt_price(e.entry_price)
+        )
+    if isinstance(e, PositionVanished):
+        pnl = fmt_usdt(e.pnl, signed=True) if e.pnl is not None else _("unknown")
+        return _(
+            "❓ <b>Vanished</b> {symbol}: {qty} no longer on the exchange (closed by hand or liquidated); "
+            "result {pnl} USDT"
+        ).format(symbol=s, qty=fmt_qty(e.qty), pnl=pnl)
+    if isinstance(e, QuantityDrift):
+        return _(
+            "⚖️ <b>Quantity drift</b> {symbol}: database {db}, exchange {ex}; the exchange's figure is used"
+        ).format(symbol=s, db=fmt_qty(e.db_qty), ex=fmt_qty(e.exchange_qty))
+    if isinstance(e, OrderSkipped):
+        return _("⏭ <b>Order skipped</b> {symbol}: {what} — {why}").format(
+            symbol=s, what=_free(e.what), why=_free(e.why)
+        )
+    if isinstance(e, OrderRejected):
+        code = f" [{e.code}]" if e.code is not None else ""
+        return _("⛔ <b>Order rejected</b> {symbol}: {what}{code} — {message}").format(
+            symbol=s, what=_free(e.what), code=esc(code), message=_free(e.message)
+        )
+    if isinstance(e, StreamDown):
+        return _("📡 <b>Stream down</b>: {name} — {detail}").format(name=esc(e.name), detail=_free(e.detail))
+    if isinstance(e, StreamUp):
+        return _("📡 <b>Stream up</b>: {name} (was down {duration})").format(
+            name=esc(e.name), duration=fmt_duration(e.down_for_s)
+        )
+    if isinstance(e, ErrorEvent):
+        where = esc(e.where) + (f" {_sym(e.symbol)}" if e.symbol else "")
+        return _("⚠️ <b>Error</b> in {where}: {message}").format(where=where, message=_free(e.message))
+    if isinstance(e, ServiceStarted):
+        text = _("▶️ <b>SurgeDCA started</b> in {mode} mode").format(mode=esc(e.mode))
+        if e.details:
+            text += "\n" + "\n".join(f"{esc(k)}: {_free(v)}" for k, v in e.details.items())
+        return text
+    if isinstance(e, ServiceStopping):
+        return _("⏹ <b>SurgeDCA stopping</b>: {reason}").format(reason=_free(e.reason))
+    return _("ℹ️ {kind} {symbol}").format(kind=esc(e.kind), symbol=s)
+
+
+def coalesced_text(event: EngineEvent, more: int) -> str:
+    """The last of a storm, with how many like it were held back."""
+    return (
+        alert_text(event)
+        + "\n"
+        + ngettext(
+            "…and {n} more like this in the last minute", "…and {n} more like these in the last minute", more
+        ).format(n=more)
+    )
+
+
+def dropped_text(dropped: int, dropped_trades: int) -> str:
+    text = ngettext(
+        "⚠️ {n} alert was dropped while Telegram could not be reached.",
+        "⚠️ {n} alerts were dropped while Telegram could not be reached.",
+        dropped,
+    ).format(n=dropped)
+    if dropped_trades:
+        text += " " + _("Of them, {n} about trades: check /positions and /stats.").format(n=dropped_trades)
+    return text
+
+
+# ------------------------------------------------------------------ console (headless) alerts
+def alert_line(event: EngineEvent, more: int = 0) -> str:
+    """A readable one-line English rendering for the log (headless mode). No HTML, no gettext."""
+    e = event
+    sym = e.symbol or "-"
+    if isinstance(e, EntryFilled):
+        text = f"ENTRY {sym}: bought {fmt_qty(e.qty)} at {fmt_price(e.price)} (notional {fmt_usdt(e.notional)} USDT)"
+    elif isinstance(e, DcaFilled):
+        text = (
+            f"DCA {sym} {e.level}: bought {fmt_qty(e.qty)} at {fmt_price(e.price)}; "
+            f"avg {fmt_price(e.avg_price)}, total {fmt_qty(e.total_qty)}"
+        )
+    elif isinstance(e, PartialExit):
+        text = (
+            f"PARTIAL {sym} {e.reason}: sold {fmt_qty(e.qty)} at {fmt_price(e.price)}, "
+            f"{fmt_qty(e.remaining_qty)} left; pnl {fmt_usdt(e.pnl, signed=True)} USDT"
+        )
+    elif isinstance(e, PositionClosed):
+        label = "STOP LOSS" if e.reason == "stop_loss" else ("BACKSTOP" if e.reason == "backstop" else "CLOSED")
+        text = (
+            f"{label} {sym} ({e.reason}): sold {fmt_qty(e.qty)} at {fmt_price(e.price)}; "
+            f"pnl {fmt_usdt(e.pnl, signed=True)} USDT ({fmt_pct(e.pnl_pct, signed=True)} of margin)"
+        )
+    elif isinstance(e, PositionAdopted):
+        text = f"ADOPTED {sym}: {fmt_qty(e.qty)} at {fmt_price(e.entry_price)}"
+    elif isinstance(e, PositionVanished):
+        pnl = fmt_usdt(e.pnl, signed=True) if e.pnl is not None else "unknown"
+        text = f"VANISHED {sym}: {fmt_qty(e.qty)} no longer on the exchange; pnl {pnl} USDT"
+    elif isinstance(e, QuantityDrift):
+        text = f"QTY DRIFT {sym}: db {fmt_qty(e.db_qty)}, exchange {fmt_qty(e.exchange_qty)}"
+    elif isinstance(e, OrderSkipped):
+        text = f"ORDER SKIPPED {sym}: {e.what} - {e.why}"
+    elif isinstance(e, OrderRejected):
+        text = f"ORDER REJECTED {sym}: {e.what} [{e.code}] - {e.message}"
+    elif isinstance(e, StreamDown):
+        text = f"STREAM DOWN {e.name}: {e.detail}"
+    elif isinstance(e, StreamUp):
+        text = f"STREAM UP {e.name} (down {fmt_duration(e.down_for_s)})"
+    elif isinstance(e, ErrorEvent):
+        text = f"ERROR in {e.where}{' ' + sym if e.symbol else ''}: {e.message}"
+    elif isinstance(e, ServiceStarted):
+        details = ", ".join(f"{k}={v}" for k, v in e.details.items())
+        text = f"STARTED mode={e.mode}" + (f" ({details})" if details else "")
+    elif isinstance(e, ServiceStopping):
+        text = f"STOPPING: {e.reason}"
+    else:
+        text = f"{e.kind} {sym}"
+    text = " ".join(truncate(text, 2000).split())  # one line, whatever the engine put in messages
+    if more:
+        text += f" (and {more} more like this in the last minute)"
+    return text
+
+
+def dropped_line(dropped: int, dropped_trades: int) -> str:
+    return f"DROPPED {dropped} alerts while the destination was unreachable; {dropped_trades} of them about trades"

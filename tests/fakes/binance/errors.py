@@ -1,0 +1,208 @@
+"""Binance USD-M error bodies, with the HTTP status the real API pairs them with.
+
+Messages are copied from real responses where one was seen (``binance-api/errors/``)
+and from Binance's error-code list otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BinanceError(Exception):
+    """A refusal the fake answers as ``{"code": ..., "msg": ...}`` with ``http_status``."""
+
+    def __init__(self, code: int, msg: str, http_status: int = 400, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{code} {msg}")
+        self.code = code
+        self.msg = msg
+        self.http_status = http_status
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "msg": self.msg}
+
+
+# ------------------------------------------------------------------ request / auth
+def missing_param(name: str) -> BinanceError:
+    return BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+
+
+def not_required(name: str) -> BinanceError:
+    return BinanceError(-1106, f"Parameter '{name}' sent when not required.")
+
+
+def illegal_chars(name: str, legal: str) -> BinanceError:
+    return BinanceError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
+
+
+def invalid_value(name: str) -> BinanceError:
+    return BinanceError(-1130, f"Data sent for parameter '{name}' is not valid.")
+
+
+def duplicate_param(name: str) -> BinanceError:
+    return BinanceError(-1101, f"Duplicate values for parameter '{name}'.")
+
+
+def api_key_format_invalid() -> BinanceError:
+    return BinanceError(-2014, "API-key format invalid.", 401)
+
+
+def api_key_rejected(ip: str) -> BinanceError:
+    return BinanceError(-2015, f"Invalid API-key, IP, or permissions for action, request ip: {ip}", 401)
+
+
+def timestamp_outside_window() -> BinanceError:
+    return BinanceError(-1021, "Timestamp for this request is outside of the recvWindow.")
+
+
+def timestamp_ahead() -> BinanceError:
+    return BinanceError(-1021, "Timestamp for this request was 1000ms ahead of the server's time.")
+
+
+def recv_window_too_large() -> BinanceError:
+    return BinanceError(-1131, "recvWindow must be less than 60000")
+
+
+def bad_signature() -> BinanceError:
+    return BinanceError(-1022, "Signature for this request is not valid.")
+
+
+def too_many_requests(limit: int, retry_after_s: int, status: int = 429) -> BinanceError:
+    if status == 418:
+        msg = "Way too many requests; IP banned until %d. Please use the websocket for live updates to avoid bans."
+        return BinanceError(-1003, msg % retry_after_s, 418, {"Retry-After": str(retry_after_s)})
+    msg = (
+        f"Too many requests; current limit is {limit} requests per minute. "
+        "Please use the websocket for live updates to avoid polling the API."
+    )
+    return BinanceError(-1003, msg, status, {"Retry-After": str(retry_after_s)})
+
+
+# ------------------------------------------------------------------ symbols, enums
+def invalid_symbol() -> BinanceError:
+    return BinanceError(-1121, "Invalid symbol.")
+
+
+def invalid_interval() -> BinanceError:
+    return BinanceError(-1120, "Invalid interval.")
+
+
+def invalid_side() -> BinanceError:
+    return BinanceError(-1117, "Invalid side.")
+
+
+def invalid_order_type() -> BinanceError:
+    return BinanceError(-1116, "Invalid orderType.")
+
+
+def invalid_time_in_force() -> BinanceError:
+    return BinanceError(-1115, "Invalid timeInForce.")
+
+
+def invalid_resp_type() -> BinanceError:
+    return BinanceError(-1136, "Invalid newOrderRespType")
+
+
+def position_side_mismatch() -> BinanceError:
+    return BinanceError(-4061, "Order's position side does not match user's setting.")
+
+
+# ------------------------------------------------------------------ orders
+def use_algo_api() -> BinanceError:
+    return BinanceError(
+        -4120, "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."
+    )
+
+
+def duplicate_client_order_id() -> BinanceError:
+    return BinanceError(-4116, "ClientOrderId is duplicated.")
+
+
+def min_notional(notional: str) -> BinanceError:
+    return BinanceError(-4164, f"Order's notional must be no smaller than {notional} (unless you choose reduce only).")
+
+
+def reduce_only_rejected() -> BinanceError:
+    return BinanceError(-2022, "ReduceOnly Order is rejected.")
+
+
+def margin_insufficient() -> BinanceError:
+    return BinanceError(-2019, "Margin is insufficient.")
+
+
+def order_does_not_exist() -> BinanceError:
+    return BinanceError(-2013, "Order does not exist.")
+
+
+def unknown_order() -> BinanceError:
+    return BinanceError(-2011, "Unknown order sent.")
+
+
+def would_immediately_trigger() -> BinanceError:
+    return BinanceError(-2021, "Order would immediately trigger.")
+
+
+def close_position_exists() -> BinanceError:
+    return BinanceError(
+        -4130, "An open stop or take profit order with GTE and closePosition in the direction is existing."
+    )
+
+
+def too_many_algo_orders() -> BinanceError:
+    return BinanceError(-4045, "Reach max stop order limit.")
+
+
+def precision_over_max() -> BinanceError:
+    return BinanceError(-1111, "Precision is over the maximum defined for this asset.")
+
+
+def qty_not_positive() -> BinanceError:
+    return BinanceError(-4003, "Quantity less than or equal to zero.")
+
+
+def qty_below_min() -> BinanceError:
+    return BinanceError(-4004, "Quantity less than min quantity.")
+
+
+def qty_above_max() -> BinanceError:
+    return BinanceError(-4005, "Quantity greater than max quantity.")
+
+
+def price_not_positive() -> BinanceError:
+    return BinanceError(-4001, "Price less than 0.")
+
+
+def price_tick() -> BinanceError:
+    return BinanceError(-4014, "Price not increased by tick size.")
+
+
+def symbol_not_trading() -> BinanceError:
+    return BinanceError(-4140, "Invalid symbol status for opening position.")
+
+
+def client_id_invalid(name: str) -> BinanceError:
+    return illegal_chars(name, r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+
+
+# ------------------------------------------------------------------ account settings
+def no_need_to_change_margin_type() -> BinanceError:
+    return BinanceError(-4046, "No need to change margin type.")
+
+
+def margin_type_with_position() -> BinanceError:
+    return BinanceError(-4048, "Margin type cannot be changed if there exists position.")
+
+
+def leverage_not_valid(leverage: str) -> BinanceError:
+    return BinanceError(-4028, f"Leverage {leverage} is not valid")
+
+
+def listen_key_missing() -> BinanceError:
+    return BinanceError(-1125, "This listenKey does not exist.")
+
+
+EXECUTION_UNKNOWN = {
+    "code": -1007,
+    "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+}

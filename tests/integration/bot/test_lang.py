@@ -1,0 +1,82 @@
+"""Korean by default; /lang en switches one chat (persisted by the service); command menus in both languages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.bot.conftest import CHAT, GROUP, USER, BotHarness
+
+
+@pytest.fixture
+def bot_locale() -> str:
+    return "ko"
+
+
+async def test_default_locale_is_korean_and_lang_switches(harness: BotHarness) -> None:
+    reply = await harness.say("/help")
+    assert "/help — 이 목록" in reply.text
+    assert "물타기" in reply.text
+    # Refusals come from the error router, in the chat's language too.
+    reply = await harness.say("/exit zzz")
+    assert reply.text == "알 수 없는 심볼 ZZZUSDT. btc 또는 BTCUSDT 처럼 입력하세요."
+
+    reply = await harness.say("/lang en")
+    assert reply.text == "Language of this chat: English."
+    assert harness.service.chat_locale(CHAT) == "en"
+    assert ("set_chat_locale", CHAT, "en", f"tg:{USER}") in harness.service.calls
+    assert harness.service.audit_rows[-1]["action"] == "set_locale"
+    assert json.loads(harness.service.state_path.read_text())["locales"] == {str(CHAT): "en"}
+
+    reply = await harness.say("/help")
+    assert "/help — this list" in reply.text
+    # Buttons follow the chat's language too.
+    harness.service.add_position("BTCUSDT", "64000")
+    listing = await harness.say("/positions")
+    assert [label for label, _ in listing.buttons] == ["❌ Exit BTCUSDT", "🔎 Details", "🔄 Refresh"]
+
+    # Another chat keeps the default.
+    reply = await harness.say("/help", chat=GROUP)
+    assert "/help — 이 목록" in reply.text
+
+    reply = await harness.say("/lang ko")
+    assert reply.text == "이 채팅의 언어: 한국어."
+    listing = await harness.say("/positions")
+    assert [label for label, _ in listing.buttons] == ["❌ BTCUSDT 청산", "🔎 상세", "🔄 새로고침"]
+
+
+async def test_unknown_language_changes_nothing(harness: BotHarness) -> None:
+    reply = await harness.say("/lang fr")
+    assert reply.text.startswith("지원하지 않는 언어 fr.")
+    assert "ko (한국어) | en (English)" in reply.text
+    reply = await harness.say("/lang")
+    assert reply.text.startswith("언어: 한국어. 사용법: /lang ko|en")
+    assert harness.service.chat_locale(CHAT) is None
+    assert harness.service.count("set_chat_locale") == 0
+
+
+async def test_command_menus_in_both_languages(harness: BotHarness) -> None:
+    default = {c["command"]: c["description"] for c in harness.fake.commands[""]}
+    english = {c["command"]: c["description"] for c in harness.fake.commands["en"]}
+    assert (
+        set(default)
+        == set(english)
+        == {
+            "positions",
+            "health",
+            "sync",
+            "exit",
+            "config",
+            "pause",
+            "resume",
+            "stats",
+            "why",
+            "risk",
+            "report",
+            "lang",
+            "help",
+        }
+    )
+    assert default["pause"] == "신규 진입 중지 (청산과 물타기는 계속)"
+    assert english["pause"] == "stop opening new positions (exits and DCA continue)"

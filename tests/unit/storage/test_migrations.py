@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage import Database, MigrationFailed, SchemaTooNew
+from storage.migrations import MIGRATIONS, SCHEMA_VERSION, Migration
+
+TABLES = {
+    "positions",
+    "fills",
+    "orders",
+    "audit_log",
+    "config_overrides",
+    "config_history",
+    "cooldowns",
+    "daily_stats",
+    "system_state",
+    "equity_log",
+}
+
+
+def _schema(path: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+    finally:
+        conn.close()
+
+
+def test_fresh_file_gets_every_table_and_the_latest_version(db_path: Path) -> None:
+    assert not db_path.parent.exists()
+    with Database.open(db_path) as db:
+        assert db.schema_version == SCHEMA_VERSION == MIGRATIONS[-1].version
+        assert set(db.db.table_names()) >= TABLES
+        assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert db.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert db.conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+        indexes = {i.name for t in db.db.tables for i in t.indexes}
+        assert "positions_one_active_per_symbol" in indexes
+
+
+def test_reopen_is_idempotent_and_keeps_data(db_path: Path) -> None:
+    with Database.open(db_path) as db:
+        db.conn.execute("INSERT INTO cooldowns VALUES ('ETHUSDT', 5, 'stop_loss')")
+    before = _schema(db_path)
+    for _ in range(2):
+        with Database.open(db_path) as db:
+            assert db.schema_version == SCHEMA_VERSION
+            assert db.conn.execute("SELECT symbol FROM cooldowns").fetchall() == [("ETHUSDT",)]
+    assert _schema(db_path) == before
+
+
+def test_old_version_file_migrates_forward(db_path: Path) -> None:
+    with Database.open(db_path) as db:
+        assert db.schema_version == 1
+        db.conn.execute("INSERT INTO cooldowns VALUES ('ETHUSDT', 5, 'stop_loss')")
+    v2 = (*MIGRATIONS, Migration(2, "cooldown note", ("ALTER TABLE cooldowns ADD COLUMN note TEXT DEFAULT 'n/a'",)))
+    with Database.open(db_path, migrations=v2) as db:
+        assert db.schema_version == 2
+        assert db.conn.execute("SELECT symbol, note FROM cooldowns").fetchall() == [("ETHUSDT", "n/a")]
+    with Database.open(db_path, migrations=v2) as db:  # and again: nothing left to do
+        assert db.schema_version == 2
+
+
+def test_failed_migration_rolls_back_to_the_previous_version(db_path: Path) -> None:
+    Database.open(db_path).close()
+    bad = (*MIGRATIONS, Migration(2, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL")))
+    with pytest.raises(MigrationFailed, match=r"version 2 \(broken\).*still at version 1"):
+        Database.open(db_path, migrations=bad)
+    with Database.open(db_path) as db:
+        assert db.schema_version == 1
+        assert "half_done" not in db.db.table_names()
+
+
+def test_callable_step_runs_inside_the_migration(db_path: Path) -> None:
+    seen: list[bool] = []
+
+    def step(conn: sqlite3.Connection) -> None:
+        seen.append(conn.in_transaction)
+        conn.execute("INSERT INTO system_state (key, value) VALUES ('migrated', 'true')")
+
+    with Database.open(db_path, migrations=(*MIGRATIONS, Migration(2, "data", (step,)))) as db:
+        assert seen == [True]
+        assert db.conn.execute("SELECT value FROM system_state").fetchone() == ("true",)
+
+
+def test_newer_file_is_refused_untouched(db_path: Path) -> None:
+    Database.open(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    digest = hashlib.sha256(db_path.read_bytes()).hexdigest()
+    with pytest.raises(SchemaTooNew, match="schema version 99"):
+        Database.open(db_path)
+    assert hashlib.sha256(db_path.read_bytes()).hexdigest() == digest
+
+
+def test_misnumbered_migrations_are_a_programming_error(db_path: Path) -> None:
+    with pytest.raises(ValueError, match="numbered"):
+        Database.open(db_path, migrations=(Migration(1, "a", ()), Migration(3, "b", ())))

@@ -1,0 +1,346 @@
+"""The service API the bot (and any other front end) calls: one path into the engine.
+
+Handlers stay transport-agnostic: they get view values back and format them
+themselves. Everything that changes state writes an audit row with the actor
+(``system`` or ``tg:<user id>``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from trading.book import BookEntry
+from trading.core.config import ConfigError, StrategyConfig
+from trading.core.reports import RiskTable, SignalReport
+from trading.core.risk import risk_table
+from trading.engine import Engine
+from trading.events import EngineEvent, ErrorEvent, Notifier, OrderRejected
+from trading.exchange.base import ExchangeError
+from trading.strategy import normalize_key, parse_value, validate_full
+from trading.views import (
+    ConfigChange,
+    ConfigPreview,
+    ExchangeUnavailable,
+    ExitPreview,
+    ExitResult,
+    HealthView,
+    InvalidConfig,
+    LegView,
+    NoPosition,
+    PeriodStats,
+    PositionView,
+    Report,
+    StatsView,
+    StreamHealth,
+    SyncReport,
+    UnknownSymbol,
+)
+
+log = logging.getLogger("surgedca.api")
+RISK_BALANCE_FALLBACK = Decimal(1000)
+
+
+def normalize_symbol(raw: str) -> str:
+    """``btc``, ``BTC``, ``btcusdt`` -> ``BTCUSDT`` (USDT-margined perpetuals only)."""
+    s = "".join(ch for ch in raw.strip().upper() if ch.isalnum())
+    if s and not s.endswith("USDT"):
+        s += "USDT"
+    return s
+
+
+class CountingNotifier:
+    """Passes events on and remembers when errors happened (``/health``: errors in the last hour)."""
+
+    def __init__(self, inner: Notifier, clock_ms: Callable[[], int]) -> None:
+        self.inner = inner
+        self._clock_ms = clock_ms
+        self._errors: deque[int] = deque(maxlen=10_000)
+
+    def publish(self, event: EngineEvent) -> None:
+        if isinstance(event, ErrorEvent | OrderRejected):
+            self._errors.append(self._clock_ms())
+        self.inner.publish(event)
+
+    def errors_since(self, since_ms: int) -> int:
+        while self._errors and self._errors[0] < since_ms:
+            self._errors.popleft()
+        return len(self._errors)
+
+
+class ServiceApi:
+    """Implements ``trading.views.ServiceAPI`` over a running ``Engine``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        mode: str,
+        errors: CountingNotifier | None = None,
+        stream_age: Callable[[], float | None] | None = None,
+        on_config_applied: Callable[[StrategyConfig, StrategyConfig], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.ctx = engine.ctx
+        self.mode = mode
+        self.started_ms = self.ctx.clock.now_ms()
+        self._started_mono = time.monotonic()
+        self._errors = errors
+        self._stream_age = stream_age
+        self._on_config_applied = on_config_applied
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def paused(self) -> bool:
+        return self.ctx.paused
+
+    def _symbol(self, raw: str) -> str:
+        symbol = normalize_symbol(raw)
+        if not symbol or symbol not in self.ctx.markets:
+            raise UnknownSymbol(symbol=symbol or raw)
+        return symbol
+
+    def _entry(self, raw: str) -> BookEntry:
+        symbol = self._symbol(raw)
+        entry = self.ctx.book.get(symbol)
+        if entry is None:
+            raise NoPosition(symbol=symbol)
+        return entry
+
+    def _view(self, e: BookEntry) -> PositionView:
+        cfg = self.ctx.cfg
+        t = e.triggers
+        state = e.state
+        last = e.last_price
+        avg = state.avg_price
+        upnl = (last - avg) * state.qty if last is not None else None
+        pct = (last - avg) / avg if last is not None and avg > 0 else None
+        next_stage = next_price = None
+        if t is not None:
+            for stage in ("first_dca", "second_dca"):
+                if stage in t.extra:
+                    next_stage, next_price = stage, t.extra[stage]
+        return PositionView(
+            position_id=e.position_id,
+            symbol=state.symbol,
+            stage=state.stage.value,
+            qty=state.qty,
+            avg_price=avg,
+            last_price=last,
+            unrealized_pnl=upnl,
+            unrealized_pct=pct,
+            margin=e.margin,
+            next_dca_stage=next_stage,
+            next_dca_price=next_price,
+            stop_price=t.stop if t is not None else avg * (1 + cfg.stop_for(state.stage)),
+            backstop_price=e.backstop_price if e.backstop_client_id else None,
+            half_taken=state.half_taken,
+            trailing_stop=t.trailing if t is not None else None,
+            opened_at_ms=e.opened_at_ms,
+            origin=e.origin,
+            legs=tuple(LegView(leg.stage.value, leg.price, leg.qty) for leg in state.legs),
+        )
+
+    # ------------------------------------------------------------------ views
+    async def positions(self) -> list[PositionView]:
+        return [self._view(e) for e in sorted(self.ctx.book.entries(), key=lambda e: e.opened_at_ms)]
+
+    async def position(self, symbol: str) -> PositionView:
+        return self._view(self._entry(symbol))
+
+    async def health(self) -> HealthView:
+        ctx, eng = self.ctx, self.engine
+        now = ctx.clock.now_ms()
+        streams = []
+        for name, (up, _since) in sorted(eng.stream_state.items()):
+            streams.append(
+                StreamHealth(name, up, self._stream_age() if self._stream_age and name.startswith("market") else None)
+            )
+        if not streams and self._stream_age is not None:
+            streams.append(StreamHealth("market", True, self._stream_age()))
+        rec = eng.reconciler.last
+        scan = eng.scanner.last
+        summary = "-"
+        if rec is not None:
+            summary = rec.error or (f"{len(rec.items)} finding(s)" if rec.items else "clean")
+        backup_ms = ctx.store.state.get("last_backup_ms")
+        return HealthView(
+            mode=self.mode,
+            started_at_ms=self.started_ms,
+            uptime_s=time.monotonic() - self._started_mono,
+            streams=tuple(streams),
+            rest_weight_1m=ctx.port.used_weight(),
+            last_reconcile_ms=rec.at_ms if rec else None,
+            last_reconcile_summary=summary,
+            last_scan_ms=scan.finished_ms if scan else None,
+            last_scan_duration_ms=scan.cpu_ms if scan else None,
+            last_scan_symbols=scan.symbols if scan else 0,
+            last_scan_signals=scan.signals if scan else 0,
+            db_size_bytes=ctx.store.db.size_bytes(),
+            last_backup_ms=int(backup_ms) if backup_ms else None,
+            balance=ctx.account.wallet if ctx.account.updated_ms else None,
+            margin_in_use=ctx.book.margin_in_use(),
+            open_positions=len(ctx.book),
+            paused=ctx.paused,
+            errors_last_hour=self._errors.errors_since(now - 3_600_000) if self._errors else 0,
+        )
+
+    # ------------------------------------------------------------------ actions
+    async def sync(self, actor: str) -> SyncReport:
+        return await self.engine.reconciler.run(actor=actor)
+
+    async def exit_preview(self, symbol: str) -> ExitPreview:
+        e = self._entry(symbol)
+        last = e.last_price
+        est = None
+        if last is not None:
+            fee = last * e.state.qty * Decimal(repr(self.ctx.cfg.taker_fee))
+            est = (last - e.state.avg_price) * e.state.qty - fee
+        return ExitPreview(
+            e.position_id, e.state.symbol, e.state.stage.value, e.state.qty, e.state.avg_price, last, est
+        )
+
+    async def exit(self, symbol: str, actor: str) -> ExitResult:
+        e = self._entry(symbol)
+        sym = e.state.symbol
+        self.ctx.store.audit.add(
+            actor, "exit_requested", symbol=sym, before={"qty": e.state.qty}, ts_ms=self.ctx.clock.now_ms()
+        )
+        try:
+            facts, pnl = await self.engine.executor.exit_position(sym, actor)
+        except ExchangeError as exc:
+            raise ExchangeUnavailable(detail=str(exc)) from exc
+        if facts is None:
+            still = self.ctx.book.get(sym)
+            if still is None:
+                return ExitResult(sym, False, None, Decimal(0), None, "already closed")
+            return ExitResult(sym, False, None, Decimal(0), None, "the exchange did not fill the order (see alerts)")
+        return ExitResult(sym, True, facts.price, facts.qty, pnl)
+
+    async def pause(self, actor: str) -> bool:
+        return self._set_paused(True, actor)
+
+    async def resume(self, actor: str) -> bool:
+        return self._set_paused(False, actor)
+
+    def _set_paused(self, value: bool, actor: str) -> bool:
+        ctx = self.ctx
+        if ctx.paused == value:
+            return False
+        with ctx.store.db.transaction():
+            ctx.store.state.set("paused", value)
+            ctx.store.audit.add(
+                actor,
+                "pause" if value else "resume",
+                before={"paused": not value},
+                after={"paused": value},
+                ts_ms=ctx.clock.now_ms(),
+            )
+        ctx.paused = value
+        return True
+
+    # ------------------------------------------------------------------ config
+    async def config_get(self) -> StrategyConfig:
+        return self.ctx.cfg
+
+    def _risk_balance(self) -> Decimal:
+        w = self.ctx.account.wallet
+        return w if w > 0 else RISK_BALANCE_FALLBACK
+
+    def _candidate(self, key: str, raw_value: str) -> tuple[str, Any, Any, StrategyConfig]:
+        key = normalize_key(key)
+        cfg = self.ctx.cfg
+        try:
+            value = parse_value(key, raw_value)
+            new_cfg = cfg.with_value(key, value)
+        except ConfigError as exc:
+            raise InvalidConfig(str(exc), problems=exc.problems) from None
+        problems = validate_full(new_cfg)
+        if problems:
+            raise InvalidConfig("; ".join(problems), problems=problems)
+        old = _lookup(cfg.to_dict(), key)
+        new = _lookup(new_cfg.to_dict(), key)
+        return key, old, new, new_cfg
+
+    async def config_preview(self, key: str, raw_value: str) -> ConfigPreview:
+        key, old, new, new_cfg = self._candidate(key, raw_value)
+        bal = self._risk_balance()
+        return ConfigPreview(key, old, new, risk_table(self.ctx.cfg, bal), risk_table(new_cfg, bal))
+
+    async def config_set(self, key: str, raw_value: str, actor: str) -> ConfigChange:
+        key, old, new, new_cfg = self._candidate(key, raw_value)
+        ctx = self.ctx
+        now = ctx.clock.now_ms()
+        ctx.store.config.set(key, old, new, actor, now)  # override + history + audit, one transaction
+        previous = ctx.cfg
+        ctx.cfg = new_cfg
+        ctx.book.retrigger_all(new_cfg)
+        if self._on_config_applied is not None:
+            self._on_config_applied(previous, new_cfg)
+        log.info("config %s: %r -> %r by %s", key, old, new, actor)
+        return ConfigChange(now, actor, key, old, new)
+
+    async def config_history(self, limit: int = 20) -> list[ConfigChange]:
+        return [ConfigChange(r.ts_ms, r.actor, r.key, r.old, r.new) for r in self.ctx.store.config.history(limit)]
+
+    # ------------------------------------------------------------------ reports
+    async def stats(self) -> StatsView:
+        ctx = self.ctx
+        tz = ZoneInfo(ctx.cfg.report_timezone)
+        today = datetime.fromtimestamp(ctx.clock.now_ms() / 1000, tz=UTC).astimezone(tz).date()
+        first = today - timedelta(days=6)
+        d = ctx.store.daily.summary(today.isoformat(), today.isoformat())
+        w = ctx.store.daily.summary(first.isoformat(), today.isoformat())
+        return StatsView(
+            PeriodStats("today", d.trades, d.wins, d.realized_pnl, d.fees),
+            PeriodStats("7d", w.trades, w.wins, w.realized_pnl, w.fees),
+            ctx.cfg.report_timezone,
+        )
+
+    async def why(self, symbol: str) -> SignalReport | None:
+        return self.engine.scanner.why(self._symbol(symbol))
+
+    async def risk(self) -> RiskTable:
+        return risk_table(self.ctx.cfg, self._risk_balance())
+
+    async def report(self, days: int) -> Report:
+        from trading.reporting import live_report
+
+        days = max(1, min(int(days), 365))
+        return live_report(self.ctx.store, self.ctx.clock.now_ms(), days)
+
+    # ------------------------------------------------------------------ chat settings and audit
+    def chat_locale(self, chat_id: int) -> str | None:
+        value = self.ctx.store.state.get(f"chat_locale:{chat_id}")
+        return str(value) if value else None
+
+    async def set_chat_locale(self, chat_id: int, locale: str, actor: str) -> None:
+        ctx = self.ctx
+        with ctx.store.db.transaction():
+            before = ctx.store.state.get(f"chat_locale:{chat_id}")
+            ctx.store.state.set(f"chat_locale:{chat_id}", locale)
+            ctx.store.audit.add(
+                actor,
+                "set_locale",
+                before={"chat_id": chat_id, "locale": before},
+                after={"chat_id": chat_id, "locale": locale},
+                ts_ms=ctx.clock.now_ms(),
+            )
+
+    def audit(self, actor: str, action: str, symbol: str | None = None, before: Any = None, after: Any = None) -> None:
+        self.ctx.store.audit.add(
+            actor, action, symbol=symbol, before=before, after=after, ts_ms=self.ctx.clock.now_ms()
+        )
+
+
+def _lookup(data: dict[str, Any], key: str) -> Any:
+    cur: Any = data
+    for part in key.split("."):
+        cur = cur[part]
+    return cur

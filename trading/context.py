@@ -1,0 +1,73 @@
+"""State shared by the engine's parts (scanner, monitor, executor, reconciler).
+
+One object, owned by the one event loop: no locks are needed for it, only
+the per-symbol order locks of the executor.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from trading.book import PositionBook
+from trading.clock import Clock
+from trading.core.config import StrategyConfig
+from trading.core.models import SymbolRules
+from trading.events import EngineEvent, Notifier
+from trading.exchange.base import ExchangePort, Market
+from trading.store import Store
+
+log = logging.getLogger("surgedca.engine")
+
+
+@dataclass
+class Account:
+    wallet: Decimal = Decimal(0)
+    available: Decimal = Decimal(0)
+    updated_ms: int = 0
+
+
+@dataclass
+class EngineContext:
+    cfg: StrategyConfig
+    store: Store
+    port: ExchangePort
+    clock: Clock
+    notifier: Notifier
+    book: PositionBook = field(default_factory=PositionBook)
+    markets: dict[str, Market] = field(default_factory=dict)
+    account: Account = field(default_factory=Account)
+    stopping: bool = False  # graceful stop: no new orders except resolving what is in flight
+    mode: str = "sim"
+    paused: bool = False  # no new entries (exits and DCA continue); persisted in SystemState
+    cooldowns: dict[str, int] = field(default_factory=dict)  # symbol -> until ms (cache of the table)
+
+    def rules(self, symbol: str) -> SymbolRules | None:
+        m = self.markets.get(symbol)
+        return m.rules if m is not None else None
+
+    def notify(self, event: EngineEvent) -> None:
+        try:
+            self.notifier.publish(event)
+        except Exception:  # an alert must never break trading
+            log.exception("notifier failed on %s", event.kind)
+
+    def load_flags(self) -> None:
+        """Cache what the scanner reads at every 1m close (no DB reads per scan)."""
+        self.paused = bool(self.store.state.get("paused", False))
+        self.cooldowns = dict(self.store.cooldowns.active(self.clock.now_ms()))
+
+    def set_cooldown(self, symbol: str, until_ms: int, reason: str) -> None:
+        self.store.cooldowns.set(symbol, until_ms, reason)
+        self.cooldowns[symbol] = until_ms
+
+    def in_cooldown(self, symbol: str) -> bool:
+        until = self.cooldowns.get(symbol)
+        return until is not None and until > self.clock.now_ms()
+
+    def local_day(self, ts_ms: int) -> str:
+        tz = ZoneInfo(self.cfg.report_timezone)
+        return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).astimezone(tz).strftime("%Y-%m-%d")

@@ -1,0 +1,183 @@
+"""The trading engine: scanner, monitor, executor and reconciler over one context.
+
+Market and user-data events come in, orders go out. The live service feeds
+it from WebSocket streams; the backtest feeds it from the replay directly;
+both run this same code (parity).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+
+from trading.book import BookEntry
+from trading.candles import CandleKeeper, CandleStore
+from trading.context import EngineContext
+from trading.events import StreamDown, StreamUp
+from trading.exchange.base import (
+    AccountUpdate,
+    AlgoUpdate,
+    KlineEvent,
+    MarketEvent,
+    OrderUpdate,
+    PriceEvent,
+    StreamStatus,
+    UserEvent,
+)
+from trading.executor import Executor
+from trading.monitor import Monitor
+from trading.reconciler import Reconciler
+from trading.scanner import Scanner
+
+log = logging.getLogger("surgedca.engine")
+
+HOUR_MS = 3_600_000
+
+
+class Engine:
+    def __init__(self, ctx: EngineContext, candles: CandleStore, keeper: CandleKeeper | None = None) -> None:
+        self.ctx = ctx
+        self.candles = candles
+        self.keeper = keeper
+        self.executor = Executor(ctx)
+        self.monitor = Monitor(ctx, self.executor, candles)
+        self.scanner = Scanner(ctx, self.executor, candles)
+        self.reconciler = Reconciler(ctx, self.executor)
+        self.executor.on_foreign_activity = self.reconciler.request_soon
+        self.stream_state: dict[str, tuple[bool, int]] = {}  # name -> (up, since ms)
+        self.last_minute_ms: int | None = None
+        self.minute_hooks: list[Callable[[int], None]] = []  # once per closed minute (service housekeeping)
+        self.universe_hooks: list[Callable[[], None]] = []  # the universe changed (stream subscriptions)
+
+    # ------------------------------------------------------------------ start-up
+    async def load_markets(self) -> None:
+        self.ctx.markets = await self.ctx.port.load_markets()
+
+    def load_book(self) -> None:
+        """Open positions from the database (the source of truth for the ladder)."""
+        ctx = self.ctx
+        for rec in ctx.store.positions.list_open():
+            entry = BookEntry(
+                position_id=rec.id,
+                state=rec.state,
+                margin=rec.margin,
+                opened_at_ms=rec.opened_at_ms,
+                origin=rec.origin,
+                backstop_client_id=rec.backstop_client_id,
+                backstop_price=rec.backstop_price,
+            )
+            self.executor.seed_seq(entry)
+            ctx.book.put(entry, ctx.cfg)
+        self.executor.load_pending_entries()
+
+    async def start(self) -> None:
+        """Markets, cached flags, the book, then rule 3 + a full reconcile, then the universe."""
+        ctx = self.ctx
+        await self.load_markets()
+        ctx.load_flags()
+        self.load_book()
+        balance = await ctx.port.fetch_balance()
+        ctx.account.wallet, ctx.account.available = balance.wallet, balance.available
+        ctx.account.updated_ms = ctx.clock.now_ms()
+        report = await self.reconciler.run(actor="startup")
+        log.info(
+            "start-up reconcile: %d findings%s", len(report.items), f" (error: {report.error})" if report.error else ""
+        )
+        await self.scanner.refresh_universe()
+
+    def held_symbols(self) -> list[str]:
+        return self.ctx.book.symbols()
+
+    def watched_symbols(self) -> list[str]:
+        """Everything whose candles we keep: the universe plus what we hold."""
+        return list(dict.fromkeys([*self.scanner.universe.symbols, *self.held_symbols()]))
+
+    # ------------------------------------------------------------------ events
+    async def on_market_event(self, ev: MarketEvent) -> None:
+        if isinstance(ev, PriceEvent):
+            if ev.kind == "last":
+                await self.monitor.on_price(ev.symbol, ev.price)
+        elif isinstance(ev, KlineEvent):
+            if ev.interval != "1m":
+                return
+            k = ev.kline
+            if not k.closed:
+                await self.monitor.on_price(ev.symbol, repr(k.close))
+                return
+            if self.keeper is not None:
+                self.keeper.on_kline_event(ev)
+            else:
+                self.candles.on_closed_1m(ev.symbol, k)
+            self._minute(k.open_time)
+            await self.monitor.on_minute_closed(ev.symbol, repr(k.close))
+            await self.scanner.on_minute_closed(ev.symbol, k.open_time)
+        elif isinstance(ev, StreamStatus):
+            self.on_stream_status(ev)
+
+    def on_user_event(self, ev: UserEvent) -> None:
+        if isinstance(ev, OrderUpdate):
+            self.executor.on_order_update(ev)
+        elif isinstance(ev, AlgoUpdate):
+            self.executor.on_algo_update(ev)
+        elif isinstance(ev, AccountUpdate):
+            self._on_account(ev)
+        elif isinstance(ev, StreamStatus):
+            self.on_stream_status(ev)
+
+    def _on_account(self, ev: AccountUpdate) -> None:
+        ctx = self.ctx
+        if ev.wallet_balance is not None:
+            ctx.account.wallet = ev.wallet_balance
+            ctx.account.updated_ms = ctx.clock.now_ms()
+        for p in ev.positions:
+            entry = ctx.book.get(p.symbol)
+            held = entry.state.qty if entry is not None else Decimal(0)
+            if p.qty != held and not (entry is not None and entry.busy):
+                # Our own fills also produce ACCOUNT_UPDATEs; the reconciler re-checks shortly and leaves a
+                # symbol alone while an order of ours is in flight.
+                self.reconciler.request_soon(p.symbol)
+
+    def on_stream_status(self, ev: StreamStatus) -> None:
+        ctx = self.ctx
+        was_up, since = self.stream_state.get(ev.name, (True, ev.event_time))
+        self.stream_state[ev.name] = (ev.up, ev.event_time if was_up != ev.up else since)
+        if ev.name.startswith("market"):
+            self.monitor.stream_up = all(up for name, (up, _) in self.stream_state.items() if name.startswith("market"))
+        if was_up and not ev.up:
+            ctx.notify(StreamDown(ts_ms=ctx.clock.now_ms(), name=ev.name, detail=ev.detail))
+        elif not was_up and ev.up:
+            ctx.notify(StreamUp(ts_ms=ctx.clock.now_ms(), name=ev.name, down_for_s=(ev.event_time - since) / 1000))
+
+    def _minute(self, minute_ms: int) -> None:
+        """Once per closed minute (the first symbol's close): hourly universe refresh and service hooks."""
+        if self.last_minute_ms is not None and minute_ms <= self.last_minute_ms:
+            return
+        self.last_minute_ms = minute_ms
+        if self.ctx.clock.now_ms() - self.scanner.universe.refreshed_ms >= HOUR_MS and not self.executor.inline:
+            self.executor.spawn(self._refresh_universe())
+        for hook in self.minute_hooks:
+            try:
+                hook(minute_ms)
+            except Exception:  # housekeeping must never stop trading
+                log.exception("minute hook failed")
+
+    async def _refresh_universe(self) -> None:
+        before = set(self.scanner.universe.symbols)
+        await self.scanner.refresh_universe()
+        after = set(self.scanner.universe.symbols)
+        if self.keeper is not None and after != before:
+            held = set(self.held_symbols())
+            self.keeper.remove_symbols(before - after - held)
+            await self.keeper.add_symbols(sorted(after - before))
+        for hook in self.universe_hooks:
+            hook()
+
+    # ------------------------------------------------------------------ views helpers
+    def unrealized(self) -> Decimal:
+        total = Decimal(0)
+        for e in self.ctx.book.entries():
+            last = e.last_price
+            if last is not None:
+                total += (last - e.state.avg_price) * e.state.qty
+        return total

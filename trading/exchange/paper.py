@@ -1,0 +1,222 @@
+"""Paper trading (``TRADING_MODE=paper``): live public market data, simulated fills.
+
+- Public methods (markets, klines, tickers, prices, server time) go to a public
+  ``ExchangePort`` (the live ccxt adapter without keys; any port will do).
+- Trading and account methods go to a ``SimBroker`` persisted in the service's
+  database (account ``paper``): the paper wallet and positions survive restarts.
+- ``PaperMarketStream`` wraps the live market stream and hands every price it
+  passes through to the broker *first*, so the simulated backstop stops
+  trigger on the real price before the engine reacts to it.
+
+A market order fills at the freshest price available: the public port's last
+price, fetched for the order (one light REST call); if that call fails, the
+last price the stream delivered when it is recent, else the order is refused
+and nothing was sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from trading.clock import Clock, SystemClock
+from trading.exchange.base import (
+    AlgoOrder,
+    Balance,
+    ExchangeBundle,
+    ExchangeError,
+    ExchangePort,
+    ExchangePosition,
+    Kline,
+    KlineEvent,
+    Market,
+    MarketEvent,
+    MarketStream,
+    Order,
+    PriceEvent,
+    RejectedError,
+    RetriableError,
+    Side,
+    Ticker24h,
+    Trade,
+)
+from trading.exchange.sim import SimUserStream
+from trading.exchange.simbroker import SimBroker
+
+if TYPE_CHECKING:
+    from trading.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STREAM_PRICE_MAX_AGE_S = 10.0  # a streamed price this recent may fill an order when the REST price is unavailable
+
+
+class PaperExchange:
+    """``ExchangePort``: public data from ``public``, everything else from the simulated account."""
+
+    name = "paper"
+
+    def __init__(self, public: ExchangePort, broker: SimBroker, clock: Clock | None = None) -> None:
+        self.public = public
+        self.broker = broker
+        self.clock = clock or SystemClock()
+        self._markets: dict[str, Market] = {}
+        self._price_seen: dict[str, float] = {}  # monotonic time of the last streamed price per symbol
+
+    # ------------------------------------------------------------------ public data
+    async def load_markets(self) -> dict[str, Market]:
+        markets = await self.public.load_markets()
+        self._markets = dict(markets)
+        self.broker.set_markets(markets)
+        return markets
+
+    async def server_time(self) -> int:
+        return await self.public.server_time()
+
+    async def fetch_klines(
+        self, symbol: str, interval: str, *, start_ms: int | None = None, end_ms: int | None = None, limit: int = 500
+    ) -> list[Kline]:
+        return await self.public.fetch_klines(symbol, interval, start_ms=start_ms, end_ms=end_ms, limit=limit)
+
+    async def fetch_tickers_24h(self) -> list[Ticker24h]:
+        return await self.public.fetch_tickers_24h()
+
+    async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        prices = await self.public.fetch_prices(symbols)
+        now = self.clock.now_ms()
+        for symbol, price in prices.items():
+            self.note_price(symbol, price, now)  # the REST fallback's prices also reach the simulated stops
+        return prices
+
+    def used_weight(self) -> int:
+        return self.public.used_weight()
+
+    # ------------------------------------------------------------------ prices into the broker
+    def note_price(self, symbol: str, price: Decimal | str | float, ts_ms: int) -> None:
+        self.broker.on_price(symbol, price, ts_ms)
+        self._price_seen[symbol] = time.monotonic()
+
+    async def _fresh_price(self, symbol: str) -> None:
+        try:
+            prices = await self.public.fetch_prices([symbol])
+        except ExchangeError as exc:
+            seen = self._price_seen.get(symbol)
+            if seen is not None and time.monotonic() - seen <= STREAM_PRICE_MAX_AGE_S:
+                log.warning("paper: REST price of %s unavailable (%s); filling at the streamed price", symbol, exc)
+                return
+            raise RetriableError(f"paper: no current price for {symbol} ({exc}); the order was not placed") from exc
+        price = prices.get(symbol)
+        if price is None:
+            raise RejectedError(f"Invalid symbol {symbol!r}.", code=-1121, http_status=400)
+        self.note_price(symbol, price, self.clock.now_ms())
+
+    async def _ensure_markets(self) -> None:
+        if not self._markets:
+            await self.load_markets()
+
+    # ------------------------------------------------------------------ the simulated account
+    async def fetch_balance(self) -> Balance:
+        return self.broker.balance()
+
+    async def fetch_positions(self) -> list[ExchangePosition]:
+        return self.broker.position_list()
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
+        return []
+
+    async def fetch_open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
+        return self.broker.open_algo_orders(symbol)
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
+        return self.broker.order(symbol, client_order_id)
+
+    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None) -> list[Trade]:
+        return self.broker.trades(symbol, start_ms)
+
+    async def create_market_order(
+        self, symbol: str, side: Side, qty: Decimal, *, client_order_id: str, reduce_only: bool
+    ) -> Order:
+        await self._ensure_markets()
+        await self._fresh_price(symbol)
+        return self.broker.market_order(symbol, side, qty, client_order_id=client_order_id, reduce_only=reduce_only)
+
+    async def create_stop_market_close(self, symbol: str, trigger_price: Decimal, *, client_algo_id: str) -> AlgoOrder:
+        await self._ensure_markets()
+        if self.broker.last_price(symbol) is None:
+            await self._fresh_price(symbol)  # "would immediately trigger" needs the current price
+        return self.broker.place_stop_close(symbol, trigger_price, client_algo_id=client_algo_id)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> None:
+        await self._ensure_markets()
+        self.broker.cancel_order(symbol, client_order_id)
+
+    async def cancel_algo_order(self, symbol: str, client_algo_id: str) -> None:
+        self.broker.cancel_algo(symbol, client_algo_id)
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        await self._ensure_markets()
+        self.broker.set_leverage(symbol, leverage)
+
+    async def set_margin_mode(self, symbol: str, mode: str) -> None:
+        await self._ensure_markets()
+        self.broker.set_margin_mode(symbol, mode)
+
+    async def close(self) -> None:
+        self.broker.flush()
+        await self.public.close()
+
+
+class PaperMarketStream:
+    """The live market stream, with every price handed to the simulated broker before the engine sees it."""
+
+    def __init__(self, inner: MarketStream, paper: PaperExchange) -> None:
+        self.inner = inner
+        self.paper = paper
+
+    async def set_symbols(self, kline_symbols: Sequence[str], price_symbols: Sequence[str]) -> None:
+        await self.inner.set_symbols(kline_symbols, price_symbols)
+
+    async def events(self) -> AsyncIterator[MarketEvent]:
+        async for event in self.inner.events():
+            if isinstance(event, PriceEvent):
+                self.paper.note_price(event.symbol, event.price, event.event_time)
+            elif isinstance(event, KlineEvent):
+                # A kline's close is a traded price too (symbols without a fast price stream).
+                self.paper.note_price(event.symbol, event.kline.close, event.event_time)
+            yield event
+
+    def last_message_age(self) -> float | None:
+        return self.inner.last_message_age()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def build_paper_bundle(
+    settings: Settings, conn: sqlite3.Connection, public_port: ExchangePort, market_stream: MarketStream
+) -> ExchangeBundle:
+    """Paper mode: ``public_port`` and ``market_stream`` are the live (keyless) adapter and stream."""
+    broker = SimBroker(
+        conn,
+        account="paper",
+        balance=Decimal(repr(float(settings.sim_balance))),
+        slippage=Decimal(repr(float(settings.sim_slippage))),
+    )
+    clock = SystemClock()
+    broker.now_fn = clock.now_ms
+    port = PaperExchange(public_port, broker, clock)
+    log.info("paper: public data from %s, simulated wallet %s USDT", public_port.name, broker.wallet)
+    return ExchangeBundle(
+        mode="paper",
+        port=port,
+        market=PaperMarketStream(market_stream, port),
+        user=SimUserStream(broker),
+        clock=clock,
+    )
+
+
+__all__ = ["PaperExchange", "PaperMarketStream", "build_paper_bundle"]

@@ -1,0 +1,204 @@
+"""Universe, 1h pre-filter and entry signal -> entry intents (SPEC 2-3).
+
+A symbol is evaluated when its 1m candle closes, from the candle store (no
+REST per scan). The last report of every symbol is kept for ``/why``.
+Entries respect the paused flag, cooldowns, symbols already held,
+``max_positions`` and ``max_margin_usage`` (checked again by the executor
+under the symbol's lock).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from trading.candles import CandleStore
+from trading.context import EngineContext
+from trading.core import signals
+from trading.core.models import Stage
+from trading.core.reports import SignalReport
+from trading.exchange.base import ExchangeError
+from trading.executor import Executor
+
+log = logging.getLogger("surgedca.scanner")
+
+
+@dataclass
+class ScanStats:
+    """One 1m close across the universe."""
+
+    minute_ms: int
+    symbols: int = 0
+    prefilter_passed: int = 0
+    signals: int = 0
+    entries: int = 0
+    cpu_ms: float = 0.0
+    finished_ms: int = 0
+
+
+@dataclass
+class Universe:
+    symbols: list[str] = field(default_factory=list)
+    refreshed_ms: int = 0
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._set
+
+    def __post_init__(self) -> None:
+        self._set = set(self.symbols)
+
+    def replace(self, symbols: list[str], now_ms: int) -> None:
+        self.symbols = symbols
+        self._set = set(symbols)
+        self.refreshed_ms = now_ms
+
+
+class Scanner:
+    def __init__(self, ctx: EngineContext, executor: Executor, candles: CandleStore) -> None:
+        self.ctx = ctx
+        self.executor = executor
+        self.candles = candles
+        self.universe = Universe()
+        self.reports: dict[str, SignalReport] = {}
+        self.current: ScanStats | None = None
+        self.last: ScanStats | None = None
+        self.signal_log: list[SignalReport] = []  # entry signals (the backtest writes them out)
+        self.keep_signal_log = False
+
+    # ------------------------------------------------------------------ universe
+    async def refresh_universe(self) -> list[str]:
+        """Top ``universe_size`` USDT perpetuals that are trading, by 24h quote volume, minus the blacklist."""
+        ctx = self.ctx
+        try:
+            tickers = await ctx.port.fetch_tickers_24h()
+        except ExchangeError as exc:
+            log.warning("universe refresh failed (%r); keeping %d symbols", exc, len(self.universe.symbols))
+            return self.universe.symbols
+        blacklist = set(ctx.cfg.symbol_blacklist)
+        eligible = [
+            t
+            for t in tickers
+            if (m := ctx.markets.get(t.symbol)) is not None
+            and m.trading
+            and m.quote == "USDT"
+            and t.symbol not in blacklist
+        ]
+        eligible.sort(key=lambda t: t.quote_volume, reverse=True)
+        chosen = [t.symbol for t in eligible[: ctx.cfg.universe_size]]
+        self.universe.replace(chosen, ctx.clock.now_ms())
+        log.info("universe: %d symbols (of %d eligible)", len(chosen), len(eligible))
+        return chosen
+
+    # ------------------------------------------------------------------ evaluation
+    def blocked(self, symbol: str) -> str | None:
+        """In-memory checks only (this runs for every symbol at every minute)."""
+        ctx = self.ctx
+        if ctx.paused:
+            return "paused"
+        if ctx.stopping:
+            return "stopping"
+        if symbol in ctx.book:
+            return "held"
+        if len(ctx.book) >= ctx.cfg.max_positions:
+            return "max_positions"
+        if ctx.in_cooldown(symbol):
+            return "cooldown"
+        if symbol in ctx.cfg.symbol_blacklist:
+            return "blacklisted"
+        wallet = ctx.account.wallet
+        if wallet > 0:
+            limit = Decimal(repr(ctx.cfg.max_margin_usage)) * wallet
+            next_margin = wallet * ctx.cfg.weight_for(Stage.INITIAL)
+            if ctx.book.margin_in_use() + next_margin > limit:
+                return "max_margin_usage"
+        return None
+
+    def evaluate(self, symbol: str, minute_ms: int, *, full: bool = False) -> SignalReport | None:
+        if symbol not in self.candles:
+            return None
+        frames = self.candles.frames(symbol)
+        try:
+            report = signals.evaluate(symbol, frames, self.ctx.cfg.signals, at_ms=minute_ms, full=full)
+        except signals.SignalInputError as exc:
+            log.debug("%s not evaluated: %s", symbol, exc)
+            return None
+        self.reports[symbol] = report
+        return report
+
+    async def on_minute_closed(self, symbol: str, minute_ms: int) -> None:
+        """Called after the candle store has the closed 1m candle of ``symbol`` opened at ``minute_ms``."""
+        stats = self._stats_for(minute_ms)
+        if symbol not in self.universe:
+            return
+        stats.symbols += 1
+        if self.blocked(symbol):
+            return
+        t0 = time.perf_counter()
+        report = self.evaluate(symbol, minute_ms)
+        stats.cpu_ms += (time.perf_counter() - t0) * 1000
+        if report is None:
+            return
+        if report.prefilter_ok:
+            stats.prefilter_passed += 1
+        if not report.entry:
+            return
+        stats.signals += 1
+        if self.keep_signal_log:
+            self.signal_log.append(report)
+        log.info(
+            "entry signal %s at %s (1m=%s 3m=%s)", symbol, report.price, report.strategy_1m_ok, report.strategy_3m_ok
+        )
+        price = Decimal(repr(report.price)) if report.price is not None else None
+        if price is None:
+            return
+        if self.executor.inline:
+            pid = await self.executor.enter(symbol, price)
+            if pid is not None:
+                stats.entries += 1
+        else:
+            stats.entries += 1  # intent handed over; the executor logs the outcome
+            self.executor.spawn(self._enter(symbol, price))
+
+    async def _enter(self, symbol: str, price: Decimal) -> None:
+        await self.executor.enter(symbol, price)
+
+    def scan_all(self, minute_ms: int) -> ScanStats:
+        """Evaluate the whole universe at once from cached candles (benchmark and tests)."""
+        stats = ScanStats(minute_ms)
+        t0 = time.perf_counter()
+        for symbol in self.universe.symbols:
+            stats.symbols += 1
+            report = self.evaluate(symbol, minute_ms)
+            if report is not None and report.prefilter_ok:
+                stats.prefilter_passed += 1
+            if report is not None and report.entry:
+                stats.signals += 1
+        stats.cpu_ms = (time.perf_counter() - t0) * 1000
+        stats.finished_ms = self.ctx.clock.now_ms()
+        return stats
+
+    def _stats_for(self, minute_ms: int) -> ScanStats:
+        cur = self.current
+        if cur is None or cur.minute_ms != minute_ms:
+            if cur is not None and cur.minute_ms < minute_ms:
+                cur.finished_ms = self.ctx.clock.now_ms()
+                self.last = cur
+                log.debug(
+                    "scan %d: %d symbols, %d pre-filtered, %d signals, %.1f ms",
+                    cur.minute_ms,
+                    cur.symbols,
+                    cur.prefilter_passed,
+                    cur.signals,
+                    cur.cpu_ms,
+                )
+            cur = self.current = ScanStats(minute_ms)
+        return cur
+
+    def why(self, symbol: str) -> SignalReport | None:
+        """Every condition at the newest closed minute (the scan itself stops after a failed pre-filter)."""
+        last_open = self.candles.last_open_time(symbol) if symbol in self.candles else None
+        if last_open is None:
+            return self.reports.get(symbol)
+        return self.evaluate(symbol, last_open, full=True) or self.reports.get(symbol)

@@ -1,0 +1,432 @@
+"""``surgedca run``: one asyncio loop holding streams, engine, scheduler, alerts and the bot.
+
+Start-up: single-instance lock -> database (integrity + migrations) ->
+effective strategy config (file + persisted overrides) -> exchange bundle of
+the trading mode -> engine start (markets, book, rule 3 + reconcile,
+universe) -> candle backfill -> subscriptions -> tasks. SIGINT/SIGTERM:
+no new orders, in-flight ones resolved, backstops left resting, sockets and
+sessions closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from dataclasses import asdict
+from decimal import Decimal
+from typing import Any
+
+from storage.backup import backup
+from storage.db import Database
+from storage.errors import AlreadyRunning, StorageError
+from storage.lock import InstanceLock
+from trading.api import CountingNotifier, ServiceApi
+from trading.candles import CandleKeeper, CandleStore, capacities_for, history_needed
+from trading.context import EngineContext
+from trading.core.config import ConfigError, StrategyConfig
+from trading.engine import Engine
+from trading.events import ErrorEvent, ServiceStarted, ServiceStopping
+from trading.exchange.base import ExchangeBundle, ExchangeError
+from trading.settings import Settings
+from trading.store import Store
+from trading.strategy import load_strategy, validate_full
+
+log = logging.getLogger("surgedca.service")
+
+HEALTH_KEY = "health"
+STOP_GRACE_S = 15.0
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("aiogram.event", "apscheduler", "websockets", "ccxt"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def effective_config(settings: Settings, store: Store) -> StrategyConfig:
+    """The strategy file (or SPEC defaults) with the overrides made from Telegram on top."""
+    cfg = load_strategy(settings.strategy_file)
+    for key, value in sorted(store.config.overrides().items()):
+        try:
+            candidate = cfg.with_value(key, value)
+        except ConfigError as exc:
+            log.error("ignoring persisted override %s=%r: %s", key, value, exc)
+            continue
+        problems = validate_full(candidate)
+        if problems:
+            log.error("ignoring persisted override %s=%r: %s", key, value, "; ".join(problems))
+            continue
+        cfg = candidate
+    return cfg
+
+
+def run_service(settings: Settings) -> int:
+    setup_logging(settings.log_level)
+    try:
+        lock = InstanceLock.acquire(settings.db_path)
+    except AlreadyRunning as exc:
+        print(f"surgedca: {exc}", file=sys.stderr)
+        return 3
+    try:
+        return asyncio.run(Service(settings).run())
+    except (StorageError, ConfigError) as exc:
+        print(f"surgedca: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        lock.release()
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop_event = asyncio.Event()
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.db: Database | None = None
+        self.bundle: ExchangeBundle | None = None
+        self.engine: Engine | None = None
+        self.api: ServiceApi | None = None
+        self.alerts: Any = None
+        self.scheduler: Any = None
+        self.bot: Any = None
+        self.dispatcher: Any = None
+        self._resubscribe_pending = False
+        self._stop_reason = "stop requested"
+        self.bot_task: asyncio.Task[Any] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self, *, install_signals: bool = True) -> int:
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.request_stop, sig.name)
+        try:
+            await self.start()
+        except (ExchangeError, OSError) as exc:
+            log.error("start-up failed: %s", exc)
+            await self.shutdown("start-up failed")
+            return 1
+        await self.stop_event.wait()
+        await self.shutdown(self._stop_reason)
+        return 0
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        self._stop_reason = reason
+        self.stop_event.set()
+
+    async def start(self) -> None:
+        s = self.settings
+        self.db = Database.open(s.db_path, backup_dir=s.backup_dir)
+        # WAL checkpoints on a background thread: never inside an order's journal insert.
+        self.db.start_checkpointer()
+        store = Store.of(self.db)
+        cfg = effective_config(s, store)
+        self.bundle = await build_bundle(s, self.db)
+        clock = self.bundle.clock
+        self.alerts = await self._start_alerts(clock)
+        counting = CountingNotifier(self.alerts, clock.now_ms)  # type: ignore[attr-defined]
+        ctx = EngineContext(
+            cfg=cfg,
+            store=store,
+            port=self.bundle.port,
+            clock=clock,
+            notifier=counting,  # type: ignore[arg-type]
+            mode=s.trading_mode,
+        )
+        need = history_needed(cfg.signals)
+        candles = CandleStore(capacities_for(need))
+        keeper = CandleKeeper(candles, self.bundle.port, need=need, clock=clock)  # type: ignore[arg-type]
+        engine = self.engine = Engine(ctx, candles, keeper)
+        self.api = ServiceApi(
+            engine,
+            mode=s.trading_mode,
+            errors=counting,
+            stream_age=self.bundle.market.last_message_age,
+            on_config_applied=self._config_applied,
+        )
+        await engine.start()
+        watched = engine.watched_symbols()
+        log.info("backfilling candles of %d symbols", len(watched))
+        result = await keeper.backfill(watched, clock.now_ms())
+        if result.failed:
+            log.warning("backfill failed for %d symbols (retried in the background)", len(result.failed))
+        ctx.book.listeners.append(self._resubscribe_soon)
+        engine.universe_hooks.append(self._resubscribe_soon)
+        engine.minute_hooks.append(self._each_minute)
+        # Consumers first (a stream's first "up" status goes to whoever listens), then subscriptions.
+        self.tasks = [
+            asyncio.create_task(self._pump_market(), name="market-pump"),
+            asyncio.create_task(self._pump_user(), name="user-pump"),
+            asyncio.create_task(engine.monitor.fallback_loop(), name="rest-fallback"),
+        ]
+        await asyncio.sleep(0)
+        await self.bundle.market.set_symbols(watched, engine.held_symbols())
+        self._start_scheduler()
+        if not s.headless:
+            await self._start_bot()
+        ctx.notify(
+            ServiceStarted(
+                ts_ms=clock.now_ms(),
+                mode=s.trading_mode,
+                details={"positions": str(len(ctx.book)), "universe": str(len(watched))},
+            )
+        )
+        log.info(
+            "SurgeDCA running: mode=%s, %d positions, %d symbols watched%s",
+            s.trading_mode,
+            len(ctx.book),
+            len(watched),
+            "" if s.headless else ", Telegram bot on",
+        )
+
+    async def shutdown(self, reason: str) -> None:
+        log.info("stopping: %s", reason)
+        engine = self.engine
+        if engine is not None:
+            ctx = engine.ctx
+            ctx.stopping = True
+            ctx.notify(ServiceStopping(ts_ms=ctx.clock.now_ms(), reason=reason))
+            if not await engine.executor.drain(STOP_GRACE_S):
+                log.warning("some order work was still running at stop; rule 3 resolves it at the next start")
+            engine.monitor.persist_peaks()
+            self._write_health()
+        if self.dispatcher is not None:
+            with contextlib.suppress(Exception):
+                await self.dispatcher.stop_polling()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.bot_task is not None:
+            self.bot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.bot_task
+        if engine is not None and engine.keeper is not None:
+            with contextlib.suppress(Exception):
+                await engine.keeper.close()
+        if self.alerts is not None:
+            with contextlib.suppress(Exception):
+                await self.alerts.stop(grace_s=5.0)
+        if self.bot is not None:
+            with contextlib.suppress(Exception):
+                await self.bot.session.close()
+        if self.bundle is not None:
+            with contextlib.suppress(Exception):
+                await self.bundle.close()
+        if self.db is not None:
+            self.db.close()
+        log.info("stopped")
+
+    # ------------------------------------------------------------------ event pumps
+    async def _pump_market(self) -> None:
+        assert self.bundle is not None and self.engine is not None
+        engine = self.engine
+        async for ev in self.bundle.market.events():
+            try:
+                await engine.on_market_event(ev)
+            except Exception as exc:  # one bad event must not stop the stops
+                log.exception("market event failed: %r", ev)
+                engine.ctx.notify(ErrorEvent(ts_ms=engine.ctx.clock.now_ms(), where="market_event", message=repr(exc)))
+
+    async def _pump_user(self) -> None:
+        assert self.bundle is not None and self.engine is not None
+        engine = self.engine
+        async for ev in self.bundle.user.events():
+            try:
+                engine.on_user_event(ev)
+            except Exception as exc:
+                log.exception("user event failed: %r", ev)
+                engine.ctx.notify(ErrorEvent(ts_ms=engine.ctx.clock.now_ms(), where="user_event", message=repr(exc)))
+
+    def _resubscribe_soon(self) -> None:
+        """Held symbols or the universe changed: update the stream subscriptions (coalesced)."""
+        if self._resubscribe_pending or self.engine is None or self.engine.ctx.stopping:
+            return
+        self._resubscribe_pending = True
+
+        async def go() -> None:
+            await asyncio.sleep(0)
+            self._resubscribe_pending = False
+            assert self.bundle is not None and self.engine is not None
+            try:
+                await self.bundle.market.set_symbols(self.engine.watched_symbols(), self.engine.held_symbols())
+            except Exception:
+                log.exception("resubscribe failed")
+
+        self.engine.executor.spawn(go())
+
+    # ------------------------------------------------------------------ housekeeping
+    def _each_minute(self, minute_ms: int) -> None:
+        assert self.engine is not None
+        ctx = self.engine.ctx
+        wallet = ctx.account.wallet
+        if wallet > 0:
+            ctx.store.equity.add(ctx.clock.now_ms(), wallet, wallet + self.engine.unrealized())
+
+    def _start_scheduler(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        assert self.engine is not None
+        cfg = self.engine.ctx.cfg
+        sched = AsyncIOScheduler(timezone=cfg.report_timezone)
+        sched.add_job(
+            self._reconcile_job,
+            "interval",
+            seconds=cfg.reconcile_interval_s,
+            id="reconcile",
+            max_instances=1,
+            coalesce=True,
+        )
+        sched.add_job(self._write_health, "interval", seconds=10, id="health", max_instances=1, coalesce=True)
+        sched.add_job(self._backup_job, "cron", hour=4, minute=7, id="backup", max_instances=1, coalesce=True)
+        sched.add_job(self._daily_job, "cron", hour=0, minute=0, second=5, id="daily", max_instances=1, coalesce=True)
+        sched.start()
+        self.scheduler = sched
+        self._write_health()
+
+    async def _reconcile_job(self) -> None:
+        assert self.engine is not None
+        if self.engine.ctx.stopping:
+            return
+        try:
+            await self.engine.reconciler.run()
+        except Exception as exc:
+            log.exception("reconcile job")
+            self.engine.ctx.notify(
+                ErrorEvent(ts_ms=self.engine.ctx.clock.now_ms(), where="reconcile", message=repr(exc))
+            )
+
+    async def _backup_job(self) -> None:
+        assert self.db is not None and self.engine is not None
+        ctx = self.engine.ctx
+        dest = self.settings.backup_dir or self.settings.db_path.parent / "backups"
+        try:
+            path = backup(self.db, dest, self.settings.backup_keep, ctx.clock.now_ms())
+        except Exception as exc:
+            log.exception("backup failed")
+            ctx.notify(ErrorEvent(ts_ms=ctx.clock.now_ms(), where="backup", message=repr(exc)))
+            return
+        ctx.store.state.set("last_backup_ms", ctx.clock.now_ms())
+        log.info("backup written: %s", path)
+
+    async def _daily_job(self) -> None:
+        assert self.engine is not None
+        ctx = self.engine.ctx
+        ctx.store.cooldowns.purge(ctx.clock.now_ms())
+        ctx.cooldowns = dict(ctx.store.cooldowns.active(ctx.clock.now_ms()))
+        assert self.api is not None
+        stats = await self.api.stats()
+        log.info(
+            "day rolled over (%s): 7d trades=%d pnl=%s", stats.timezone, stats.week.trades, stats.week.realized_pnl
+        )
+
+    def _write_health(self) -> None:
+        """A health snapshot in the database, for ``surgedca status`` in another terminal."""
+        if self.api is None or self.engine is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+            task = loop.create_task(self.api.health())
+            task.add_done_callback(self._store_health)
+        except RuntimeError:
+            pass
+
+    def _store_health(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is not None or self.engine is None:
+            return
+        snap = asdict(task.result())
+        snap["written_ms"] = self.engine.ctx.clock.now_ms()
+        with contextlib.suppress(Exception):
+            self.engine.ctx.store.state.set(HEALTH_KEY, json.loads(json.dumps(snap, default=_jsonable)))
+
+    def _config_applied(self, old: StrategyConfig, new: StrategyConfig) -> None:
+        """A /config set went through: make every part follow it."""
+        assert self.engine is not None
+        engine = self.engine
+        if (old.leverage, old.margin_mode) != (new.leverage, new.margin_mode):
+            engine.executor.forget_symbol_setup()
+        if old.stop_loss_by_stage != new.stop_loss_by_stage or old.backstop_on_exchange != new.backstop_on_exchange:
+            for entry in engine.ctx.book.entries():
+                engine.executor.spawn(self._resync_backstop(entry.state.symbol))
+        if (old.universe_size, old.symbol_blacklist) != (new.universe_size, new.symbol_blacklist):
+            engine.scanner.universe.refreshed_ms = 0  # refreshed at the next minute
+        if old.reconcile_interval_s != new.reconcile_interval_s and self.scheduler is not None:
+            self.scheduler.reschedule_job("reconcile", trigger="interval", seconds=new.reconcile_interval_s)
+
+    async def _resync_backstop(self, symbol: str) -> None:
+        assert self.engine is not None
+        async with self.engine.executor.lock(symbol):
+            entry = self.engine.ctx.book.get(symbol)
+            if entry is not None:
+                await self.engine.executor.sync_backstop(entry)
+
+    # ------------------------------------------------------------------ alerts and the bot
+    async def _start_alerts(self, clock: Any) -> Any:
+        from bot.notifier import AlertNotifier, ConsoleSink
+
+        s = self.settings
+        if s.headless:
+            sink: Any = ConsoleSink(logging.getLogger("surgedca.alerts"))
+        else:
+            from bot.app import create_bot
+            from bot.i18n import build_i18n
+            from bot.notifier import TelegramSink
+
+            assert s.telegram_bot_token is not None
+            self.bot = create_bot(s.telegram_bot_token.get_secret_value(), s.telegram_api_url)
+            sink = TelegramSink(self.bot, s.telegram_allowed_chat_ids, i18n=build_i18n(s.locale), locale=s.locale)
+        alerts = AlertNotifier(sink)
+        await alerts.start()
+        return alerts
+
+    async def _start_bot(self) -> None:
+        from bot.app import create_dispatcher, start_bot
+
+        s = self.settings
+        assert self.api is not None and self.bot is not None
+        self.dispatcher = create_dispatcher(
+            self.api, allowed_chat_ids=s.telegram_allowed_chat_ids, default_locale=s.locale
+        )
+        self.bot_task = asyncio.create_task(start_bot(self.bot, self.dispatcher), name="telegram-bot")
+
+
+async def build_bundle(settings: Settings, db: Database) -> ExchangeBundle:
+    """The exchange side of the trading mode: sim (offline), paper (live data, simulated fills) or live."""
+    mode = settings.trading_mode
+    if mode == "sim":
+        from trading.exchange.sim import build_sim_bundle
+
+        return build_sim_bundle(settings, db.conn)
+    from trading.exchange.ccxt_adapter import CcxtBinanceAdapter
+    from trading.exchange.streams import BinanceMarketStream, BinanceUserStream
+
+    ws_base = settings.binance_ws_url or (
+        "wss://fstream.binancefuture.com" if settings.binance_testnet else "wss://fstream.binance.com"
+    )
+    adapter = CcxtBinanceAdapter.from_settings(settings)
+    market = BinanceMarketStream(ws_base)
+    if mode == "paper":
+        from trading.exchange.paper import build_paper_bundle
+
+        return build_paper_bundle(settings, db.conn, adapter, market)
+    from trading.clock import SystemClock
+
+    user = BinanceUserStream(ws_base, adapter)
+    return ExchangeBundle("live", adapter, market, user, SystemClock())
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, Decimal):
+        return str(o)
+    return str(o)
