@@ -125,6 +125,19 @@ class Engine:
         elif isinstance(ev, StreamStatus):
             self.on_stream_status(ev)
 
+    async def handle_user_event(self, ev: UserEvent) -> None:
+        """``on_user_event``, with fills applied before returning (backtest: deterministic)."""
+        if isinstance(ev, OrderUpdate):
+            await self.executor.handle_order_update(ev)
+        elif isinstance(ev, AlgoUpdate):
+            await self.executor.handle_algo_update(ev)
+        elif isinstance(ev, AccountUpdate):
+            if ev.wallet_balance is not None:
+                self.ctx.account.wallet = ev.wallet_balance
+                self.ctx.account.updated_ms = self.ctx.clock.now_ms()
+        elif isinstance(ev, StreamStatus):
+            self.on_stream_status(ev)
+
     def _on_account(self, ev: AccountUpdate) -> None:
         ctx = self.ctx
         if ev.wallet_balance is not None:

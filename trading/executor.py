@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from storage.errors import DuplicateFill
 from storage.fills import FillRecord
@@ -675,19 +676,31 @@ class Executor:
 
     # ------------------------------------------------------------------ user-data events
     def on_order_update(self, ev: OrderUpdate) -> None:
-        """ORDER_TRADE_UPDATE: apply fills we did not see in a REST reply (backstop, lost replies)."""
+        """ORDER_TRADE_UPDATE from the live stream: handled as a task (the stream reader never waits)."""
+        work = self._order_update_work(ev)
+        if work is not None:
+            self.spawn(work)
+
+    async def handle_order_update(self, ev: OrderUpdate) -> None:
+        """The same, awaited in place (backtest: deterministic order of events)."""
+        work = self._order_update_work(ev)
+        if work is not None:
+            await work
+
+    def _order_update_work(self, ev: OrderUpdate) -> Coroutine[Any, Any, None] | None:
+        """Apply fills we did not see in a REST reply (backstop, lost replies); foreign fills -> reconcile."""
         parsed = parse_id(ev.client_order_id)
         if parsed is None:
             if ev.execution_type in ("TRADE", "CALCULATED") and self.on_foreign_activity is not None:
                 self.on_foreign_activity(ev.symbol)  # by hand or liquidation: the reconciler looks
-            return
-        final_with_fill = ev.status in (OrderStatus.FILLED,) or (ev.status.final and ev.filled_qty > 0)
-        if not final_with_fill:
-            return
+            return None
+        final_with_fill = ev.status is OrderStatus.FILLED or (ev.status.final and ev.filled_qty > 0)
+        if not final_with_fill or self.ctx.store.fills.exists(ev.client_order_id):
+            return None
         # One trade in USDT: its commission is the order's; otherwise estimate from the taker fee.
         fee = ev.fee if ev.last_qty == ev.filled_qty and ev.fee_asset == "USDT" else None
         facts = FillFacts(ev.client_order_id, ev.avg_price, ev.filled_qty, fee, ev.event_time, ev.order_id, None)
-        self.spawn(self._apply_event(ev.symbol, parsed, facts))
+        return self._apply_event(ev.symbol, parsed, facts)
 
     async def _apply_event(self, symbol: str, parsed: ParsedId, facts: FillFacts) -> None:
         async with self.lock(symbol):
@@ -728,13 +741,23 @@ class Executor:
         return False
 
     def on_algo_update(self, ev: AlgoUpdate) -> None:
+        work = self._algo_update_work(ev)
+        if work is not None:
+            self.spawn(work)
+
+    async def handle_algo_update(self, ev: AlgoUpdate) -> None:
+        work = self._algo_update_work(ev)
+        if work is not None:
+            await work
+
+    def _algo_update_work(self, ev: AlgoUpdate) -> Coroutine[Any, Any, None] | None:
         """Our backstop cancelled or expired by the exchange (not by us): put it back."""
         if ev.status not in ("CANCELED", "EXPIRED", "REJECTED"):
-            return
+            return None
         entry = self.ctx.book.get(ev.symbol)
         if entry is None or entry.backstop_client_id != ev.client_algo_id:
-            return
-        self.spawn(self._replace_lost_backstop(ev.symbol, ev.client_algo_id))
+            return None
+        return self._replace_lost_backstop(ev.symbol, ev.client_algo_id)
 
     async def _replace_lost_backstop(self, symbol: str, cid: str) -> None:
         async with self.lock(symbol):

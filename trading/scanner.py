@@ -87,8 +87,10 @@ class Scanner:
         ]
         eligible.sort(key=lambda t: t.quote_volume, reverse=True)
         chosen = [t.symbol for t in eligible[: ctx.cfg.universe_size]]
+        changed = set(chosen) != set(self.universe.symbols)
         self.universe.replace(chosen, ctx.clock.now_ms())
-        log.info("universe: %d symbols (of %d eligible)", len(chosen), len(eligible))
+        log.log(logging.INFO if changed else logging.DEBUG, "universe: %d symbols (of %d eligible)", len(chosen),
+                len(eligible))
         return chosen
 
     # ------------------------------------------------------------------ evaluation

@@ -16,6 +16,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
@@ -346,7 +347,8 @@ class Service:
         if task.cancelled() or task.exception() is not None or self.engine is None:
             return
         snap = asdict(task.result())
-        snap["written_ms"] = self.engine.ctx.clock.now_ms()
+        snap["written_ms"] = self.engine.ctx.clock.now_ms()  # market time (simulated in sim mode)
+        snap["written_wall_ms"] = int(time.time() * 1000)  # for "is it running?" in another terminal
         with contextlib.suppress(Exception):
             self.engine.ctx.store.state.set(HEALTH_KEY, json.loads(json.dumps(snap, default=_jsonable)))
 

@@ -97,7 +97,7 @@ def render(status: dict[str, Any]) -> str:
     lines = [f"SurgeDCA status  (database {status['db_path']})"]
     h = status.get("health")
     if h:
-        age = (status["now_ms"] - h.get("written_ms", 0)) / 1000
+        age = (status["now_ms"] - h.get("written_wall_ms", h.get("written_ms", 0))) / 1000
         running = "running" if age < 60 else f"NOT RUNNING? (last health {age:.0f} s ago)"
         lines.append(
             f"  {running} · mode {h['mode']} · up {h['uptime_s'] / 60:.0f} min · "

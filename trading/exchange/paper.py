@@ -97,8 +97,18 @@ class PaperExchange:
 
     # ------------------------------------------------------------------ prices into the broker
     def note_price(self, symbol: str, price: Decimal | str | float, ts_ms: int) -> None:
+        """A REST price: last and mark at once."""
         self.broker.on_price(symbol, price, ts_ms)
         self._price_seen[symbol] = time.monotonic()
+
+    def note_stream_price(self, symbol: str, price: Decimal | str | float, ts_ms: int, *, mark: bool) -> None:
+        """Streamed prices: the simulated stops work on Binance's mark price, or on the previous trade when
+        no mark has come (the mark trails the last trade), so the engine's own stop acts first."""
+        if mark:
+            self.broker.on_mark(symbol, price, ts_ms)
+        else:
+            self.broker.on_trade(symbol, price, ts_ms)
+            self._price_seen[symbol] = time.monotonic()
 
     async def _fresh_price(self, symbol: str) -> None:
         try:
@@ -183,10 +193,10 @@ class PaperMarketStream:
     async def events(self) -> AsyncIterator[MarketEvent]:
         async for event in self.inner.events():
             if isinstance(event, PriceEvent):
-                self.paper.note_price(event.symbol, event.price, event.event_time)
+                self.paper.note_stream_price(event.symbol, event.price, event.event_time, mark=event.kind == "mark")
             elif isinstance(event, KlineEvent):
                 # A kline's close is a traded price too (symbols without a fast price stream).
-                self.paper.note_price(event.symbol, event.kline.close, event.event_time)
+                self.paper.note_stream_price(event.symbol, event.kline.close, event.event_time, mark=False)
             yield event
 
     def last_message_age(self) -> float | None:

@@ -213,7 +213,7 @@ class SimMarketStream:
                 self.clock.anchor(ts, nxt)
                 if isinstance(event, PriceEvent):
                     emitted = self.broker.events_emitted
-                    self.broker.on_price(event.symbol, event.price, ts)  # exchange-side stops act first
+                    self.broker.on_trade(event.symbol, event.price, ts)  # the broker's stops see a lagging mark
                     if self.broker.events_emitted != emitted:
                         await self._user_catch_up()
                 if self._wanted(event):

@@ -158,16 +158,44 @@ class SimBroker:
 
     # ------------------------------------------------------------------ prices (hot path)
     def on_price(self, symbol: str, price: Decimal | str | float, ts_ms: int) -> None:
-        """A new last/mark price: remembered, and open stops at or above it trigger."""
+        """Last and mark price at once (REST prices, tests): open stops at or above it trigger now."""
+        self._set_last(symbol, price, ts_ms)
+        self._check_stops(symbol, price, price, ts_ms)
+
+    def on_trade(self, symbol: str, price: Decimal | str | float, ts_ms: int) -> None:
+        """A new last price in a replay. Stops work on the mark price, which trails the last trade: here the
+        mark is the previous price visited. So the service, which reacts to the last price as it does on
+        Binance, gets the first chance at its own stop, and the exchange-side backstop is the safety net.
+        A triggered stop fills at the current price (or its trigger, whichever is lower)."""
+        mark = self._last.get(symbol)
+        self._set_last(symbol, price, ts_ms)
+        if mark is not None:
+            self._check_stops(symbol, mark, price, ts_ms)
+
+    def on_last(self, symbol: str, price: Decimal | str | float, ts_ms: int) -> None:
+        """A last price only (paper: the stops wait for the real mark price stream)."""
+        self._set_last(symbol, price, ts_ms)
+
+    def on_mark(self, symbol: str, mark: Decimal | str | float, ts_ms: int) -> None:
+        """Binance's mark price (paper): stops trigger on it and fill at the last price."""
+        if ts_ms > self._now:  # noqa: PLR1730
+            self._now = ts_ms
+        self._check_stops(symbol, mark, self._last.get(symbol, mark), ts_ms)
+
+    def _set_last(self, symbol: str, price: Decimal | str | float, ts_ms: int) -> None:
         self._last[symbol] = price
         if ts_ms > self._now:  # noqa: PLR1730 - hot path: a compare is cheaper than max()
             self._now = ts_ms
+
+    def _check_stops(
+        self, symbol: str, mark: Decimal | str | float, fill_at: Decimal | str | float, ts_ms: int
+    ) -> None:
         top = self._stop_max.get(symbol, _NEG_INF)
         if top == _NEG_INF:
             return
-        f = price if type(price) is float else float(price)
+        f = mark if type(mark) is float else float(mark)
         if f <= top:
-            self._trigger_stops(symbol, self._to_price(symbol, price), ts_ms)
+            self._trigger_stops(symbol, self._to_price(symbol, mark), ts_ms, fill_at=self._to_price(symbol, fill_at))
 
     def last_price(self, symbol: str) -> Decimal | None:
         raw = self._last.get(symbol)
@@ -346,7 +374,8 @@ class SimBroker:
         self._finish_algo(algo, "CANCELED", self.now_ms())
 
     # ------------------------------------------------------------------ internals: fills
-    def _trigger_stops(self, symbol: str, price: Decimal, ts: int) -> None:
+    def _trigger_stops(self, symbol: str, price: Decimal, ts: int, *, fill_at: Decimal | None = None) -> None:
+        fill_at = price if fill_at is None else fill_at
         for algo in [a for a in self._algos.values() if a.symbol == symbol and price <= a.trigger_price]:
             if algo.client_algo_id not in self._algos:
                 continue
@@ -355,7 +384,7 @@ class SimBroker:
             pos = self.positions.get(symbol)
             if pos is not None and pos.qty > 0:
                 # Fills the whole long as a market sell; the price may have gapped through the trigger.
-                base = min(algo.trigger_price, price)
+                base = min(algo.trigger_price, fill_at)
                 self._fill(
                     symbol,
                     Side.SELL,

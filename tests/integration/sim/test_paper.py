@@ -79,7 +79,9 @@ async def test_paper_fills_at_the_public_price_and_persists(tmp_path: Path) -> N
     conn.close()
 
 
-async def test_stream_wrapper_feeds_the_broker_first_so_paper_stops_fire(tmp_path: Path) -> None:
+async def test_stream_wrapper_feeds_the_broker_so_paper_stops_fire(tmp_path: Path) -> None:
+    """Simulated backstops work on a mark that trails the last trade: the engine sees the crossing price while
+    the position is still open (its own stop acts first); the backstop fires on the next price if it did not."""
     conn = connect(tmp_path / "p.sqlite3")
     public, live = live_world()
     bundle = build_paper_bundle(paper_settings(tmp_path), conn, public, live)
@@ -91,19 +93,23 @@ async def test_stream_wrapper_feeds_the_broker_first_so_paper_stops_fire(tmp_pat
     await port.create_market_order("JUXTAUSDT", Side.BUY, D("1"), client_order_id="pe-1", reduce_only=False)
     trigger = floor_to(price * D("0.9995"), D("0.01"))
     await port.create_stop_market_close("JUXTAUSDT", trigger, client_algo_id="pb-1")
-    hit = None
+    crossed = False
+    after = None
     n = 0
     async for event in stream.events():
         n += 1
-        if isinstance(event, PriceEvent) and D(event.price) <= trigger:
-            hit = event
-            break
         assert n < 20_000, "the price never reached the stop"
-        assert await port.fetch_positions()  # still open while the price stays above the trigger
-    assert hit is not None
-    assert await port.fetch_positions() == []  # closed before the engine saw the crossing price
+        if not isinstance(event, PriceEvent) or event.symbol != "JUXTAUSDT":
+            continue
+        if crossed:
+            after = event
+            break
+        assert await port.fetch_positions()  # open until the engine has seen the crossing price
+        crossed = D(event.price) <= trigger
+    assert after is not None
+    assert await port.fetch_positions() == []
     fill = await port.fetch_order("JUXTAUSDT", "pb-1")
-    assert fill is not None and fill.update_time == hit.event_time
+    assert fill is not None and fill.update_time == after.event_time
     await bundle.close()
     conn.close()
 

@@ -123,7 +123,9 @@ def _crossing_stop(seed: int, minutes: int) -> tuple[str, D, D]:
     raise AssertionError("no symbol dips in that window")
 
 
-async def test_exchange_stops_fire_before_the_engine_sees_the_price(tmp_path: Path) -> None:
+async def test_the_engine_sees_a_crossing_price_before_the_exchange_stop_fires(tmp_path: Path) -> None:
+    """The backstop works on a mark price that trails the last trade by one price: the engine, reacting to the
+    last price as on Binance, gets the first chance at its own stop; the backstop fires on the next price."""
     conn = connect(tmp_path / "sim.sqlite3")
     bundle = build_sim_bundle(settings(tmp_path), conn)
     port, stream, user = bundle.port, bundle.market, bundle.user
@@ -136,15 +138,21 @@ async def test_exchange_stops_fire_before_the_engine_sees_the_price(tmp_path: Pa
     qty = rules.round_qty(D(150) / first)
     order = await port.create_market_order(symbol, Side.BUY, qty, client_order_id="sdca-1-enter-1", reduce_only=False)
     await port.create_stop_market_close(symbol, trigger, client_algo_id="sdca-1-backstop-1")
-    crossing = None
+    crossing = after = None
     async for event in stream.events():
-        if isinstance(event, PriceEvent) and event.symbol == symbol and D(event.price) <= trigger:
+        if not (isinstance(event, PriceEvent) and event.symbol == symbol):
+            continue
+        if crossing is None and D(event.price) <= trigger:
             crossing = event
+            assert await port.fetch_positions() != []  # still open: the engine acts first
+            continue
+        if crossing is not None:
+            after = event
             break
-    assert crossing is not None
+    assert crossing is not None and after is not None
     assert await port.fetch_positions() == [] and await port.fetch_open_algo_orders() == []
     fill = await port.fetch_order(symbol, "sdca-1-backstop-1")
-    assert fill is not None and fill.filled_qty == qty and fill.update_time == crossing.event_time
+    assert fill is not None and fill.filled_qty == qty and fill.update_time == after.event_time
     # the user stream already holds the whole story, as Binance would have sent it
     got = []
     async for ev in user.events():
@@ -250,7 +258,7 @@ async def test_replay_clock_follows_events_and_scales_sleep() -> None:
         ReplayClock(0, speed=0)
 
 
-async def test_a_running_user_consumer_gets_the_stop_fill_before_the_crossing_price(tmp_path: Path) -> None:
+async def test_a_running_user_consumer_gets_the_backstop_fill_before_the_next_price(tmp_path: Path) -> None:
     conn = connect(tmp_path / "sim.sqlite3")
     bundle = build_sim_bundle(settings(tmp_path), conn)
     port, stream, user = bundle.port, bundle.market, bundle.user
@@ -270,10 +278,14 @@ async def test_a_running_user_consumer_gets_the_stop_fill_before_the_crossing_pr
 
     task = asyncio.create_task(consume_user())
     async for event in stream.events():
-        if isinstance(event, PriceEvent) and event.symbol == symbol and D(event.price) <= trigger:
-            seen.append("price")
-            break
-    assert seen == ["fill", "price"]
+        if isinstance(event, PriceEvent) and event.symbol == symbol:
+            if "crossing" in seen:
+                seen.append("next price")
+                break
+            if D(event.price) <= trigger:
+                seen.append("crossing")
+    # the engine saw the crossing price first; the backstop's fill reached the user stream before the next price
+    assert seen == ["crossing", "fill", "next price"]
     await bundle.close()
     await asyncio.wait_for(task, 5)
     conn.close()
