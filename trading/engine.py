@@ -47,6 +47,7 @@ class Engine:
         self.executor.on_foreign_activity = self.reconciler.request_soon
         self.stream_state: dict[str, tuple[bool, int]] = {}  # name -> (up, since ms)
         self.last_minute_ms: int | None = None
+        self._refreshing = False
         self.minute_hooks: list[Callable[[int], None]] = []  # once per closed minute (service housekeeping)
         self.universe_hooks: list[Callable[[], None]] = []  # the universe changed (stream subscriptions)
 
@@ -109,7 +110,11 @@ class Engine:
                 self.keeper.on_kline_event(ev)
             else:
                 self.candles.on_closed_1m(ev.symbol, k)
-            self._minute(k.open_time)
+            if self._minute(k.open_time):
+                if self.executor.inline:
+                    await self._refresh_universe()
+                else:
+                    self.executor.spawn(self._refresh_universe())
             await self.monitor.on_minute_closed(ev.symbol, repr(k.close))
             await self.scanner.on_minute_closed(ev.symbol, k.open_time)
         elif isinstance(ev, StreamStatus):
@@ -162,29 +167,37 @@ class Engine:
         elif not was_up and ev.up:
             ctx.notify(StreamUp(ts_ms=ctx.clock.now_ms(), name=ev.name, down_for_s=(ev.event_time - since) / 1000))
 
-    def _minute(self, minute_ms: int) -> None:
-        """Once per closed minute (the first symbol's close): hourly universe refresh and service hooks."""
+    def _minute(self, minute_ms: int) -> bool:
+        """Once per closed minute (the first symbol's close): service hooks; True when the hourly universe
+        refresh is due (by market time, so sim and backtest refresh as live does)."""
         if self.last_minute_ms is not None and minute_ms <= self.last_minute_ms:
-            return
+            return False
         self.last_minute_ms = minute_ms
-        if self.ctx.clock.now_ms() - self.scanner.universe.refreshed_ms >= HOUR_MS and not self.executor.inline:
-            self.executor.spawn(self._refresh_universe())
         for hook in self.minute_hooks:
             try:
                 hook(minute_ms)
             except Exception:  # housekeeping must never stop trading
                 log.exception("minute hook failed")
+        return self.ctx.clock.now_ms() - self.scanner.universe.refreshed_ms >= HOUR_MS
 
     async def _refresh_universe(self) -> None:
-        before = set(self.scanner.universe.symbols)
-        await self.scanner.refresh_universe()
-        after = set(self.scanner.universe.symbols)
-        if self.keeper is not None and after != before:
-            held = set(self.held_symbols())
-            self.keeper.remove_symbols(before - after - held)
-            await self.keeper.add_symbols(sorted(after - before))
-        for hook in self.universe_hooks:
-            hook()
+        if self._refreshing:
+            return
+        self._refreshing = True
+        try:
+            before = set(self.scanner.universe.symbols)
+            await self.scanner.refresh_universe()
+            after = set(self.scanner.universe.symbols)
+            if after == before:
+                return
+            if self.keeper is not None:
+                held = set(self.held_symbols())
+                self.keeper.remove_symbols(before - after - held)
+                await self.keeper.add_symbols(sorted(after - before))
+            for hook in self.universe_hooks:
+                hook()
+        finally:
+            self._refreshing = False
 
     # ------------------------------------------------------------------ views helpers
     def unrealized(self) -> Decimal:

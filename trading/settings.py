@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # Beyond the contract table: simulation and housekeeping knobs (documented in .env.example).
-    sim_speed: float = Field(default=300.0, gt=0)
+    sim_speed: float = Field(default=300.0, ge=0)  # 0 = as fast as possible
     sim_data_dir: Path | None = None
     sim_seed: int = 7
     sim_symbols: int = Field(default=20, ge=1, le=200)

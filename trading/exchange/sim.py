@@ -209,6 +209,10 @@ class SimMarketStream:
                         await asyncio.sleep(delay)
                     if self._closed.is_set():
                         return
+                else:
+                    # As fast as possible, yet one loop turn per event: the engine's order tasks for the
+                    # previous price run to completion before the next price exists (deterministic replays).
+                    await asyncio.sleep(0)
                 nxt = batch[i + 1].event_time if i + 1 < len(batch) else minute_ms + MINUTE_MS
                 self.clock.anchor(ts, nxt)
                 if isinstance(event, PriceEvent):
@@ -369,10 +373,11 @@ def build_sim_bundle(settings: Settings, conn: sqlite3.Connection) -> ExchangeBu
         log.warning("simulated positions on symbols the replay no longer has: %s", ", ".join(missing))
     broker.cursor_ms = replay.cursor_ms
     broker.flush()
-    clock = ReplayClock(replay.cursor_ms, speed=settings.sim_speed)
+    speed = settings.sim_speed or None  # SIM_SPEED=0: as fast as possible
+    clock = ReplayClock(replay.cursor_ms, speed=speed)
     broker.now_fn = clock.now_ms
     user = SimUserStream(broker)
-    stream = SimMarketStream(replay, broker, clock, settings.sim_speed, user)
+    stream = SimMarketStream(replay, broker, clock, speed, user)
     port = SimExchange(replay, broker, clock)
     log.info(
         "sim: %s, %d symbols, starting at %s ms, speed %gx, wallet %s USDT",
