@@ -58,14 +58,22 @@ def normalize_symbol(raw: str) -> str:
 class CountingNotifier:
     """Passes events on and remembers when errors happened (``/health``: errors in the last hour)."""
 
-    def __init__(self, inner: Notifier, clock_ms: Callable[[], int]) -> None:
+    def __init__(
+        self, inner: Notifier, clock_ms: Callable[[], int], taps: tuple[Callable[[EngineEvent], None], ...] = ()
+    ) -> None:
         self.inner = inner
         self._clock_ms = clock_ms
         self._errors: deque[int] = deque(maxlen=10_000)
+        self._taps = taps  # extra observers (tests, metrics); never allowed to break publishing
 
     def publish(self, event: EngineEvent) -> None:
         if isinstance(event, ErrorEvent | OrderRejected):
             self._errors.append(self._clock_ms())
+        for tap in self._taps:
+            try:
+                tap(event)
+            except Exception:
+                log.exception("event tap failed")
         self.inner.publish(event)
 
     def errors_since(self, since_ms: int) -> int:

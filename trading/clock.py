@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 
@@ -54,3 +55,31 @@ class ManualClock:
         # Sleeping advances simulated time and yields once so other tasks run.
         self.advance(seconds)
         await asyncio.sleep(0)
+
+
+class ExchangeClock:
+    """The system clock corrected to the exchange's server time (measured at start and on demand).
+
+    Candle periods, cooldowns and the journal's request-window checks then follow the exchange's
+    minute boundaries even when the host's clock is off.
+    """
+
+    def __init__(self) -> None:
+        self.offset_ms = 0
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self.offset_ms
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def sync(self, server_time_ms: Callable[[], Awaitable[int]]) -> int:
+        """Measure the offset (round-trip halved); returns it."""
+        t0 = time.time_ns() // 1_000_000
+        server = await server_time_ms()
+        t1 = time.time_ns() // 1_000_000
+        self.offset_ms = server - (t0 + t1) // 2
+        return self.offset_ms

@@ -53,6 +53,7 @@ from trading.events import (
     PositionClosed,
 )
 from trading.exchange.base import (
+    REQUEST_WINDOW_MS,
     AlgoOrder,
     AlgoUpdate,
     ExchangeError,
@@ -72,6 +73,7 @@ from trading.views import SyncItem
 
 log = logging.getLogger("surgedca.executor")
 
+WINDOW_MARGIN_MS = 2_000  # clock offset between us and the exchange, on top of the request window
 UNKNOWN_EXCEPTIONS = (OrderStatusUnknown, RetriableError, RateLimitedError, asyncio.TimeoutError, OSError)
 
 
@@ -357,9 +359,11 @@ class Executor:
                 found, absent = await self._ask(symbol, cid)
                 if found is not None:
                     return self._facts_from_order(cid, found)
-                if absent and sends < self._max_sends:
-                    # The exchange has not seen it: send again with the *same* id (a still-open
-                    # original would make the exchange refuse the copy).
+                if absent and reduce_only and sends < self._max_sends:
+                    # An exit the exchange has not seen: send it again with the *same* id. Safe even if the
+                    # original is still on its way: reduce-only can never sell more than is held.
+                    # A buy is never re-sent here: the reconciler resolves it once the request window has
+                    # passed (rule 3), and only then may the ladder buy again.
                     sends += 1
                     ctx.store.journal.bump_attempt(cid, ctx.clock.now_ms())
                     continue
@@ -595,8 +599,15 @@ class Executor:
         if want is None:
             return
         symbol = entry.state.symbol
+        old = {"client_id": entry.backstop_client_id, "price": entry.backstop_price}
+        if entry.backstop_client_id:
+            # Binance keeps one closePosition stop per side (-4130), so the old one goes first; the service's
+            # own stop watches the price in the moment between.
+            if not await self._cancel_algo(symbol, entry.backstop_client_id):
+                return  # still resting: kept; the reconciler tries again
+            entry.backstop_client_id, entry.backstop_price = None, None
+            ctx.store.positions.set_backstop(entry.position_id, None, None, None)
         cid = self._next_id(entry, "bs")
-        now = ctx.clock.now_ms()
         ctx.store.journal.insert_pending(
             cid,
             position_id=entry.position_id,
@@ -607,7 +618,7 @@ class Executor:
             qty=entry.state.qty,
             reduce_only=True,
             trigger_price=want.price,
-            now_ms=now,
+            now_ms=ctx.clock.now_ms(),
         )
         try:
             algo = await ctx.port.create_stop_market_close(symbol, want.price, client_algo_id=cid)
@@ -623,6 +634,8 @@ class Executor:
                     message=f"backstop at {want.price} refused: {exc}",
                 )
             )
+            if exc.code == -4130 and self.on_foreign_activity is not None:
+                self.on_foreign_activity(symbol)  # another closePosition stop rests: the reconciler clears it
             return
         except UNKNOWN_EXCEPTIONS as exc:
             ctx.store.journal.mark(cid, "unknown", now_ms=ctx.clock.now_ms(), error=repr(exc)[:500])
@@ -635,7 +648,6 @@ class Executor:
                 )
             )
             return
-        old_cid = entry.backstop_client_id
         with ctx.store.db.transaction():
             ctx.store.journal.mark(cid, "sent", now_ms=ctx.clock.now_ms(), exchange_order_id=algo.algo_id, raw=algo.raw)
             ctx.store.positions.set_backstop(entry.position_id, cid, want.price, algo.algo_id)
@@ -643,13 +655,11 @@ class Executor:
                 "system",
                 "backstop",
                 symbol=symbol,
-                before={"client_id": old_cid, "price": entry.backstop_price},
+                before=old,
                 after={"client_id": cid, "price": want.price},
                 ts_ms=ctx.clock.now_ms(),
             )
         entry.backstop_client_id, entry.backstop_price = cid, want.price
-        if old_cid:
-            await self._cancel_algo(symbol, old_cid)
 
     async def cancel_backstop(self, entry: BookEntry) -> None:
         """A closePosition stop outlives the position on Binance: cancel it ourselves."""
@@ -660,19 +670,20 @@ class Executor:
         entry.backstop_client_id, entry.backstop_price = None, None
         self.ctx.store.positions.set_backstop(entry.position_id, None, None, None)
 
-    async def _cancel_algo(self, symbol: str, cid: str) -> None:
+    async def _cancel_algo(self, symbol: str, cid: str) -> bool:
+        """Cancel one of our algo orders; True when it no longer rests (cancelled now or already gone)."""
         ctx = self.ctx
         try:
             await ctx.port.cancel_algo_order(symbol, cid)
-            status = "canceled"
         except NotFoundError:
-            status = "canceled"  # already gone (triggered, or cancelled elsewhere)
+            pass  # already gone (triggered, or cancelled elsewhere)
         except ExchangeError as exc:
             log.warning("cancel of backstop %s failed: %r (the reconciler will retry)", cid, exc)
-            return
+            return False
         row = ctx.store.journal.get(cid)
         if row is not None and row.status not in ("filled",):
-            ctx.store.journal.mark(cid, status, now_ms=ctx.clock.now_ms())
+            ctx.store.journal.mark(cid, "canceled", now_ms=ctx.clock.now_ms())
+        return True
 
     # ------------------------------------------------------------------ user-data events
     def on_order_update(self, ev: OrderUpdate) -> None:
@@ -799,7 +810,10 @@ class Executor:
         parsed = parse_id(row.client_order_id)
         now = ctx.clock.now_ms()
         if order is None:
-            # Never reached the exchange (rule 3 runs after the fact, so no race with an in-flight send).
+            if now - row.updated_at_ms < REQUEST_WINDOW_MS + WINDOW_MARGIN_MS:
+                # It may still be on its way: the exchange refuses it only once its request window has passed.
+                return [SyncItem("pending_open", row.symbol, f"{row.client_order_id} not on the exchange yet",
+                                 "asking again after the request window")]
             ctx.store.journal.mark(row.client_order_id, "rejected", now_ms=now, error="not found on the exchange")
             if parsed is not None and parsed.action == "entry":
                 rec = ctx.store.positions.get(parsed.position_id)

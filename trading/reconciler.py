@@ -129,6 +129,24 @@ class Reconciler:
                 item = await self._apply(c, entry)
                 if item is not None:
                     items.append(item)
+        # A backstop at a stale price (a replacement that failed earlier) is put right; no call when it is right.
+        for entry in ctx.book.entries():
+            symbol = entry.state.symbol
+            if symbol in skip or not ctx.cfg.backstop_on_exchange:
+                continue
+            async with ex.lock(symbol):
+                if ctx.book.get(symbol) is entry and not entry.busy and entry.backstop_client_id:
+                    before = entry.backstop_price
+                    await ex.sync_backstop(entry)
+                    if entry.backstop_price != before:
+                        items.append(
+                            SyncItem(
+                                "backstop_moved",
+                                symbol,
+                                f"backstop was at {before}",
+                                f"moved to {entry.backstop_price}",
+                            )
+                        )
         return items
 
     async def _apply(self, c: reconcile.Correction, entry: BookEntry | None) -> SyncItem | None:

@@ -17,6 +17,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
@@ -27,10 +28,11 @@ from storage.errors import AlreadyRunning, StorageError
 from storage.lock import InstanceLock
 from trading.api import CountingNotifier, ServiceApi
 from trading.candles import CandleKeeper, CandleStore, capacities_for, history_needed
+from trading.clock import ExchangeClock
 from trading.context import EngineContext
 from trading.core.config import ConfigError, StrategyConfig
 from trading.engine import Engine
-from trading.events import ErrorEvent, ServiceStarted, ServiceStopping
+from trading.events import EngineEvent, ErrorEvent, ServiceStarted, ServiceStopping
 from trading.exchange.base import ExchangeBundle, ExchangeError
 from trading.settings import Settings
 from trading.store import Store
@@ -87,8 +89,9 @@ def run_service(settings: Settings) -> int:
 
 
 class Service:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, event_taps: tuple[Callable[[EngineEvent], None], ...] = ()) -> None:
         self.settings = settings
+        self.event_taps = event_taps
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[Any]] = []
         self.db: Database | None = None
@@ -132,8 +135,12 @@ class Service:
         cfg = effective_config(s, store)
         self.bundle = await build_bundle(s, self.db)
         clock = self.bundle.clock
+        if isinstance(clock, ExchangeClock):
+            offset = await clock.sync(self.bundle.port.server_time)
+            if abs(offset) > 1000:
+                log.warning("this machine's clock is %+.1f s off the exchange's; using the exchange's", offset / 1000)
         self.alerts = await self._start_alerts(clock)
-        counting = CountingNotifier(self.alerts, clock.now_ms)  # type: ignore[attr-defined]
+        counting = CountingNotifier(self.alerts, clock.now_ms, self.event_taps)  # type: ignore[attr-defined]
         ctx = EngineContext(
             cfg=cfg,
             store=store,
@@ -292,6 +299,8 @@ class Service:
         sched.add_job(self._write_health, "interval", seconds=10, id="health", max_instances=1, coalesce=True)
         sched.add_job(self._backup_job, "cron", hour=4, minute=7, id="backup", max_instances=1, coalesce=True)
         sched.add_job(self._daily_job, "cron", hour=0, minute=0, second=5, id="daily", max_instances=1, coalesce=True)
+        if isinstance(self.engine.ctx.clock, ExchangeClock):
+            sched.add_job(self._sync_clock, "interval", minutes=30, id="clock", max_instances=1, coalesce=True)
         sched.start()
         self.scheduler = sched
         self._write_health()
@@ -307,6 +316,15 @@ class Service:
             self.engine.ctx.notify(
                 ErrorEvent(ts_ms=self.engine.ctx.clock.now_ms(), where="reconcile", message=repr(exc))
             )
+
+    async def _sync_clock(self) -> None:
+        assert self.engine is not None and self.bundle is not None
+        clock = self.engine.ctx.clock
+        if isinstance(clock, ExchangeClock):
+            try:
+                await clock.sync(self.bundle.port.server_time)
+            except ExchangeError as exc:
+                log.warning("clock sync failed: %r", exc)
 
     async def _backup_job(self) -> None:
         assert self.db is not None and self.engine is not None
@@ -422,10 +440,10 @@ async def build_bundle(settings: Settings, db: Database) -> ExchangeBundle:
         from trading.exchange.paper import build_paper_bundle
 
         return build_paper_bundle(settings, db.conn, adapter, market)
-    from trading.clock import SystemClock
+    from trading.clock import ExchangeClock
 
     user = BinanceUserStream(ws_base, adapter)
-    return ExchangeBundle("live", adapter, market, user, SystemClock())
+    return ExchangeBundle("live", adapter, market, user, ExchangeClock())
 
 
 def _jsonable(o: Any) -> Any:

@@ -19,6 +19,9 @@ from trading.core.models import Bracket, SymbolRules
 __all__ = ["Bracket"]  # re-exported: the maintenance brackets live in the core (risk needs them)
 
 CLIENT_ID_PREFIX = "sdca-"
+# recvWindow sent with every signed request: Binance refuses (and never executes) a request that reaches it
+# later than this after its timestamp, so an order still absent that long after it was sent never will be.
+REQUEST_WINDOW_MS = 10_000
 
 
 # ------------------------------------------------------------------ errors

@@ -33,6 +33,7 @@ from pydantic import SecretStr
 
 from trading.core.models import SymbolRules
 from trading.exchange.base import (
+    REQUEST_WINDOW_MS,
     AlgoOrder,
     AuthError,
     Balance,
@@ -147,6 +148,8 @@ class CcxtBinanceAdapter:
             "timeout": int(timeout_s * 1000),
             "options": {
                 "fetchCurrencies": False,  # otherwise load_markets reaches spot sapi on another host
+                # The exchange refuses a signed request older than this: rule 3 relies on it after a crash.
+                "recvWindow": REQUEST_WINDOW_MS,
                 "defaultType": "future",
                 "adjustForTimeDifference": False,  # done here, at start and after -1021
                 "disableFuturesSandboxWarning": True,
