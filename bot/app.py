@@ -4,6 +4,12 @@ The composition root (``bot/__main__.py``, the service) decides when; this
 module only wires aiogram. Handlers get the service API and helpers through
 the dispatcher's workflow data (``service``, ``clock``, ``confirmations``,
 ``locales``), never through globals.
+
+Stopping: ``dp.stop_polling()`` (or :func:`stop_bot`) returns once polling
+has stopped *and* the updates being handled have finished (at most
+``stop_grace_s``; the rest are cancelled). aiogram itself would leave them
+running, e.g. a confirmed ``/exit`` still waiting for its fill while the
+service closes the exchange session and the database under it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,13 @@ from aiogram.utils.i18n import I18n
 from bot.commands import COMMANDS
 from bot.confirmations import CONFIRM_TTL_S, ConfirmationStore
 from bot.i18n import SUPPORTED_LOCALES, make_i18n, translate
-from bot.middlewares import AuthMiddleware, ChatLocaleMiddleware, LocaleResolver, RetryAfterMiddleware
+from bot.middlewares import (
+    AuthMiddleware,
+    ChatLocaleMiddleware,
+    LocaleResolver,
+    RetryAfterMiddleware,
+    UpdatesInFlight,
+)
 from bot.routers import all_routers
 from trading.clock import Clock, SystemClock
 from trading.views import ServiceAPI
@@ -33,6 +45,7 @@ from trading.views import ServiceAPI
 log = logging.getLogger(__name__)
 
 _STOP_FLAG = "bot_stop_requested"
+STOP_GRACE_S = 10.0  # an /exit asks the exchange for a lost reply for up to ~8 s (executor.ask_delays)
 
 
 def create_bot(token: str, api_url: str | None = None) -> Bot:
@@ -54,11 +67,14 @@ def create_dispatcher(
     clock: Clock | None = None,
     i18n: I18n | None = None,
     confirm_ttl_s: float = CONFIRM_TTL_S,
+    stop_grace_s: float = STOP_GRACE_S,
 ) -> Dispatcher:
     allowed = [int(c) for c in allowed_chat_ids]
     if not allowed:
         raise ValueError("allowed_chat_ids is empty: the bot would answer nobody")
-    clock = clock or SystemClock()
+    # The service's own clock when it has one (live: the exchange's time, on which every stored timestamp is),
+    # so that ages in /health and /positions do not drift with the host's clock.
+    clock = clock or getattr(service, "clock", None) or SystemClock()
     i18n = i18n or make_i18n(default_locale)
     locales = LocaleResolver(i18n, service)
     dp = Dispatcher(
@@ -68,7 +84,15 @@ def create_dispatcher(
         locales=locales,
         i18n=i18n,
     )
-    # Auth first (outer, on the raw update): unknown chats never reach i18n, handlers or the error router.
+    in_flight = UpdatesInFlight(stop_grace_s)
+    dp.update.outer_middleware(in_flight)  # outermost: every update is seen, whatever happens inside
+
+    async def finish_updates() -> None:  # runs inside start_polling's shutdown, which stop_polling waits for
+        await in_flight.finish()
+
+    dp.shutdown.register(finish_updates)
+    dp["updates_in_flight"] = in_flight
+    # Auth next (outer, on the raw update): unknown chats never reach i18n, handlers or the error router.
     dp.update.outer_middleware(AuthMiddleware(service, allowed))
     ChatLocaleMiddleware(locales).setup(dp)
     dp.include_routers(*all_routers())
@@ -126,14 +150,19 @@ async def start_bot(bot: Bot, dp: Dispatcher, *, polling_timeout: int = 10) -> N
 
 
 async def stop_bot(bot: Bot, dp: Dispatcher, *, close_session: bool = True) -> None:
-    """Stop polling (if it runs) and close the HTTP session. Safe to call more than once.
+    """Stop polling (if it runs), let the updates being handled finish, and close the HTTP session.
 
-    Called while :func:`start_bot` is still waiting for Telegram, it makes
-    ``start_bot`` return without polling (a task stuck in its retry sleep
-    may still need cancelling by the caller).
+    Safe to call more than once. Called while :func:`start_bot` is still
+    waiting for Telegram, it makes ``start_bot`` return without polling (a
+    task stuck in its retry sleep may still need cancelling by the caller).
+    A composition root that still sends alerts afterwards passes
+    ``close_session=False`` and closes ``bot.session`` after the last one.
     """
     dp.workflow_data[_STOP_FLAG] = True
     with contextlib.suppress(RuntimeError):  # "Polling is not started"
         await dp.stop_polling()
+    in_flight = dp.workflow_data.get("updates_in_flight")
+    if isinstance(in_flight, UpdatesInFlight):  # polling never ran, or already stopped: nothing else waits for them
+        await in_flight.finish()
     if close_session:
         await bot.session.close()

@@ -54,7 +54,7 @@ class ConfirmationStore:
         keep_s: float = 24 * 3600,
         max_entries: int = 1000,
     ) -> None:
-        self._clock = clock or SystemClock()
+        self.clock = clock or SystemClock()  # public: a test may age the questions of a running bot
         self.ttl_s = ttl_s
         self._keep_s = keep_s  # finished entries are remembered so a late tap says "already done"
         self._max = max_entries
@@ -63,7 +63,7 @@ class ConfirmationStore:
     def create(self, kind: str, *, user_id: int, chat_id: int, payload: dict[str, str] | None = None) -> Pending:
         self._prune()
         token = secrets.token_urlsafe(9)  # 12 characters, 72 random bits
-        item = Pending(token, kind, user_id, chat_id, self._clock.monotonic(), dict(payload or {}))
+        item = Pending(token, kind, user_id, chat_id, self.clock.monotonic(), dict(payload or {}))
         self._items[token] = item
         return item
 
@@ -82,7 +82,7 @@ class ConfirmationStore:
             return Outcome.CANCELLED, item
         if item.state is State.EXPIRED:
             return Outcome.EXPIRED, item
-        if self._clock.monotonic() - item.created > self.ttl_s:
+        if self.clock.monotonic() - item.created > self.ttl_s:
             item.state = State.EXPIRED
             return Outcome.EXPIRED, item
         return Outcome.OK, item
@@ -102,7 +102,7 @@ class ConfirmationStore:
         return outcome, item
 
     def _prune(self) -> None:
-        now = self._clock.monotonic()
+        now = self.clock.monotonic()
         for token in [t for t, i in self._items.items() if now - i.created > self._keep_s]:
             del self._items[token]
         while len(self._items) >= self._max:

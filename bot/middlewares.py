@@ -7,6 +7,9 @@
   (persisted by the service), else the service's default ``LOCALE``.
 * :class:`RetryAfterMiddleware` (on the HTTP session): Telegram's 429
   ``retry_after`` is honoured for every request the bot makes.
+* :class:`UpdatesInFlight` (outermost, on updates): which updates are being
+  handled, so that stopping the bot lets a confirmed ``/exit`` finish (and
+  report its fill) before the service closes the exchange and the database.
 """
 
 from __future__ import annotations
@@ -34,6 +37,44 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 def actor_of(user: User | None) -> str:
     return f"tg:{user.id}" if user is not None else "tg:unknown"
+
+
+class UpdatesInFlight(BaseMiddleware):
+    """Tracks the tasks handling updates (aiogram runs one task per update and does not wait for them at stop)."""
+
+    def __init__(self, grace_s: float = 10.0) -> None:
+        self.grace_s = grace_s
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            return await handler(event, data)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    @property
+    def count(self) -> int:
+        return sum(1 for t in self._tasks if not t.done())
+
+    async def finish(self, grace_s: float | None = None) -> int:
+        """Wait up to ``grace_s`` for the updates being handled, cancel the rest; returns how many were cancelled."""
+        grace_s = self.grace_s if grace_s is None else grace_s
+        me = asyncio.current_task()
+        pending = {t for t in self._tasks if t is not me and not t.done()}
+        if not pending:
+            return 0
+        log.info("waiting up to %.0f s for %d Telegram update(s) being handled", grace_s, len(pending))
+        _done, late = await asyncio.wait(pending, timeout=grace_s)
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning("cancelled %d Telegram update(s) still being handled after %.0f s", len(late), grace_s)
+            await asyncio.wait(late, timeout=1.0)
+        return len(late)
 
 
 class AuthMiddleware(BaseMiddleware):

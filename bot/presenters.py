@@ -199,8 +199,13 @@ def positions_text(positions: Sequence[PositionView], *, page: int, now_ms: int,
     if not positions:
         lines += ["", _("No open positions.")]
     else:
-        total = sum((p.unrealized_pnl for p in positions if p.unrealized_pnl is not None), Decimal(0))
-        lines.append(_("Unrealised total: {pnl} USDT").format(pnl=fmt_usdt(total, signed=True)))
+        known = [p.unrealized_pnl for p in positions if p.unrealized_pnl is not None]
+        # Before a position's first price its PnL is unknown: the total says so instead of counting it as 0.
+        total = sum(known, Decimal(0)) if known else None
+        line = _("Unrealised total: {pnl} USDT").format(pnl=fmt_usdt(total, signed=True))
+        if known and len(known) < len(positions):
+            line += " · " + _("{n} without a price yet").format(n=len(positions) - len(known))
+        lines.append(line)
         for p in shown:
             lines += ["", position_block(p)]
     lines += ["", _("As of {time}").format(time=fmt_clock(now_ms))]
@@ -596,7 +601,7 @@ def report_caption(r: Report) -> str:
         label, kind = _SUMMARY_LABELS.get(k, ("", ""))
         lines.append(f"{_(label) if label else esc(k)}: {_summary_value(kind, v)}")
     if r.png is None:
-        lines.append(_("Nothing to plot yet: no closed trades in this period."))
+        lines.append(_("Nothing to plot yet: the equity curve needs two minutes of balance records."))
     return "\n".join(lines)
 
 
@@ -616,6 +621,8 @@ def service_error_text(exc: ServiceError) -> str:
         return _("The exchange cannot be reached right now: {detail}").format(detail=_free(p.get("detail", "")))
     if code == "invalid_config":
         return invalid_config_text(p.get("problems") or [str(exc)])
+    if code == "service_stopping":
+        return _("The service is stopping: nothing was done. Try again once it is back.")
     return _("The service refused: {reason}").format(reason=_free(str(exc)))
 
 

@@ -17,9 +17,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from trading.book import BookEntry
+from trading.clock import Clock
 from trading.core.config import ConfigError, StrategyConfig
 from trading.core.reports import RiskTable, SignalReport
-from trading.core.risk import risk_table
+from trading.core.risk import risk_table, validate_strategy
 from trading.engine import Engine
 from trading.events import EngineEvent, ErrorEvent, Notifier, OrderRejected
 from trading.exchange.base import ExchangeError
@@ -37,6 +38,7 @@ from trading.views import (
     PeriodStats,
     PositionView,
     Report,
+    ServiceError,
     StatsView,
     StreamHealth,
     SyncReport,
@@ -53,6 +55,12 @@ def normalize_symbol(raw: str) -> str:
     if s and not s.endswith("USDT"):
         s += "USDT"
     return s
+
+
+class ServiceStopping(ServiceError):
+    """Refused because the service is shutting down (additive to ``trading.views``' error codes)."""
+
+    code = "service_stopping"
 
 
 class CountingNotifier:
@@ -105,6 +113,11 @@ class ServiceApi:
 
     # ------------------------------------------------------------------ helpers
     @property
+    def clock(self) -> Clock:
+        """The engine's clock (the exchange's time in live mode): front ends show ages and times on it."""
+        return self.ctx.clock
+
+    @property
     def paused(self) -> bool:
         return self.ctx.paused
 
@@ -113,6 +126,11 @@ class ServiceApi:
         if not symbol or symbol not in self.ctx.markets:
             raise UnknownSymbol(symbol=symbol or raw)
         return symbol
+
+    def _not_stopping(self) -> None:
+        """At SIGINT/SIGTERM no new orders or corrections are started (one already sent is carried through)."""
+        if self.ctx.stopping:
+            raise ServiceStopping("the service is stopping: nothing was done")
 
     def _entry(self, raw: str) -> BookEntry:
         symbol = self._symbol(raw)
@@ -201,6 +219,7 @@ class ServiceApi:
 
     # ------------------------------------------------------------------ actions
     async def sync(self, actor: str) -> SyncReport:
+        self._not_stopping()
         return await self.engine.reconciler.run(actor=actor)
 
     async def exit_preview(self, symbol: str) -> ExitPreview:
@@ -215,6 +234,7 @@ class ServiceApi:
         )
 
     async def exit(self, symbol: str, actor: str) -> ExitResult:
+        self._not_stopping()
         e = self._entry(symbol)
         sym = e.state.symbol
         self.ctx.store.audit.add(
@@ -271,10 +291,25 @@ class ServiceApi:
             raise InvalidConfig(str(exc), problems=exc.problems) from None
         problems = validate_full(new_cfg)
         if problems:
+            problems = self._at_this_balance(new_cfg, problems)
             raise InvalidConfig("; ".join(problems), problems=problems)
         old = _lookup(cfg.to_dict(), key)
         new = _lookup(new_cfg.to_dict(), key)
         return key, old, new, new_cfg
+
+    def _at_this_balance(self, cfg: StrategyConfig, problems: list[str]) -> list[str]:
+        """Risk is validated at a 1,000 USDT reference balance (the verdict does not depend on it); the refusal
+        quotes the USDT figures at this account's balance, so they match the preview and /risk."""
+        reference = set(validate_strategy(cfg))
+        if not reference:
+            return problems
+        try:
+            here = list(risk_table(cfg, self._risk_balance()).problems)
+        except (ValueError, ArithmeticError):
+            return problems
+        if not here:  # a tier boundary can differ between balances: keep the reference verdict
+            return problems
+        return [p for p in problems if p not in reference] + here
 
     async def config_preview(self, key: str, raw_value: str) -> ConfigPreview:
         key, old, new, new_cfg = self._candidate(key, raw_value)
@@ -282,6 +317,7 @@ class ServiceApi:
         return ConfigPreview(key, old, new, risk_table(self.ctx.cfg, bal), risk_table(new_cfg, bal))
 
     async def config_set(self, key: str, raw_value: str, actor: str) -> ConfigChange:
+        self._not_stopping()
         key, old, new, new_cfg = self._candidate(key, raw_value)
         ctx = self.ctx
         now = ctx.clock.now_ms()

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from trading.views import Report
@@ -33,14 +34,57 @@ def max_drawdown(equity: Sequence[float]) -> float:
     return worst
 
 
-def equity_png(times_ms: Sequence[int], equity: Sequence[float], marks: Sequence[Mark] = (), title: str = "") -> bytes:
-    """Equity curve with drawdown shading and entry/exit markers."""
+MAX_PLOT_POINTS = 4_000  # a year of minutes would take matplotlib seconds (and /report runs on the trading loop)
+
+
+def thin(
+    times_ms: Sequence[int], values: Sequence[float], limit: int = MAX_PLOT_POINTS
+) -> tuple[list[int], list[float]]:
+    """At most about ``limit`` points: each bucket keeps its lowest and its highest value (so peaks, troughs
+    and the drawdowns between them survive) and the last point is kept."""
+    n = len(times_ms)
+    if n <= limit or limit < 4:
+        return list(times_ms), list(values)
+    size = -(-n // (limit // 2))
+    out_t: list[int] = []
+    out_v: list[float] = []
+    for a in range(0, n, size):
+        b = min(n, a + size)
+        lo = min(range(a, b), key=values.__getitem__)
+        hi = max(range(a, b), key=values.__getitem__)
+        for i in sorted({lo, hi}):
+            out_t.append(times_ms[i])
+            out_v.append(values[i])
+    if out_t[-1] != times_ms[-1]:
+        out_t.append(times_ms[-1])
+        out_v.append(values[-1])
+    return out_t, out_v
+
+
+def equity_png(
+    times_ms: Sequence[int],
+    equity: Sequence[float],
+    marks: Sequence[Mark] = (),
+    title: str = "",
+    *,
+    max_points: int = MAX_PLOT_POINTS,
+) -> bytes:
+    """Equity curve with drawdown shading and entry/exit markers (marks outside the curve's time span are left
+    out; long curves are thinned to ``max_points``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
+    if times_ms:
+        first, last = times_ms[0], times_ms[-1]
+        marks = [m for m in marks if first <= m.ts_ms <= last]
+        # Marker heights from the full series, before thinning.
+        placed = [(m, _equity_at(times_ms, equity, m.ts_ms)) for m in marks]
+    else:
+        placed = []
+    times_ms, equity = thin(times_ms, equity, max_points)
     xs = [datetime.fromtimestamp(t / 1000, tz=UTC) for t in times_ms]
     fig, (ax, ax_dd) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     try:
@@ -63,13 +107,8 @@ def equity_png(times_ms: Sequence[int], equity: Sequence[float], marks: Sequence
         ax_dd.fill_between(xs, dd, 0, color="#d62728", alpha=0.4)
         ax_dd.set_ylabel("drawdown %")
         if xs:
-            by_time = dict(zip(times_ms, equity, strict=True))
             for kind, color, marker in (("entry", "#2ca02c", "^"), ("exit", "#ff7f0e", "v")):
-                pts = [
-                    (datetime.fromtimestamp(m.ts_ms / 1000, tz=UTC), _equity_at(by_time, times_ms, m.ts_ms))
-                    for m in marks
-                    if m.kind == kind
-                ]
+                pts = [(datetime.fromtimestamp(m.ts_ms / 1000, tz=UTC), y) for m, y in placed if m.kind == kind]
                 if pts:
                     ax.scatter(
                         [p[0] for p in pts],
@@ -95,13 +134,12 @@ def equity_png(times_ms: Sequence[int], equity: Sequence[float], marks: Sequence
         plt.close(fig)
 
 
-def _equity_at(by_time: dict[int, float], times: Sequence[int], ts: int) -> float:
-    if ts in by_time:
-        return by_time[ts]
+def _equity_at(times: Sequence[int], equity: Sequence[float], ts: int) -> float:
+    """The equity sampled at or last before ``ts``."""
     import bisect
 
     i = bisect.bisect_right(times, ts) - 1
-    return by_time[times[max(i, 0)]]
+    return equity[max(i, 0)]
 
 
 def live_report(store: Any, now_ms: int, days: int) -> Report:
@@ -129,6 +167,29 @@ def live_report(store: Any, now_ms: int, days: int) -> Report:
         end_equity=points[-1].equity,
         max_drawdown_pct=round(max_drawdown(equity) * 100, 2),
     )
-    marks = [Mark(p.opened_at_ms, "entry") for p in closed] + [Mark(p.closed_at_ms or now_ms, "exit") for p in closed]
-    png = equity_png(times, equity, marks, title=f"SurgeDCA - last {days} day(s)")
+    png = equity_png(times, equity, report_marks(store, since, now_ms), title=f"SurgeDCA - last {days} day(s)")
     return Report(days, png, summary)
+
+
+def live_report_at(db_path: Path, now_ms: int, days: int) -> Report:
+    """``live_report`` on a read connection of its own, for a worker thread: a year of minutes takes seconds to
+    read and draw, which must not happen on the trading loop (the service's connection belongs to that loop;
+    WAL lets this one read beside it)."""
+    from storage.db import Database
+    from trading.store import Store
+
+    db = Database.open(db_path, migrate=False, check=False)
+    try:
+        return live_report(Store.of(db), now_ms, days)
+    finally:
+        db.close()
+
+
+def report_marks(store: Any, since_ms: int, now_ms: int) -> list[Mark]:
+    """Entries of the positions opened in [since, now) (closed since or still open) and exits of those closed
+    in it, oldest first."""
+    closed = store.positions.list_closed(since_ms=since_ms, until_ms=now_ms)
+    opened = [p for p in (*closed, *store.positions.list_open()) if since_ms <= p.opened_at_ms < now_ms]
+    marks = [Mark(p.opened_at_ms, "entry", p.symbol) for p in opened]
+    marks += [Mark(p.closed_at_ms, "exit", p.symbol) for p in closed if p.closed_at_ms is not None]
+    return sorted(marks, key=lambda m: (m.ts_ms, m.kind))

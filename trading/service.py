@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -180,6 +181,10 @@ class Service:
         self._start_scheduler()
         if not s.headless:
             await self._start_bot()
+        # Everything built so far (markets, candles, modules) lives for the whole run: keep it out of the
+        # garbage collector's scans, so a collection never stalls a price update on the hot path for long.
+        gc.collect()
+        gc.freeze()
         ctx.notify(
             ServiceStarted(
                 ts_ms=clock.now_ms(),

@@ -147,3 +147,28 @@ async def harness(fake: FakeBinance, tmp_path: Path) -> AsyncIterator[Harness]:
         yield h
     finally:
         await h.stop()
+
+
+# ---- the Telegram side (tests/e2e/test_bot_*.py): the real service with its bot on a loopback fake Bot API
+@pytest.fixture
+async def telegram() -> AsyncIterator[Any]:
+    from tests.fakes.telegram import FakeTelegram
+
+    fake_tg = FakeTelegram()
+    await fake_tg.start()
+    try:
+        yield fake_tg
+    finally:
+        await fake_tg.stop()
+
+
+@pytest.fixture
+async def tgbot(telegram: Any, harness: Harness) -> AsyncIterator[Any]:
+    """``BotE2E``: ``await tgbot.start()`` runs the service with TELEGRAM_* pointing at the fake Bot API."""
+    from tests.e2e.bot_harness import BotE2E
+
+    try:
+        yield BotE2E(harness, telegram)
+    finally:
+        await harness.stop()  # while the fake Telegram still answers: the bot and the alerts stop cleanly
+

@@ -191,8 +191,13 @@ class FakeService:
         stage: Stage = Stage.INITIAL,
         last_price: str | Decimal | None = None,
         origin: str = "signal",
+        priced: bool = True,
     ) -> PositionView:
-        """Open a position as the ladder would have: one leg per stage reached, sized from the balance."""
+        """Open a position as the ladder would have: one leg per stage reached, sized from the balance.
+
+        ``last_price`` defaults to the entry price; ``priced=False`` is a position before its first price
+        (as the real service has right after adopting one): no last price, no PnL.
+        """
         if symbol not in self.symbols:
             self.symbols = (*self.symbols, symbol)
         p0 = _d(entry_price)
@@ -210,7 +215,7 @@ class FakeService:
             stage,
             legs,
             p0,
-            _d(last_price) if last_price is not None else p0,
+            (_d(last_price) if last_price is not None else p0) if priced else None,
             self.clock.now_ms() - 3600_000,
             origin,
         )
@@ -311,7 +316,9 @@ class FakeService:
     async def exit_preview(self, symbol: str) -> ExitPreview:
         self.calls.append(("exit_preview", symbol))
         v = self._view(self._held(symbol))
-        est = v.unrealized_pnl - v.qty * (v.last_price or v.avg_price) * _d(self.config.taker_fee)
+        est = None  # as the real service: no estimate before the first price
+        if v.unrealized_pnl is not None and v.last_price is not None:
+            est = v.unrealized_pnl - v.qty * v.last_price * _d(self.config.taker_fee)
         return ExitPreview(v.position_id, v.symbol, v.stage, v.qty, v.avg_price, v.last_price, est)
 
     async def exit(self, symbol: str, actor: str) -> ExitResult:

@@ -51,6 +51,20 @@ async def test_positions_shows_every_figure_and_buttons(harness: BotHarness) -> 
     assert labels == ["❌ Exit BTCUSDT", "🔎 Details", "❌ Exit ETHUSDT", "🔎 Details", "🔄 Refresh"]
 
 
+async def test_positions_before_their_first_price(harness: BotHarness) -> None:
+    # Right after an adoption the service has no last price yet: unknown, never counted as zero.
+    harness.service.add_position("SOLUSDT", "150", origin="adopted", priced=False)
+    reply = await harness.say("/positions")
+    assert "Unrealised total: — USDT" in reply.text
+    assert "last —" in reply.text and "Unrealised: — USDT (—)" in reply.text
+    harness.service.add_position("ETHUSDT", "2500", last_price="2550")
+    eth = await harness.service.position("ETHUSDT")
+    reply = await harness.say("/positions")
+    assert f"Unrealised total: +{eth.unrealized_pnl:,.2f} USDT · 1 without a price yet" in reply.text
+    question = await harness.say("/exit sol")
+    assert "Average 150 · last —" in question.text and "Estimated result: — USDT" in question.text
+
+
 async def test_positions_when_flat(harness: BotHarness) -> None:
     reply = await harness.say("/positions")
     assert "No open positions." in reply.text

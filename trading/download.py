@@ -1,0 +1,305 @@
+"""``surgedca download``: public 1m klines into candle files, resumable.
+
+For every symbol the wanted window is [now - N days, the last closed minute].
+The existing file (``OUT/SYMBOL-1m.csv``, or ``.csv.gz`` if that is what is
+there) is read first and only the minutes it lacks are asked for, a missing
+range at a time, in pages of ``PAGE_LIMIT`` candles; the result is merged and
+written atomically (temporary file, then rename). If a run is interrupted (an
+error, Ctrl-C) what was fetched so far is still merged and written, so the next
+run continues where this one stopped. Minutes the exchange does not have (a
+listing later than the window's start, maintenance) are simply never written;
+a later run asks for them again, once per range.
+
+Rate limits: Binance counts request weight per minute (2,400 on USD-M). Before
+each page the downloader reads ``port.used_weight()`` (the last
+``X-MBX-USED-WEIGHT-1M`` seen) and, if the page would take this minute over
+``WEIGHT_BUDGET``, waits for the next minute; a 429/418 waits its
+``Retry-After`` and tries again (the adapter also pauses every other request
+meanwhile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from trading.candle_files import CandleFileError, find_candle_files, read_candles, write_candles
+from trading.core.series import OHLCV
+from trading.exchange.base import ExchangeError, ExchangePort, Kline, RateLimitedError
+
+if TYPE_CHECKING:
+    from trading.settings import Settings
+
+log = logging.getLogger("surgedca.download")
+
+MINUTE_MS = 60_000
+DAY_MS = 1_440 * MINUTE_MS
+# Binance's /fapi/v1/klines weight: 1 (<100), 2 (<500), 5 (<=1000), 10 (<=1500, the maximum). 1,000 a page
+# gets 200 candles per weight unit (499 would get 250 but needs twice the round trips; 1,500 only 150).
+PAGE_LIMIT = 1000
+PAGE_WEIGHT = 5
+WEIGHT_LIMIT_1M = 2400
+WEIGHT_BUDGET = WEIGHT_LIMIT_1M // 2  # leave half of the IP's minute to a service running beside us
+MAX_RATE_LIMITED = 5  # 429s in a row on one page before giving up (the next run resumes)
+MAX_DAYS = 3_650
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class DownloadError(RuntimeError):
+    """A symbol could not be completed; what was fetched before the error has been written."""
+
+    def __init__(self, message: str, reports: list[SymbolReport]) -> None:
+        super().__init__(message)
+        self.reports = reports
+
+
+@dataclass
+class SymbolReport:
+    symbol: str
+    path: Path
+    had: int = 0  # candles in the file's window before
+    fetched: int = 0  # new candles written
+    requests: int = 0  # kline pages asked for
+    ranges: list[tuple[int, int]] = field(default_factory=list)  # missing [first, last] open times asked for
+    still_missing: int = 0  # minutes of the window the exchange did not return
+    error: str | None = None
+
+
+@dataclass
+class WeightGuard:
+    """Waits for the next minute when a page would take the minute's used weight over the budget."""
+
+    port: ExchangePort
+    budget: int = WEIGHT_BUDGET
+    clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)
+    sleep: Sleep = asyncio.sleep
+    waits: int = 0
+    _reading: int = 0
+    _minute: int = -1
+
+    def note(self) -> None:
+        """After each reply: the exchange's count for the current minute."""
+        try:
+            self._reading = int(self.port.used_weight())
+        except Exception:  # a port without the header reports nothing: count nothing
+            self._reading = 0
+        self._minute = self.clock_ms() // MINUTE_MS
+
+    async def before(self, weight: int) -> None:
+        now = self.clock_ms()
+        used = self._reading if now // MINUTE_MS == self._minute else 0  # the count resets each minute
+        if used + weight > self.budget:
+            wait_s = (MINUTE_MS - now % MINUTE_MS) / 1000 + 0.5
+            self.waits += 1
+            log.info("request weight %d/%d this minute: waiting %.1f s", used, self.budget, wait_s)
+            await self.sleep(wait_s)
+
+
+# ---------------------------------------------------------------------- gaps
+def missing_ranges(have: np.ndarray, first_ms: int, last_ms: int) -> list[tuple[int, int]]:
+    """Runs of minutes in [first_ms, last_ms] whose open time is not in ``have`` (sorted, unique)."""
+    if last_ms < first_ms:
+        return []
+    inside = have[(have >= first_ms) & (have <= last_ms)]
+    edges = np.concatenate(([first_ms - MINUTE_MS], inside, [last_ms + MINUTE_MS]))
+    steps = np.diff(edges)
+    at = np.flatnonzero(steps > MINUTE_MS)
+    return [(int(edges[i]) + MINUTE_MS, int(edges[i + 1]) - MINUTE_MS) for i in at]
+
+
+def _merge(existing: OHLCV, new: list[Kline]) -> OHLCV:
+    """Existing candles plus new ones (a new candle replaces an old one of the same minute), oldest first."""
+    rows: dict[int, tuple[float, float, float, float, float]] = {
+        int(t): (o, h, lo, c, v)
+        for t, o, h, lo, c, v in zip(
+            existing.open_time.tolist(),
+            existing.open.tolist(),
+            existing.high.tolist(),
+            existing.low.tolist(),
+            existing.close.tolist(),
+            existing.volume.tolist(),
+            strict=True,
+        )
+    }
+    for k in new:
+        rows[k.open_time] = (k.open, k.high, k.low, k.close, k.volume)
+    times = sorted(rows)
+
+    def col(i: int) -> np.ndarray:
+        # Python floats in an object array: write_candles formats each value with repr, and a numpy float64's
+        # repr would be "np.float64(...)" (see the report on candle_files.write_candles).
+        return np.array([rows[t][i] for t in times], dtype=object)
+
+    return OHLCV(np.array(times, dtype=np.int64), col(0), col(1), col(2), col(3), col(4))
+
+
+# ---------------------------------------------------------------------- one symbol
+def _existing(out_dir: Path, symbol: str) -> tuple[Path, OHLCV]:
+    """The symbol's file (``.csv``, or the ``.csv.gz`` already there) and its candles."""
+    files = find_candle_files(out_dir) if out_dir.is_dir() else {}
+    path = files.get(symbol, out_dir / f"{symbol}-1m.csv")
+    return path, (read_candles(path) if path.exists() else OHLCV.empty())
+
+
+async def download_symbol(
+    port: ExchangePort,
+    symbol: str,
+    out_dir: Path,
+    *,
+    first_ms: int,
+    last_ms: int,
+    guard: WeightGuard,
+    sleep: Sleep = asyncio.sleep,
+    on_page: Callable[[SymbolReport], None] | None = None,
+) -> SymbolReport:
+    """Fill the gaps of one symbol's file in [first_ms, last_ms] (open times of closed 1m candles)."""
+    path, existing = _existing(out_dir, symbol)
+    report = SymbolReport(symbol, path)
+    have = existing.open_time
+    report.had = int(np.count_nonzero((have >= first_ms) & (have <= last_ms)))
+    report.ranges = missing_ranges(have, first_ms, last_ms)
+    fetched: list[Kline] = []
+    try:
+        for a, b in report.ranges:
+            start = a
+            while start <= b:
+                page = await _page(port, symbol, start, b, guard=guard, sleep=sleep)
+                report.requests += 1
+                got = [k for k in page if k.closed and start <= k.open_time <= b]
+                fetched.extend(got)
+                if on_page is not None:
+                    on_page(report)
+                if not got:
+                    break  # nothing (more) there: a listing after the window start, or a maintenance hole
+                start = got[-1].open_time + MINUTE_MS
+    except (ExchangeError, OSError) as exc:
+        report.error = f"{type(exc).__name__}: {exc}"
+        log.error("%s: %s (what was fetched is kept)", symbol, exc)
+    finally:
+        if fetched:
+            # Even after an error: keep what we have, the next run asks only for the rest.
+            merged = _merge(existing, fetched)
+            write_candles(path, merged)
+            report.fetched = len({k.open_time for k in fetched} - set(have.tolist()))
+        window = report.had + report.fetched
+        report.still_missing = max(0, (last_ms - first_ms) // MINUTE_MS + 1 - window)
+    return report
+
+
+async def _page(
+    port: ExchangePort, symbol: str, start: int, end: int, *, guard: WeightGuard, sleep: Sleep
+) -> list[Kline]:
+    limited = 0
+    while True:
+        await guard.before(PAGE_WEIGHT)
+        try:
+            return await port.fetch_klines(symbol, "1m", start_ms=start, end_ms=end, limit=PAGE_LIMIT)
+        except RateLimitedError as exc:
+            limited += 1
+            if limited > MAX_RATE_LIMITED:
+                raise
+            wait = max(exc.retry_after, 1.0)
+            log.warning("%s: rate limited (%s); waiting %.1f s", symbol, exc, wait)
+            await sleep(wait)
+        finally:
+            guard.note()
+
+
+# ---------------------------------------------------------------------- all symbols
+async def download(
+    port: ExchangePort,
+    symbols: Sequence[str],
+    days: int,
+    out_dir: Path,
+    *,
+    now_ms: int | None = None,
+    sleep: Sleep = asyncio.sleep,
+    guard: WeightGuard | None = None,
+    on_page: Callable[[SymbolReport], None] | None = None,
+) -> list[SymbolReport]:
+    """Every symbol in turn. ``now_ms`` defaults to the exchange's time. Raises ``DownloadError`` after the
+    other symbols are done when one could not be completed."""
+    now = await port.server_time() if now_ms is None else now_ms
+    last = now - now % MINUTE_MS - MINUTE_MS  # the last closed minute
+    first = now - now % MINUTE_MS - days * DAY_MS
+    guard = guard or WeightGuard(port, sleep=sleep)
+    reports = []
+    for symbol in symbols:
+        report = await download_symbol(
+            port, symbol, out_dir, first_ms=first, last_ms=last, guard=guard, sleep=sleep, on_page=on_page
+        )
+        reports.append(report)
+        if report.error and report.error.startswith(RateLimitedError.__name__):
+            break  # still refused after backing off: the next run resumes, later
+    failed = [r for r in reports if r.error]
+    if failed:
+        raise DownloadError("; ".join(f"{r.symbol}: {r.error}" for r in failed), reports)
+    return reports
+
+
+# ---------------------------------------------------------------------- command line
+def parse_symbols(text: str) -> list[str]:
+    symbols = list(dict.fromkeys(s.strip().upper() for s in text.split(",") if s.strip()))
+    if not symbols:
+        raise ValueError("--symbols names no symbol (e.g. BTCUSDT,ETHUSDT)")
+    bad = [s for s in symbols if not _SYMBOL.match(s)]
+    if bad:
+        raise ValueError(f"not a symbol: {', '.join(bad)} (write them like BTCUSDT)")
+    return symbols
+
+
+def cmd_download(args: argparse.Namespace, settings: Settings) -> int:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        logging.getLogger("ccxt").setLevel(logging.WARNING)
+    try:
+        symbols = parse_symbols(args.symbols)
+        if not 1 <= args.days <= MAX_DAYS:
+            raise ValueError(f"--days must be between 1 and {MAX_DAYS}, got {args.days}")
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+    except ValueError as exc:
+        print(f"surgedca download: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(settings, symbols, args.days, out))
+
+
+async def _run(settings: Settings, symbols: list[str], days: int, out: Path) -> int:
+    from trading.exchange.ccxt_adapter import CcxtBinanceAdapter
+
+    # Public data only: never sign anything, whatever keys the environment holds.
+    port = CcxtBinanceAdapter.from_settings(settings, api_key=None, api_secret=None)
+    code = 0
+    try:
+        try:
+            reports = await download(port, symbols, days, out)
+        except DownloadError as exc:
+            reports = exc.reports
+            print(f"surgedca download: {exc}; run the same command again to resume", file=sys.stderr)
+            code = 1
+        except (ExchangeError, OSError, CandleFileError) as exc:
+            print(f"surgedca download: {exc}", file=sys.stderr)
+            return 1
+        for r in reports:
+            note = f", {r.still_missing} minute(s) not available" if r.still_missing else ""
+            print(
+                f"{r.symbol}: {r.fetched} new candle(s) in {r.requests} request(s), {r.had} already there{note}"
+                f" -> {r.path}"
+            )
+    finally:
+        await port.close()
+    return code
