@@ -15,12 +15,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aiogram.utils.i18n import I18n
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+
+if TYPE_CHECKING:
+    from aiogram.utils.i18n import I18n
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +34,15 @@ SUPPORTED_LOCALES: tuple[str, ...] = ("ko", "en")
 DEFAULT_LOCALE = "ko"
 
 
+def _current() -> I18n | None:
+    """The ``I18n`` of the handler being run, if any. aiogram is imported only when the bot runs: importing it
+    costs ~150 MB of memory, which a headless service (console alerts) does not need to pay."""
+    core = sys.modules.get("aiogram.utils.i18n.core")
+    return core.I18n.get_current(no_error=True) if core is not None else None
+
+
 def gettext(message: str) -> str:
-    i18n = I18n.get_current(no_error=True)
+    i18n = _current()
     return i18n.gettext(message) if i18n is not None else message
 
 
@@ -39,7 +50,7 @@ _ = gettext
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
-    i18n = I18n.get_current(no_error=True)
+    i18n = _current()
     if i18n is None:
         return singular if n == 1 else plural
     return i18n.gettext(singular, plural, n)
@@ -111,6 +122,8 @@ def ensure_compiled(path: Path = LOCALES_DIR) -> Path:
 
 def make_i18n(default_locale: str = DEFAULT_LOCALE, path: Path = LOCALES_DIR) -> I18n:
     """aiogram's ``I18n`` over our catalogues (compiled first if needed); ``default_locale`` is ``LOCALE``."""
+    from aiogram.utils.i18n import I18n
+
     if default_locale not in SUPPORTED_LOCALES:
         raise ValueError(f"LOCALE must be one of {', '.join(SUPPORTED_LOCALES)}, got {default_locale!r}")
     return I18n(path=ensure_compiled(path), default_locale=default_locale, domain=DOMAIN)

@@ -27,16 +27,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
-from aiogram.utils.i18n import I18n
+from typing import TYPE_CHECKING, Protocol
 
 from bot import presenters
 from bot.formatting import TELEGRAM_TEXT_LIMIT, truncate
@@ -56,6 +47,10 @@ from trading.events import (
     StreamDown,
     StreamUp,
 )
+
+if TYPE_CHECKING:  # aiogram is imported only by the Telegram sink (a headless service never loads it)
+    from aiogram import Bot
+    from aiogram.utils.i18n import I18n
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +163,13 @@ class TelegramSink:
         return text
 
     async def send(self, destination: int | None, text: str) -> None:
+        from aiogram.exceptions import (
+            TelegramBadRequest,
+            TelegramNetworkError,
+            TelegramRetryAfter,
+            TelegramServerError,
+        )
+
         if destination is None:
             return
         try:

@@ -7,6 +7,7 @@ themselves. Everything that changes state writes an audit row with the actor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -354,10 +355,15 @@ class ServiceApi:
         return risk_table(self.ctx.cfg, self._risk_balance())
 
     async def report(self, days: int) -> Report:
-        from trading.reporting import live_report
+        from trading.reporting import live_report, live_report_at
 
         days = max(1, min(int(days), 365))
-        return live_report(self.ctx.store, self.ctx.clock.now_ms(), days)
+        path = self.ctx.store.db.path
+        if str(path) == ":memory:":  # a backtest's store: no file another connection could read
+            return live_report(self.ctx.store, self.ctx.clock.now_ms(), days)
+        # Reading a year of minutes and drawing it takes seconds: a worker thread with its own read
+        # connection, never the trading loop.
+        return await asyncio.to_thread(live_report_at, path, self.ctx.clock.now_ms(), days)
 
     # ------------------------------------------------------------------ chat settings and audit
     def chat_locale(self, chat_id: int) -> str | None:

@@ -81,9 +81,9 @@ def write_candles(path: Path, candles: OHLCV) -> None:
     """Write (replace) a candle file with a header row; ``.gz`` compresses."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [HEADER]
-    for t, o, h, lo, c, v in zip(
-        candles.open_time, candles.open, candles.high, candles.low, candles.close, candles.volume, strict=True
-    ):
+    cols = (candles.open_time, candles.open, candles.high, candles.low, candles.close, candles.volume)
+    # .tolist(): plain Python ints and floats (numpy 2 would write "np.float64(1.5)")
+    for t, o, h, lo, c, v in zip(*(np.asarray(col).tolist() for col in cols), strict=True):
         lines.append(f"{int(t)},{o!r},{h!r},{lo!r},{c!r},{v!r}")
     data = ("\n".join(lines) + "\n").encode()
     tmp = path.with_name(path.name + ".tmp")

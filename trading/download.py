@@ -138,9 +138,7 @@ def _merge(existing: OHLCV, new: list[Kline]) -> OHLCV:
     times = sorted(rows)
 
     def col(i: int) -> np.ndarray:
-        # Python floats in an object array: write_candles formats each value with repr, and a numpy float64's
-        # repr would be "np.float64(...)" (see the report on candle_files.write_candles).
-        return np.array([rows[t][i] for t in times], dtype=object)
+        return np.array([rows[t][i] for t in times], dtype=np.float64)
 
     return OHLCV(np.array(times, dtype=np.int64), col(0), col(1), col(2), col(3), col(4))
 

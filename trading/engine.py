@@ -18,6 +18,7 @@ from trading.events import StreamDown, StreamUp
 from trading.exchange.base import (
     AccountUpdate,
     AlgoUpdate,
+    ExchangeError,
     KlineEvent,
     MarketEvent,
     OrderUpdate,
@@ -186,6 +187,10 @@ class Engine:
         self._refreshing = True
         try:
             before = set(self.scanner.universe.symbols)
+            try:
+                self.ctx.markets = await self.ctx.port.load_markets()  # listings and delistings (weight 1)
+            except ExchangeError as exc:
+                log.warning("markets not refreshed (%r); keeping the known ones", exc)
             await self.scanner.refresh_universe()
             after = set(self.scanner.universe.symbols)
             if after == before:

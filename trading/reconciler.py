@@ -44,6 +44,10 @@ class Reconciler:
         self._shorts_reported: set[str] = set()
         self._rounds = 0
 
+    def busy(self) -> asyncio.Lock:
+        """Held while a reconcile runs (``async with reconciler.busy()`` waits for it to end)."""
+        return self._running
+
     # ------------------------------------------------------------------ triggers
     def request_soon(self, symbol: str | None = None, delay_s: float = 1.0) -> None:
         """Foreign activity seen on the user stream: reconcile shortly (coalesced)."""

@@ -23,6 +23,7 @@ from trading.exchange.base import ExchangeError
 from trading.executor import Executor
 
 log = logging.getLogger("surgedca.scanner")
+HOUR_MS = 3_600_000
 
 
 @dataclass
@@ -66,6 +67,8 @@ class Scanner:
         self.last: ScanStats | None = None
         self.signal_log: list[SignalReport] = []  # entry signals (the backtest writes them out)
         self.keep_signal_log = False
+        self._fractions_of: object = None
+        self._fractions = (Decimal(0), Decimal(0))
 
     # ------------------------------------------------------------------ universe
     async def refresh_universe(self) -> list[str]:
@@ -89,8 +92,12 @@ class Scanner:
         chosen = [t.symbol for t in eligible[: ctx.cfg.universe_size]]
         changed = set(chosen) != set(self.universe.symbols)
         self.universe.replace(chosen, ctx.clock.now_ms())
-        log.log(logging.INFO if changed else logging.DEBUG, "universe: %d symbols (of %d eligible)", len(chosen),
-                len(eligible))
+        log.log(
+            logging.INFO if changed else logging.DEBUG,
+            "universe: %d symbols (of %d eligible)",
+            len(chosen),
+            len(eligible),
+        )
         return chosen
 
     # ------------------------------------------------------------------ evaluation
@@ -111,15 +118,35 @@ class Scanner:
             return "blacklisted"
         wallet = ctx.account.wallet
         if wallet > 0:
-            limit = Decimal(repr(ctx.cfg.max_margin_usage)) * wallet
-            next_margin = wallet * ctx.cfg.weight_for(Stage.INITIAL)
-            if ctx.book.margin_in_use() + next_margin > limit:
+            usage, weight = self._margin_fractions()
+            if ctx.book.margin_in_use() + wallet * weight > usage * wallet:
                 return "max_margin_usage"
         return None
+
+    def _margin_fractions(self) -> tuple[Decimal, Decimal]:
+        """(max_margin_usage, initial weight) as Decimals, converted once per config (this runs every minute
+        for every symbol)."""
+        cfg = self.ctx.cfg
+        if self._fractions_of is not cfg:
+            self._fractions = (Decimal(repr(cfg.max_margin_usage)), cfg.weight_for(Stage.INITIAL))
+            self._fractions_of = cfg
+        return self._fractions
 
     def evaluate(self, symbol: str, minute_ms: int, *, full: bool = False) -> SignalReport | None:
         if symbol not in self.candles:
             return None
+        if not full:
+            # The 1h pre-filter first, on the 1h candles alone: most symbols stop here every minute, and
+            # building all five timeframes for them would cost more than the pre-filter itself.
+            h1 = self.candles.series(symbol, "1h")
+            if len(h1) and h1.open_time[-1] <= minute_ms < h1.open_time[-1] + HOUR_MS:
+                ok, pre = signals.evaluate_prefilter(h1, self.ctx.cfg.signals)
+                if not ok:
+                    report = SignalReport(
+                        symbol=symbol, at_ms=minute_ms, prefilter=pre, price=self.candles.last_close(symbol)
+                    )
+                    self.reports[symbol] = report
+                    return report
         frames = self.candles.frames(symbol)
         try:
             report = signals.evaluate(symbol, frames, self.ctx.cfg.signals, at_ms=minute_ms, full=full)

@@ -134,7 +134,7 @@ class Service:
         self.db.start_checkpointer()
         store = Store.of(self.db)
         cfg = effective_config(s, store)
-        self.bundle = await build_bundle(s, self.db)
+        self.bundle = await build_bundle(s, self.db, taker_fee=cfg.taker_fee)
         clock = self.bundle.clock
         if isinstance(clock, ExchangeClock):
             offset = await clock.sync(self.bundle.port.server_time)
@@ -152,7 +152,9 @@ class Service:
         )
         need = history_needed(cfg.signals)
         candles = CandleStore(capacities_for(need))
-        keeper = CandleKeeper(candles, self.bundle.port, need=need, clock=clock)  # type: ignore[arg-type]
+        # The simulated exchange spends no request weight: no pacing there (it would wait on simulated minutes).
+        weight_limit = 10**9 if s.trading_mode == "sim" else 2400
+        keeper = CandleKeeper(candles, self.bundle.port, need=need, clock=clock, limit_per_minute=weight_limit)  # type: ignore[arg-type]
         engine = self.engine = Engine(ctx, candles, keeper)
         self.api = ServiceApi(
             engine,
@@ -179,6 +181,7 @@ class Service:
         await asyncio.sleep(0)
         await self.bundle.market.set_symbols(watched, engine.held_symbols())
         self._start_scheduler()
+        await self._write_health()
         if not s.headless:
             await self._start_bot()
         # Everything built so far (markets, candles, modules) lives for the whole run: keep it out of the
@@ -189,7 +192,11 @@ class Service:
             ServiceStarted(
                 ts_ms=clock.now_ms(),
                 mode=s.trading_mode,
-                details={"positions": str(len(ctx.book)), "universe": str(len(watched))},
+                details={
+                    "positions": str(len(ctx.book)),
+                    "universe": str(len(watched)),
+                    "paused": "yes" if ctx.paused else "no",
+                },
             )
         )
         log.info(
@@ -210,12 +217,17 @@ class Service:
             if not await engine.executor.drain(STOP_GRACE_S):
                 log.warning("some order work was still running at stop; rule 3 resolves it at the next start")
             engine.monitor.persist_peaks()
-            self._write_health()
+            await self._write_health()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            if engine is not None:
+                # a reconcile the scheduler started is allowed to finish (it holds the symbols' locks)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(STOP_GRACE_S), engine.reconciler.busy():
+                        pass
         if self.dispatcher is not None:
             with contextlib.suppress(Exception):
                 await self.dispatcher.stop_polling()
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -308,7 +320,6 @@ class Service:
             sched.add_job(self._sync_clock, "interval", minutes=30, id="clock", max_instances=1, coalesce=True)
         sched.start()
         self.scheduler = sched
-        self._write_health()
 
     async def _reconcile_job(self) -> None:
         assert self.engine is not None
@@ -355,25 +366,20 @@ class Service:
             "day rolled over (%s): 7d trades=%d pnl=%s", stats.timezone, stats.week.trades, stats.week.realized_pnl
         )
 
-    def _write_health(self) -> None:
-        """A health snapshot in the database, for ``surgedca status`` in another terminal."""
+    async def _write_health(self) -> None:
+        """A health snapshot in the database, for ``surgedca status`` in another terminal.
+
+        A coroutine on purpose: APScheduler runs plain functions in a worker thread, away from the loop
+        and from the one SQLite connection that belongs to it."""
         if self.api is None or self.engine is None:
             return
-        try:
-            loop = asyncio.get_running_loop()
-            task = loop.create_task(self.api.health())
-            task.add_done_callback(self._store_health)
-        except RuntimeError:
-            pass
-
-    def _store_health(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled() or task.exception() is not None or self.engine is None:
-            return
-        snap = asdict(task.result())
+        snap = asdict(await self.api.health())
         snap["written_ms"] = self.engine.ctx.clock.now_ms()  # market time (simulated in sim mode)
         snap["written_wall_ms"] = int(time.time() * 1000)  # for "is it running?" in another terminal
-        with contextlib.suppress(Exception):
+        try:
             self.engine.ctx.store.state.set(HEALTH_KEY, json.loads(json.dumps(snap, default=_jsonable)))
+        except Exception:
+            log.exception("health snapshot not written")
 
     def _config_applied(self, old: StrategyConfig, new: StrategyConfig) -> None:
         """A /config set went through: make every part follow it."""
@@ -421,18 +427,21 @@ class Service:
         s = self.settings
         assert self.api is not None and self.bot is not None
         self.dispatcher = create_dispatcher(
-            self.api, allowed_chat_ids=s.telegram_allowed_chat_ids, default_locale=s.locale
+            self.api,
+            allowed_chat_ids=s.telegram_allowed_chat_ids,
+            default_locale=s.locale,
+            clock=self.api.ctx.clock,  # confirmations expire on the engine's clock (the exchange's)
         )
         self.bot_task = asyncio.create_task(start_bot(self.bot, self.dispatcher), name="telegram-bot")
 
 
-async def build_bundle(settings: Settings, db: Database) -> ExchangeBundle:
+async def build_bundle(settings: Settings, db: Database, *, taker_fee: float = 0.0005) -> ExchangeBundle:
     """The exchange side of the trading mode: sim (offline), paper (live data, simulated fills) or live."""
     mode = settings.trading_mode
     if mode == "sim":
         from trading.exchange.sim import build_sim_bundle
 
-        return build_sim_bundle(settings, db.conn)
+        return build_sim_bundle(settings, db.conn, taker_fee=taker_fee)
     from trading.exchange.ccxt_adapter import CcxtBinanceAdapter
     from trading.exchange.streams import BinanceMarketStream, BinanceUserStream
 
@@ -444,7 +453,7 @@ async def build_bundle(settings: Settings, db: Database) -> ExchangeBundle:
     if mode == "paper":
         from trading.exchange.paper import build_paper_bundle
 
-        return build_paper_bundle(settings, db.conn, adapter, market)
+        return build_paper_bundle(settings, db.conn, adapter, market, taker_fee=taker_fee)
     from trading.clock import ExchangeClock
 
     user = BinanceUserStream(ws_base, adapter)

@@ -75,7 +75,8 @@ async def test_an_entry_when_the_signal_holds_and_none_when_it_does_not(harness:
     fake.time_offset_ms += 60_000
     await fake.set_price(SYM, f"{r[4]:.7f}")
     await fake.push_kline(SYM, r[0], r[1], r[2], r[3], r[4], r[5], closed=True)
-    rec = await until(lambda: harness.db_position(SYM), timeout=20, what="the entry")
+    rec = await until(lambda: (r := harness.db_position(SYM)) is not None and r.status == "open" and r,
+                      timeout=20, what="the entry filled")
     orders = [o for o in fake.orders if o.symbol == SYM]
     assert len(orders) == 1 and orders[0].side == "BUY" and orders[0].client_order_id.endswith("-entry-1")
     notional = D(str(orders[0].qty)) * D(str(orders[0].avg_price))

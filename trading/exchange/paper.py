@@ -207,13 +207,19 @@ class PaperMarketStream:
 
 
 def build_paper_bundle(
-    settings: Settings, conn: sqlite3.Connection, public_port: ExchangePort, market_stream: MarketStream
+    settings: Settings,
+    conn: sqlite3.Connection,
+    public_port: ExchangePort,
+    market_stream: MarketStream,
+    *,
+    taker_fee: float = 0.0005,
 ) -> ExchangeBundle:
     """Paper mode: ``public_port`` and ``market_stream`` are the live (keyless) adapter and stream."""
     broker = SimBroker(
         conn,
         account="paper",
         balance=Decimal(repr(float(settings.sim_balance))),
+        taker_fee=Decimal(repr(float(taker_fee))),
         slippage=Decimal(repr(float(settings.sim_slippage))),
     )
     clock = SystemClock()

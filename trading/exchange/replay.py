@@ -49,8 +49,8 @@ WARMUP_MS = WARMUP_DAYS * DAY_MS
 PRICE_OFFSETS_MS = (0, 20_000, 40_000, 59_999)  # open, nearer extreme, other extreme, close
 KLINE_EVENT_OFFSET_MS = 59_999
 MAX_KLINES_LIMIT = 1500  # Binance USD-M /fapi/v1/klines
-SYNTHETIC_KEEP_MS = 16 * DAY_MS  # synthetic history kept behind the cursor (it runs forever)
-_WINDOW = 1440  # candles converted to Python values at a time for step()
+SYNTHETIC_KEEP_MS = 10 * DAY_MS  # synthetic history kept behind the cursor (backfill needs ~8 days; it runs forever)
+_WINDOW = 120  # candles converted to Python values at a time for step() (memory: 150 symbols x this)
 
 
 class PriceSink(Protocol):

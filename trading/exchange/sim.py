@@ -340,7 +340,7 @@ def _source_id(settings: Settings) -> str:
     return f"synthetic:seed={settings.sim_seed}"
 
 
-def build_sim_bundle(settings: Settings, conn: sqlite3.Connection) -> ExchangeBundle:
+def build_sim_bundle(settings: Settings, conn: sqlite3.Connection, *, taker_fee: float = 0.0005) -> ExchangeBundle:
     """The sim mode's exchange: replay + broker persisted in ``conn``; a restart continues where it stopped.
 
     Raises ``SimStateMismatch`` when the database's simulated account was made from other data (another
@@ -350,6 +350,7 @@ def build_sim_bundle(settings: Settings, conn: sqlite3.Connection) -> ExchangeBu
         conn,
         account="sim",
         balance=Decimal(repr(float(settings.sim_balance))),
+        taker_fee=Decimal(repr(float(taker_fee))),  # the strategy's taker_fee, as the backtest uses it
         slippage=Decimal(repr(float(settings.sim_slippage))),
     )
     source = _source_id(settings)
