@@ -95,6 +95,11 @@ class Reconciler:
         if full:
             await algos.sweep()
         items = await ex.resolve_unresolved(algos)
+        if items:
+            # Resolving applied fills, which moved backstops: what was fetched before is stale now.
+            algos = OpenAlgos(ctx.port)
+            if full:
+                await algos.sweep()
         versions = {e.state.symbol: e.version for e in ctx.book.entries()}
         skip = frozenset(
             {e.state.symbol for e in ctx.book.entries() if e.busy or ex.lock(e.state.symbol).locked()}

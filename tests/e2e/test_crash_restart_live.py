@@ -93,6 +93,15 @@ class ServiceProcess:
         finally:
             conn.close()
 
+    def unresolved(self) -> list[str]:
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [r.client_order_id for r in Store.of(Database(self.db_path, conn)).journal.unresolved()
+                    if r.kind == "market"]
+        finally:
+            conn.close()
+
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.tmp.glob("service-*.log")))
 
@@ -155,6 +164,8 @@ async def test_sigkill_at_three_points_of_the_ladder_loses_nothing_and_duplicate
         filled_sells = [o for o in _ours(fake, "-sl-") if o.status == "FILLED"]
         assert len(filled_sells) == 1
         await until(lambda: fake.open_algo_orders(SYM) == [], timeout=30, what="backstop cancelled")
+        # The killed sell's fate is settled by rule 3 once its request window has passed (10 s + margin).
+        await until(lambda: svc.unresolved() == [], timeout=45, what="every journal row resolved")
         await svc.stop()
         conn = sqlite3.connect(svc.db_path)
         conn.row_factory = sqlite3.Row
