@@ -54,6 +54,14 @@ async def child_main() -> None:
     held = [s for s in fake.exchange.specs if s.startswith("S")][:N_POSITIONS]
     others = [s for s in fake.exchange.specs if s not in held]
 
+    async def marks() -> None:
+        # Binance's markPrice@1s ticks every second even when nothing trades
+        while True:
+            await asyncio.sleep(1.0)
+            for symbol in held:
+                with contextlib.suppress(Exception):
+                    await fake.set_mark_price(symbol, fake.mark_price(symbol))
+
     async def feed() -> None:
         while True:
             for symbol in others:
@@ -64,6 +72,7 @@ async def child_main() -> None:
             await asyncio.sleep(0.25)
 
     feed_task = asyncio.create_task(feed())
+    marks_task = asyncio.create_task(marks())
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -84,11 +93,14 @@ async def child_main() -> None:
             t = time.monotonic_ns()
             await fake.set_price(cmd["symbol"], Decimal(cmd["price"]), mark=Decimal(cmd["mark"]))
             reply({"t": t})
+        elif cmd["cmd"] == "weight":
+            reply({"total": sum(r.weight or 0 for r in fake.requests), "requests": len(fake.requests)})
         elif cmd["cmd"] == "qty":
             reply({"qty": str(fake.position(cmd["symbol"]).qty)})
         elif cmd["cmd"] == "stop":
             break
     feed_task.cancel()
+    marks_task.cancel()
     await fake.stop()
 
 
@@ -98,10 +110,15 @@ class Child:
         self.proc = proc
 
     async def ask(self, **cmd: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdout is not None
+        await self.tell(**cmd)
+        return json.loads(await self.proc.stdout.readline())
+
+    async def tell(self, **cmd: Any) -> None:
+        """A command without a reply (``stop``)."""
+        assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
         await self.proc.stdin.drain()
-        return json.loads(await self.proc.stdout.readline())
 
 
 async def _poll(pred: Any, within_s: float, every_s: float) -> bool:
@@ -140,8 +157,8 @@ async def parent_main(rounds: int) -> dict[str, Any]:
     trace.on_request_headers_sent.append(on_headers)
     original = service_mod.build_bundle
 
-    async def traced_bundle(settings: Settings, db: Any) -> Any:
-        bundle = await original(settings, db)
+    async def traced_bundle(settings: Settings, db: Any, **kw: Any) -> Any:
+        bundle = await original(settings, db, **kw)
         bundle.port._trace_configs.append(trace)  # the session is created at the first request, after this
         return bundle
 
@@ -191,7 +208,7 @@ async def parent_main(rounds: int) -> dict[str, Any]:
     finally:
         await service.shutdown("bench done")
         with contextlib.suppress(Exception):
-            await child.ask(cmd="stop")
+            await child.tell(cmd="stop")
         await proc.wait()
     LAST_RUN.update(sent=sent, latencies_us=list(latencies_us))
     latencies_us.sort()

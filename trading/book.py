@@ -30,7 +30,7 @@ class BookEntry:
     high: float = float("inf")  # act at or above
     busy: bool = False  # an order for this symbol is in flight: the monitor waits
     last_px: str | None = None  # last price as the exchange wrote it (Decimal only when needed)
-    last_price_ms: int = 0  # local receive time of the last price
+    last_price_ms: int = 0  # local time of the last market data (trade or mark): REST polling starts when stale
     version: int = 0  # bumped on every change; the reconciler skips symbols that moved under it
     skip_noted: set[str] = field(default_factory=set)  # Skip alerts already sent (no alert per tick)
     peak_saved_ms: int = 0

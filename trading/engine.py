@@ -100,6 +100,8 @@ class Engine:
         if isinstance(ev, PriceEvent):
             if ev.kind == "last":
                 await self.monitor.on_price(ev.symbol, ev.price)
+            else:
+                self.monitor.on_mark(ev.symbol)
         elif isinstance(ev, KlineEvent):
             if ev.interval != "1m":
                 return

@@ -787,7 +787,7 @@ class Executor:
 
         Resting backstops are 'sent' rows too: each round confirms they still rest.
         """
-        items: list[SyncItem] = []
+        items: list[SyncItem] = self._fail_orphan_entries()
         ctx = self.ctx
         rows = ctx.store.journal.unresolved()
         if not rows:
@@ -804,6 +804,26 @@ class Executor:
                     items.extend(await self._resolve_market(fresh))
         return items
 
+    def _fail_orphan_entries(self) -> list[SyncItem]:
+        """A pending position whose entry order never got a journal row (a crash between the two writes) or
+        whose orders all ended without a fill: it never opened."""
+        ctx = self.ctx
+        items = []
+        for rec in ctx.store.positions.list_active():
+            if rec.status != "pending" or rec.symbol in self._entering:
+                continue
+            rows = ctx.store.journal.for_position(rec.id)
+            if any(r.status in ("pending", "sent", "unknown", "filled") for r in rows):
+                continue  # still being resolved (or its fill is being applied)
+            ctx.store.positions.mark_failed(rec.id, ctx.clock.now_ms())
+            self._unresolved_entries.discard(rec.symbol)
+            items.append(
+                SyncItem(
+                    "pending_resolved", rec.symbol, f"entry of position {rec.id} never went out", "marked not opened"
+                )
+            )
+        return items
+
     async def _resolve_market(self, row: JournalRow) -> list[SyncItem]:
         ctx = self.ctx
         order = await ctx.port.fetch_order(row.symbol, row.client_order_id)
@@ -812,8 +832,14 @@ class Executor:
         if order is None:
             if now - row.updated_at_ms < REQUEST_WINDOW_MS + WINDOW_MARGIN_MS:
                 # It may still be on its way: the exchange refuses it only once its request window has passed.
-                return [SyncItem("pending_open", row.symbol, f"{row.client_order_id} not on the exchange yet",
-                                 "asking again after the request window")]
+                return [
+                    SyncItem(
+                        "pending_open",
+                        row.symbol,
+                        f"{row.client_order_id} not on the exchange yet",
+                        "asking again after the request window",
+                    )
+                ]
             ctx.store.journal.mark(row.client_order_id, "rejected", now_ms=now, error="not found on the exchange")
             if parsed is not None and parsed.action == "entry":
                 rec = ctx.store.positions.get(parsed.position_id)

@@ -57,6 +57,13 @@ class Monitor:
             return
         await self.decide(entry, price)
 
+    def on_mark(self, symbol: str) -> None:
+        """A mark price (ticks every second even when nothing trades): the stream is alive for this symbol, so
+        no REST polling is needed; the ladder itself acts on last prices only (SPEC 5)."""
+        entry = self.ctx.book.get(symbol)
+        if entry is not None:
+            entry.last_price_ms = self.ctx.clock.now_ms()
+
     async def decide(self, entry: BookEntry, price: str, runner: RunnerMA | None = None) -> None:
         ctx = self.ctx
         rules = ctx.rules(entry.state.symbol)

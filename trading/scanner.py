@@ -159,7 +159,7 @@ class Scanner:
     async def on_minute_closed(self, symbol: str, minute_ms: int) -> None:
         """Called after the candle store has the closed 1m candle of ``symbol`` opened at ``minute_ms``."""
         stats = self._stats_for(minute_ms)
-        if symbol not in self.universe:
+        if symbol not in self.universe or not self._scan_minute(minute_ms):
             return
         stats.symbols += 1
         if self.blocked(symbol):
@@ -189,6 +189,12 @@ class Scanner:
         else:
             stats.entries += 1  # intent handed over; the executor logs the outcome
             self.executor.spawn(self._enter(symbol, price))
+
+    def _scan_minute(self, minute_ms: int) -> bool:
+        """Evaluations happen at 1m closes (SPEC 1); ``scan_interval_s`` (whole minutes, at least one) says at
+        which: with 300, the closes at :00, :05, :10... UTC."""
+        every_ms = max(1, round(self.ctx.cfg.scan_interval_s / 60)) * 60_000
+        return (minute_ms + 60_000) % every_ms == 0
 
     async def _enter(self, symbol: str, price: Decimal) -> None:
         await self.executor.enter(symbol, price)

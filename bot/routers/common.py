@@ -7,7 +7,8 @@ import logging
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.confirmations import Outcome
+from bot.callbacks import ConfirmCb
+from bot.confirmations import ConfirmationStore, Outcome, Pending
 from bot.formatting import esc, split_message, truncate
 from bot.i18n import _
 
@@ -68,3 +69,33 @@ def bad_symbol_text(raw: str) -> str:
     return _("{text} is not a symbol. Write it like btc or BTCUSDT.").format(
         text=f"<code>{esc(truncate(raw, 40))}</code>"
     )
+
+
+async def take_confirmation(
+    callback: CallbackQuery,
+    callback_data: ConfirmCb,
+    confirmations: ConfirmationStore,
+    *,
+    cancelled_text: str,
+    expired_text: str,
+) -> Pending | None:
+    """A Yes/No press: the confirmation when this Yes may go ahead (claimed: single use, this user, in time);
+    None after answering the press (No, expired, someone else's, already done)."""
+    user_id = callback.from_user.id
+    message = callback.message if isinstance(callback.message, Message) else None
+    if not callback_data.yes:
+        outcome, _item = confirmations.cancel(callback_data.token, user_id)
+        if outcome is Outcome.OK:
+            await safe_answer(callback)
+            if message is not None:
+                await safe_edit(message, cancelled_text)
+        else:
+            await safe_answer(callback, outcome_text(outcome), alert=outcome is Outcome.WRONG_USER)
+        return None
+    outcome, item = confirmations.claim(callback_data.token, user_id)
+    if outcome is not Outcome.OK or item is None:
+        await safe_answer(callback, outcome_text(outcome), alert=outcome is Outcome.WRONG_USER)
+        if outcome is Outcome.EXPIRED and message is not None:
+            await safe_edit(message, expired_text)
+        return None
+    return item

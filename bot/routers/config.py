@@ -10,11 +10,11 @@ from aiogram.types import CallbackQuery, Message
 
 from bot import presenters
 from bot.callbacks import ConfirmCb, ConfirmKind
-from bot.confirmations import ConfirmationStore, Outcome
+from bot.confirmations import ConfirmationStore
 from bot.i18n import _
 from bot.keyboards import confirm_keyboard
 from bot.middlewares import actor_of
-from bot.routers.common import outcome_text, reply_long, safe_answer, safe_edit
+from bot.routers.common import reply_long, safe_answer, safe_edit, take_confirmation
 from trading.views import InvalidConfig, ServiceAPI, ServiceError
 
 log = logging.getLogger(__name__)
@@ -62,23 +62,15 @@ async def cmd_config(
 async def on_config_confirm(
     callback: CallbackQuery, callback_data: ConfirmCb, service: ServiceAPI, confirmations: ConfirmationStore, bot: Bot
 ) -> None:
-    user_id = callback.from_user.id
     message = callback.message if isinstance(callback.message, Message) else None
-    if not callback_data.yes:
-        outcome, _item = confirmations.cancel(callback_data.token, user_id)
-        if outcome is Outcome.OK:
-            await safe_answer(callback)
-            if message is not None:
-                await safe_edit(message, _("Cancelled: the config is unchanged."))
-        else:
-            await safe_answer(callback, outcome_text(outcome), alert=outcome is Outcome.WRONG_USER)
-        return
-
-    outcome, item = confirmations.claim(callback_data.token, user_id)
-    if outcome is not Outcome.OK or item is None:
-        await safe_answer(callback, outcome_text(outcome), alert=outcome is Outcome.WRONG_USER)
-        if outcome is Outcome.EXPIRED and message is not None:
-            await safe_edit(message, _("Expired: the config is unchanged."))
+    item = await take_confirmation(
+        callback,
+        callback_data,
+        confirmations,
+        cancelled_text=_("Cancelled: the config is unchanged."),
+        expired_text=_("Expired: the config is unchanged."),
+    )
+    if item is None:
         return
 
     await safe_answer(callback)

@@ -13,13 +13,13 @@ from aiogram.types import CallbackQuery, Message
 
 from bot import presenters
 from bot.callbacks import ConfirmCb, ConfirmKind, PosAction, PositionsCb
-from bot.confirmations import ConfirmationStore, Outcome
+from bot.confirmations import ConfirmationStore
 from bot.formatting import esc
 from bot.i18n import _
 from bot.keyboards import confirm_keyboard
 from bot.middlewares import actor_of
 from bot.parsing import normalize_symbol, split_args
-from bot.routers.common import bad_symbol_text, outcome_text, safe_answer, safe_edit
+from bot.routers.common import bad_symbol_text, safe_answer, safe_edit, take_confirmation
 from trading.views import ServiceAPI, ServiceError
 
 log = logging.getLogger(__name__)
@@ -73,23 +73,15 @@ async def on_exit_button(
 async def on_exit_confirm(
     callback: CallbackQuery, callback_data: ConfirmCb, service: ServiceAPI, confirmations: ConfirmationStore, bot: Bot
 ) -> None:
-    user_id = callback.from_user.id
     message = callback.message if isinstance(callback.message, Message) else None
-    if not callback_data.yes:
-        outcome, _item = confirmations.cancel(callback_data.token, user_id)
-        if outcome is Outcome.OK:
-            await safe_answer(callback)
-            if message is not None:
-                await safe_edit(message, _("Cancelled: nothing was sold."))
-        else:
-            await safe_answer(callback, outcome_text(outcome), alert=outcome is Outcome.WRONG_USER)
-        return
-
-    outcome, item = confirmations.claim(callback_data.token, user_id)
-    if outcome is not Outcome.OK or item is None:
-        await safe_answer(callback, outcome_text(outcome), alert=outcome is Outcome.WRONG_USER)
-        if outcome is Outcome.EXPIRED and message is not None:
-            await safe_edit(message, _("Expired: nothing was sold. Send /exit again if you still want out."))
+    item = await take_confirmation(
+        callback,
+        callback_data,
+        confirmations,
+        cancelled_text=_("Cancelled: nothing was sold."),
+        expired_text=_("Expired: nothing was sold. Send /exit again if you still want out."),
+    )
+    if item is None:
         return
 
     symbol = item.payload["symbol"]

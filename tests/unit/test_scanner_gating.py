@@ -1,0 +1,57 @@
+"""The scanner's gates, with a real candle store, store and executor (no exchange calls are made)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from storage.db import Database
+from trading.book import BookEntry
+from trading.candles import CandleStore
+from trading.clock import ManualClock
+from trading.context import EngineContext
+from trading.core.config import StrategyConfig
+from trading.core.models import Leg, PositionState, Stage
+from trading.executor import Executor
+from trading.scanner import Scanner
+from trading.store import Store
+
+
+class _Silent:
+    def publish(self, event: object) -> None:
+        pass
+
+
+def _scanner(tmp_path: Path, **cfg: object) -> Scanner:
+    db = Database.open(tmp_path / "db.sqlite3")
+    ctx = EngineContext(cfg=StrategyConfig(**cfg), store=Store.of(db), port=None,  # type: ignore[arg-type]
+                        clock=ManualClock(1_767_225_600_000), notifier=_Silent())
+    return Scanner(ctx, Executor(ctx), CandleStore())
+
+
+def test_scan_interval_picks_the_closes_it_names(tmp_path: Path) -> None:
+    every_minute = _scanner(tmp_path)
+    assert all(every_minute._scan_minute(m * 60_000) for m in range(10))
+    five = _scanner(tmp_path / "b", scan_interval_s=300)
+    chosen = [m for m in range(20) if five._scan_minute(m * 60_000)]
+    assert chosen == [4, 9, 14, 19]  # candles opened at :04, :09... close at :05, :10...
+
+
+def test_blocked_by_pause_holdings_cooldown_and_margin(tmp_path: Path) -> None:
+    sc = _scanner(tmp_path, max_positions=2)
+    ctx = sc.ctx
+    ctx.account.wallet = Decimal(1000)
+    assert sc.blocked("AUSDT") is None
+    ctx.paused = True
+    assert sc.blocked("AUSDT") == "paused"
+    ctx.paused = False
+    ctx.set_cooldown("AUSDT", ctx.clock.now_ms() + 60_000, "stop_loss")
+    assert sc.blocked("AUSDT") == "cooldown"
+    state = PositionState("BUSDT", Stage.INITIAL, (Leg(Stage.INITIAL, Decimal(1), Decimal(540)),), Decimal(540),
+                          Decimal(1))
+    ctx.book.put(BookEntry(1, state, Decimal(540), 0, "signal"), ctx.cfg)
+    assert sc.blocked("BUSDT") == "held"
+    # 540 of margin in use + 15 for a new entry > 55% of 1000
+    assert sc.blocked("CUSDT") == "max_margin_usage"
+    ctx.book.get("BUSDT").margin = Decimal(100)  # type: ignore[union-attr]
+    assert sc.blocked("CUSDT") is None
