@@ -1,0 +1,111 @@
+"""Settings from the environment (ARCHITECTURE's table): defaults, clear start-up errors, secrets kept out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trading.cli import main
+from trading.settings import Settings, SettingsError, load_settings
+
+ENV_KEYS = (
+    "TRADING_MODE",
+    "BINANCE_API_KEY",
+    "BINANCE_API_SECRET",
+    "BINANCE_TESTNET",
+    "BINANCE_REST_URL",
+    "BINANCE_WS_URL",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_ALLOWED_CHAT_IDS",
+    "TELEGRAM_API_URL",
+    "DB_PATH",
+    "STRATEGY_FILE",
+    "LOCALE",
+    "LOG_LEVEL",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env of a developer's checkout
+
+
+def test_defaults_are_the_architecture_table() -> None:
+    s = load_settings()
+    assert s.trading_mode == "sim" and s.binance_testnet is False and s.locale == "ko" and s.log_level == "INFO"
+    assert s.db_path == Path("data/surgedca.sqlite3") and s.strategy_file is None and s.headless
+    assert s.binance_rest_url is None and s.binance_ws_url is None and s.telegram_api_url is None
+
+
+def test_a_token_without_allowed_chats_is_a_start_up_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+    with pytest.raises(SettingsError, match="TELEGRAM_ALLOWED_CHAT_IDS"):
+        load_settings()
+    monkeypatch.setenv("TELEGRAM_ALLOWED_CHAT_IDS", "408258968, -1001234567890")
+    s = load_settings()
+    assert s.telegram_allowed_chat_ids == [408258968, -1001234567890] and not s.headless
+
+
+def test_bad_chat_ids_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_ALLOWED_CHAT_IDS", "me,408258968")
+    with pytest.raises(SettingsError, match="numeric chat ids"):
+        load_settings()
+
+
+def test_live_without_keys_is_a_start_up_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADING_MODE", "live")
+    with pytest.raises(SettingsError, match="BINANCE_API_KEY"):
+        load_settings()
+    monkeypatch.setenv("BINANCE_API_KEY", "key-123")
+    monkeypatch.setenv("BINANCE_API_SECRET", "secret-456")
+    assert load_settings().trading_mode == "live"
+
+
+def test_secrets_never_show_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINANCE_API_KEY", "key-123")
+    monkeypatch.setenv("BINANCE_API_SECRET", "secret-456")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "7000:token-789")
+    monkeypatch.setenv("TELEGRAM_ALLOWED_CHAT_IDS", "1")
+    s = load_settings()
+    for text in (repr(s), str(s), str(s.model_dump())):
+        assert "secret-456" not in text and "token-789" not in text and "key-123" not in text
+    assert s.binance_api_secret is not None and s.binance_api_secret.get_secret_value() == "secret-456"
+
+
+def test_urls_are_normalised_and_blank_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINANCE_REST_URL", " http://127.0.0.1:8080/ ")
+    monkeypatch.setenv("BINANCE_WS_URL", "")
+    monkeypatch.setenv("STRATEGY_FILE", "")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "  ")
+    s = load_settings()
+    assert s.binance_rest_url == "http://127.0.0.1:8080" and s.binance_ws_url is None
+    assert s.strategy_file is None and s.telegram_bot_token is None
+
+
+def test_out_of_range_values_are_refused_with_the_variable_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADING_MODE", "yolo")
+    with pytest.raises(SettingsError, match="TRADING_MODE"):
+        load_settings()
+    monkeypatch.setenv("TRADING_MODE", "sim")
+    monkeypatch.setenv("LOG_LEVEL", "LOUD")
+    with pytest.raises(SettingsError, match="LOG_LEVEL"):
+        load_settings()
+
+
+def test_the_env_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("TRADING_MODE=paper\nLOCALE=en\n")
+    s = Settings()
+    assert s.trading_mode == "paper" and s.locale == "en"
+
+
+def test_the_command_line_reports_bad_settings_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+    with pytest.raises(SystemExit) as exc:
+        main(["status"])
+    assert exc.value.code == 2
+    assert "TELEGRAM_ALLOWED_CHAT_IDS" in capsys.readouterr().err
