@@ -686,17 +686,18 @@ class Executor:
         return True
 
     # ------------------------------------------------------------------ user-data events
+    # Each user-data event becomes (at most) one piece of work: a task for the live stream (its reader never
+    # waits), awaited in place by the backtest (deterministic order of events).
     def on_order_update(self, ev: OrderUpdate) -> None:
-        """ORDER_TRADE_UPDATE from the live stream: handled as a task (the stream reader never waits)."""
-        work = self._order_update_work(ev)
-        if work is not None:
-            self.spawn(work)
+        """ORDER_TRADE_UPDATE from the live stream."""
+        self._launch(self._order_update_work(ev))
 
     async def handle_order_update(self, ev: OrderUpdate) -> None:
-        """The same, awaited in place (backtest: deterministic order of events)."""
-        work = self._order_update_work(ev)
+        await _run(self._order_update_work(ev))
+
+    def _launch(self, work: Coroutine[Any, Any, None] | None) -> None:
         if work is not None:
-            await work
+            self.spawn(work)
 
     def _order_update_work(self, ev: OrderUpdate) -> Coroutine[Any, Any, None] | None:
         """Apply fills we did not see in a REST reply (backstop, lost replies); foreign fills -> reconcile."""
@@ -752,14 +753,10 @@ class Executor:
         return False
 
     def on_algo_update(self, ev: AlgoUpdate) -> None:
-        work = self._algo_update_work(ev)
-        if work is not None:
-            self.spawn(work)
+        self._launch(self._algo_update_work(ev))
 
     async def handle_algo_update(self, ev: AlgoUpdate) -> None:
-        work = self._algo_update_work(ev)
-        if work is not None:
-            await work
+        await _run(self._algo_update_work(ev))
 
     def _algo_update_work(self, ev: AlgoUpdate) -> Coroutine[Any, Any, None] | None:
         """Our backstop cancelled or expired by the exchange (not by us): put it back."""
@@ -968,6 +965,11 @@ class OpenAlgos:
 
     def known(self) -> list[AlgoOrder]:
         return [a for orders in self._by_symbol.values() for a in orders.values()]
+
+
+async def _run(work: Coroutine[Any, Any, None] | None) -> None:
+    if work is not None:
+        await work
 
 
 def _empty_state(symbol: str, price: Decimal) -> PositionState:
