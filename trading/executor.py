@@ -838,11 +838,7 @@ class Executor:
                     )
                 ]
             ctx.store.journal.mark(row.client_order_id, "rejected", now_ms=now, error="not found on the exchange")
-            if parsed is not None and parsed.action == "entry":
-                rec = ctx.store.positions.get(parsed.position_id)
-                if rec is not None and rec.status == "pending":
-                    ctx.store.positions.mark_failed(rec.id, now)
-                self._unresolved_entries.discard(row.symbol)
+            self._entry_not_opened(parsed, row.symbol)
             return [
                 SyncItem(
                     "pending_resolved",
@@ -867,11 +863,7 @@ class Executor:
             ]
         if order.status.final:
             self._facts_from_order(row.client_order_id, order)
-            if parsed is not None and parsed.action == "entry":
-                rec = ctx.store.positions.get(parsed.position_id)
-                if rec is not None and rec.status == "pending":
-                    ctx.store.positions.mark_failed(rec.id, now)
-                self._unresolved_entries.discard(row.symbol)
+            self._entry_not_opened(parsed, row.symbol)
             return [
                 SyncItem(
                     "pending_resolved",
@@ -881,6 +873,15 @@ class Executor:
                 )
             ]
         return [SyncItem("pending_open", row.symbol, f"{row.client_order_id} still {order.status.value}", "")]
+
+    def _entry_not_opened(self, parsed: ParsedId | None, symbol: str) -> None:
+        """An entry order that ended without a fill: its pending position never opened."""
+        if parsed is None or parsed.action != "entry":
+            return
+        rec = self.ctx.store.positions.get(parsed.position_id)
+        if rec is not None and rec.status == "pending":
+            self.ctx.store.positions.mark_failed(rec.id, self.ctx.clock.now_ms())
+        self._unresolved_entries.discard(symbol)
 
     async def _resolve_stop(self, row: JournalRow, open_algos: dict[str, AlgoOrder]) -> list[SyncItem]:
         ctx = self.ctx
@@ -894,11 +895,10 @@ class Executor:
                 return []  # the current backstop, resting as it should
             if entry is not None and entry.backstop_client_id is None:
                 ctx.store.journal.mark(row.client_order_id, "sent", now_ms=now)
-                if entry.backstop_client_id is None:
-                    entry.backstop_client_id, entry.backstop_price = row.client_order_id, row.trigger_price
-                    ctx.store.positions.set_backstop(
-                        entry.position_id, row.client_order_id, row.trigger_price, algo.algo_id
-                    )
+                entry.backstop_client_id, entry.backstop_price = row.client_order_id, row.trigger_price
+                ctx.store.positions.set_backstop(
+                    entry.position_id, row.client_order_id, row.trigger_price, algo.algo_id
+                )
                 return [
                     SyncItem(
                         "pending_resolved",
