@@ -48,7 +48,6 @@ from storage.repositories import (
     PositionRecord,
     PositionsRepo,
     SystemState,
-    client_order_id,
 )
 
 __all__ = [
@@ -85,7 +84,6 @@ __all__ = [
     "UnknownOrder",
     "backup",
     "backup_dir_for",
-    "client_order_id",
     "latest_backup",
     "list_backups",
 ]

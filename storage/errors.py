@@ -45,3 +45,7 @@ class PositionStateError(StorageError):
 
 class UnknownOrder(StorageError, LookupError):
     """No orders-journal row has this client order id."""
+
+
+class InvalidTransition(StorageError):
+    """A status change the transition table does not allow (a bug, never an exchange answer)."""

@@ -18,31 +18,20 @@ from typing import Any
 from storage._sql import check_limit, check_ms, constraint_kind, fetch_all, fetch_one
 from storage.codec import dec_text, from_json, opt_dec_text, to_dec, to_json
 from storage.db import Database
-from storage.errors import DuplicateClientOrderId, PositionNotFound, UnknownOrder
+from storage.errors import DuplicateClientOrderId, InvalidTransition, PositionNotFound, UnknownOrder
+from trading.core.order_state import OrderKind, OrderState, order_transition_allowed
 
-KINDS = frozenset({"market", "stop"})
 SIDES = frozenset({"BUY", "SELL"})
-STATUSES = ("pending", "sent", "filled", "rejected", "unknown", "canceled", "expired")
-UNRESOLVED = ("pending", "sent", "unknown")
-TERMINAL = ("filled", "rejected", "canceled", "expired")
 # Binance's rule for newClientOrderId.
 _CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
-_ACTION = re.compile(r"^[a-z0-9_]{1,12}$")
+_FINAL_SQL = "(" + ",".join(f"'{s.value}'" for s in OrderState if s.final) + ")"
+_UNRESOLVED_SQL = "(" + ",".join(f"'{s.value}'" for s in OrderState if s.unresolved) + ")"
 
 _INSERT = (
     "INSERT INTO orders (client_order_id, position_id, symbol, action, kind, side, qty, reduce_only, "
-    "trigger_price, status, attempts, created_at_ms, updated_at_ms) VALUES (?,?,?,?,?,?,?,?,?,'pending',1,?,?)"
+    f"trigger_price, status, attempts, created_at_ms, updated_at_ms) VALUES (?,?,?,?,?,?,?,?,?,'{OrderState.PENDING}',"
+    "1,?,?)"
 )
-
-
-def client_order_id(position_id: int, action: str, n: int) -> str:
-    """``sdca-<position>-<action>-<n>`` (ARCHITECTURE, rule 1), checked against Binance's format."""
-    if not _ACTION.match(action):
-        raise ValueError(f"action must be 1-12 of a-z, 0-9, _; got {action!r}")
-    cid = f"sdca-{int(position_id)}-{action}-{int(n)}"
-    if not _CLIENT_ID.match(cid):
-        raise ValueError(f"client order id {cid!r} does not fit Binance's format (max 36 characters)")
-    return cid
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +40,12 @@ class JournalRow:
     position_id: int | None
     symbol: str
     action: str
-    kind: str
+    kind: OrderKind
     side: str
     qty: Decimal
     reduce_only: bool
     trigger_price: Decimal | None
-    status: str
+    status: OrderState
     exchange_order_id: str | None
     filled_qty: Decimal | None
     avg_price: Decimal | None
@@ -70,7 +59,7 @@ class JournalRow:
 
     @property
     def resolved(self) -> bool:
-        return self.status in TERMINAL
+        return self.status.final
 
 
 class OrdersJournal:
@@ -84,7 +73,7 @@ class OrdersJournal:
         position_id: int | None,
         symbol: str,
         action: str,
-        kind: str,
+        kind: OrderKind,
         side: str,
         qty: Decimal,
         reduce_only: bool,
@@ -92,8 +81,10 @@ class OrdersJournal:
         now_ms: int,
     ) -> None:
         """Exactly one INSERT (autocommit, or part of the caller's transaction). ``attempts`` starts at 1."""
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+        try:
+            kind = OrderKind(kind)
+        except ValueError:
+            raise ValueError(f"kind must be one of {[k.value for k in OrderKind]}, got {kind!r}") from None
         if side not in SIDES:
             raise ValueError(f"side must be BUY or SELL, got {side!r}")
         if not client_order_id or not _CLIENT_ID.match(client_order_id):
@@ -106,7 +97,7 @@ class OrdersJournal:
                     position_id,
                     symbol,
                     action,
-                    kind,
+                    kind.value,
                     side,
                     dec_text(qty, "qty"),
                     1 if reduce_only else 0,
@@ -131,7 +122,7 @@ class OrdersJournal:
     def mark(
         self,
         client_order_id: str,
-        status: str,
+        status: OrderState,
         *,
         now_ms: int,
         exchange_order_id: str | int | None = None,
@@ -144,15 +135,25 @@ class OrdersJournal:
     ) -> bool:
         """Record what became of an order; fields left None keep their value.
 
-        A final status (filled, rejected, canceled, expired) is never replaced by a
-        non-final one: a late "sent" arriving after the fill returns False and
-        changes nothing. Raises ``UnknownOrder`` for an id not in the journal.
+        Only the moves of ``ORDER_TRANSITIONS`` are made. A final status (filled, rejected, canceled,
+        expired) is never left: a late "sent" arriving after the fill returns False and changes nothing
+        (the SQL refuses it too, so a stale read cannot slip one through). Any other move the table does
+        not allow raises ``InvalidTransition``; ``UnknownOrder`` for an id not in the journal.
         """
-        if status not in STATUSES:
-            raise ValueError(f"order status must be one of {STATUSES}, got {status!r}")
+        status = OrderState(status)
+        row = self._conn.execute("SELECT status FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        if row is None:
+            raise UnknownOrder(f"no order {client_order_id} in the journal")
+        old = OrderState(row[0])
+        if old.final and not status.final:
+            return False
+        if not order_transition_allowed(old, status):
+            if old.final:
+                return False  # a second final verdict (e.g. canceled after filled): the first one stands
+            raise InvalidTransition(f"order {client_order_id}: {old.value} -> {status.value} is not allowed")
         params = {
             "id": client_order_id,
-            "status": status,
+            "status": status.value,
             "now": check_ms(now_ms, "now_ms"),
             "exchange_order_id": None if exchange_order_id is None else str(exchange_order_id),
             "filled_qty": opt_dec_text(filled_qty, "filled_qty"),
@@ -161,7 +162,6 @@ class OrdersJournal:
             "error_code": error_code,
             "error": error,
             "raw": _raw_json(raw),
-            "final": 1 if status in TERMINAL else 0,
         }
         cur = self._conn.execute(
             "UPDATE orders SET status = :status, updated_at_ms = :now, "
@@ -169,15 +169,10 @@ class OrdersJournal:
             "filled_qty = coalesce(:filled_qty, filled_qty), avg_price = coalesce(:avg_price, avg_price), "
             "fee = coalesce(:fee, fee), error_code = coalesce(:error_code, error_code), "
             "error = coalesce(:error, error), raw = coalesce(:raw, raw) "
-            "WHERE client_order_id = :id "
-            "AND (:final = 1 OR status NOT IN ('filled','rejected','canceled','expired'))",
+            f"WHERE client_order_id = :id AND (status = :status OR status NOT IN {_FINAL_SQL})",
             params,
         )
-        if cur.rowcount == 1:
-            return True
-        if self.get(client_order_id) is None:
-            raise UnknownOrder(f"no order {client_order_id} in the journal")
-        return False
+        return cur.rowcount == 1
 
     def bump_attempt(self, client_order_id: str, now_ms: int) -> int:
         """One more send of the same order (only after the exchange said it does not have it). Returns attempts."""
@@ -197,7 +192,7 @@ class OrdersJournal:
         """Orders whose fate is not known yet (pending, sent, unknown), oldest first."""
         rows = fetch_all(
             self._conn,
-            "SELECT * FROM orders WHERE status IN ('pending','sent','unknown') ORDER BY created_at_ms, rowid",
+            f"SELECT * FROM orders WHERE status IN {_UNRESOLVED_SQL} ORDER BY created_at_ms, rowid",
         )
         return [_row(r) for r in rows]
 
@@ -206,16 +201,6 @@ class OrdersJournal:
             self._conn, "SELECT * FROM orders WHERE position_id = ? ORDER BY created_at_ms, rowid", (position_id,)
         )
         return [_row(r) for r in rows]
-
-    def next_seq(self, position_id: int, action: str) -> int:
-        """1 + the number of journal rows whose id starts with ``sdca-<position_id>-<action>-``."""
-        prefix = f"sdca-{int(position_id)}-{action}-"
-        # A range on the primary key ('-' + 1 = '.') instead of LIKE, which would scan.
-        row = self._conn.execute(
-            "SELECT count(*) FROM orders WHERE client_order_id >= ? AND client_order_id < ?",
-            (prefix, prefix[:-1] + "."),
-        ).fetchone()
-        return int(row[0]) + 1
 
     def recent(self, limit: int = 50) -> list[JournalRow]:
         rows = fetch_all(
@@ -243,12 +228,12 @@ def _row(row: sqlite3.Row) -> JournalRow:
         position_id=row["position_id"],
         symbol=row["symbol"],
         action=row["action"],
-        kind=row["kind"],
+        kind=OrderKind(row["kind"]),
         side=row["side"],
         qty=Decimal(row["qty"]),
         reduce_only=bool(row["reduce_only"]),
         trigger_price=to_dec(row["trigger_price"]),
-        status=row["status"],
+        status=OrderState(row["status"]),
         exchange_order_id=row["exchange_order_id"],
         filled_qty=to_dec(row["filled_qty"]),
         avg_price=to_dec(row["avg_price"]),

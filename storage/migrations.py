@@ -167,7 +167,45 @@ _V1: tuple[str, ...] = (
     "CREATE TABLE equity_log (ts_ms INTEGER PRIMARY KEY, balance TEXT NOT NULL, equity TEXT NOT NULL)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _V1),)
+# The simulated exchange (sim and paper modes) keeps its account in these tables, keyed by account ("sim" or
+# "paper"). Databases written before this migration may have them already (the broker used to create them):
+# IF NOT EXISTS, and the reduce-only quantity stops' column added where it is missing.
+_V2_SIM = (
+    "CREATE TABLE IF NOT EXISTS sim_meta (account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    " PRIMARY KEY (account, key))",
+    "CREATE TABLE IF NOT EXISTS sim_positions (account TEXT NOT NULL, symbol TEXT NOT NULL, qty TEXT NOT NULL,"
+    " entry_price TEXT NOT NULL, mark_price TEXT NOT NULL, update_time INTEGER NOT NULL,"
+    " PRIMARY KEY (account, symbol))",
+    "CREATE TABLE IF NOT EXISTS sim_symbol_settings (account TEXT NOT NULL, symbol TEXT NOT NULL, leverage INTEGER,"
+    " margin_mode TEXT, PRIMARY KEY (account, symbol))",
+    "CREATE TABLE IF NOT EXISTS sim_orders (account TEXT NOT NULL, order_id INTEGER NOT NULL,"
+    " client_order_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, type TEXT NOT NULL,"
+    " status TEXT NOT NULL, qty TEXT NOT NULL, filled_qty TEXT NOT NULL, avg_price TEXT NOT NULL,"
+    " reduce_only INTEGER NOT NULL, fee TEXT NOT NULL, realized_pnl TEXT NOT NULL, update_time INTEGER NOT NULL,"
+    " PRIMARY KEY (account, order_id))",
+    "CREATE INDEX IF NOT EXISTS sim_orders_by_client ON sim_orders (account, client_order_id)",
+    "CREATE TABLE IF NOT EXISTS sim_algo_orders (account TEXT NOT NULL, algo_id INTEGER NOT NULL,"
+    " client_algo_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, type TEXT NOT NULL,"
+    " status TEXT NOT NULL, trigger_price TEXT NOT NULL, close_position INTEGER NOT NULL, working_type TEXT NOT NULL,"
+    " update_time INTEGER NOT NULL, PRIMARY KEY (account, algo_id))",
+    "CREATE INDEX IF NOT EXISTS sim_algo_orders_open ON sim_algo_orders (account, status)",
+    "CREATE TABLE IF NOT EXISTS sim_trades (account TEXT NOT NULL, trade_id INTEGER NOT NULL, symbol TEXT NOT NULL,"
+    " order_id INTEGER NOT NULL, side TEXT NOT NULL, price TEXT NOT NULL, qty TEXT NOT NULL, fee TEXT NOT NULL,"
+    " realized_pnl TEXT NOT NULL, time INTEGER NOT NULL, PRIMARY KEY (account, trade_id))",
+    "CREATE INDEX IF NOT EXISTS sim_trades_by_symbol ON sim_trades (account, symbol, time)",
+)
+
+
+def _sim_stop_qty(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(sim_algo_orders)")}
+    if "qty" not in columns:
+        conn.execute("ALTER TABLE sim_algo_orders ADD COLUMN qty TEXT")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _V1),
+    Migration(2, "simulated exchange tables", (*_V2_SIM, _sim_stop_qty)),
+)
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -12,10 +12,9 @@ from storage.codec import STAGE_RANK, dec_text, legs_from_json, legs_to_json, op
 from storage.db import Database
 from storage.errors import ActivePositionExists, PositionNotFound, PositionStateError
 from trading.core.models import ZERO, PositionState, Stage
+from trading.core.order_state import Origin, PositionStatus
 
-STATUSES = ("pending", "open", "closed", "failed")
-ORIGINS = ("signal", "adopted")
-
+_ACTIVE_SQL = f"('{PositionStatus.PENDING}','{PositionStatus.OPEN}')"
 _RANK_SQL = "(CASE max_stage WHEN 'initial' THEN 0 WHEN 'first_dca' THEN 1 ELSE 2 END)"
 # Highest ladder stage ever reached: kept when recovery sells step the stage back down.
 _MAX_STAGE_SQL = f"max_stage = CASE WHEN :reached_rank > {_RANK_SQL} THEN :reached ELSE max_stage END"
@@ -29,9 +28,9 @@ _STATE_SQL = (
 class PositionRecord:
     id: int
     symbol: str
-    status: str  # pending | open | closed | failed
+    status: PositionStatus
     state: PositionState  # the ladder (zero qty and no legs while pending)
-    origin: str  # signal | adopted
+    origin: Origin
     opened_at_ms: int
     closed_at_ms: int | None
     close_reason: str | None
@@ -47,7 +46,7 @@ class PositionRecord:
 
     @property
     def active(self) -> bool:
-        return self.status in ("pending", "open")
+        return self.status.active
 
 
 class PositionsRepo:
@@ -56,33 +55,43 @@ class PositionsRepo:
         self._conn = db.conn
 
     # ---------------------------------------------------------------- create
-    def create_pending(self, symbol: str, origin: str, now_ms: int) -> int:
+    def create_pending(self, symbol: str, origin: Origin | str, now_ms: int) -> int:
         """The entry order's position row, written before that order is sent. Returns the position id.
 
         Ids never repeat, even after ``surgedca reset``, a restored backup or a new file: an id is
         at least the creation time in seconds, so the client order ids built from it
         (``sdca-<id>-...``) cannot match an older order the exchange still knows.
         """
-        return self._insert(symbol, "pending", origin, state=None, margin=ZERO, now_ms=now_ms)
+        return self._insert(symbol, PositionStatus.PENDING, origin, state=None, margin=ZERO, now_ms=now_ms)
 
-    def create_open(self, symbol: str, state: PositionState, origin: str, margin: Decimal, now_ms: int) -> int:
+    def create_open(
+        self, symbol: str, state: PositionState, origin: Origin | str, margin: Decimal, now_ms: int
+    ) -> int:
         """A position that is already open (adoption of one found on the exchange)."""
-        return self._insert(symbol, "open", origin, state=state, margin=margin, now_ms=now_ms)
+        return self._insert(symbol, PositionStatus.OPEN, origin, state=state, margin=margin, now_ms=now_ms)
 
     def _insert(
-        self, symbol: str, status: str, origin: str, *, state: PositionState | None, margin: Decimal, now_ms: int
+        self,
+        symbol: str,
+        status: PositionStatus,
+        origin: Origin | str,
+        *,
+        state: PositionState | None,
+        margin: Decimal,
+        now_ms: int,
     ) -> int:
         check_symbol(symbol)
-        origin = _enum_text(origin)
-        if origin not in ORIGINS:
-            raise ValueError(f"origin must be one of {ORIGINS}, got {origin!r}")
+        try:
+            origin = Origin(origin)
+        except ValueError:
+            raise ValueError(f"origin must be one of {[o.value for o in Origin]}, got {origin!r}") from None
         check_ms(now_ms, "now_ms")
         if state is not None and state.symbol != symbol:
             raise ValueError(f"state is for {state.symbol}, not {symbol}")
         params = (_state_params(state) if state is not None else dict(_EMPTY_STATE)) | {
             "symbol": symbol,
-            "status": status,
-            "origin": origin,
+            "status": status.value,
+            "origin": origin.value,
             "margin": dec_text(margin, "margin"),
             "now": now_ms,
             "floor": now_ms // 1000,
@@ -117,22 +126,24 @@ class PositionsRepo:
             "now": check_ms(now_ms, "now_ms"),
         }
         cur = self._conn.execute(
-            f"UPDATE positions SET status = 'open', {_STATE_SQL}, margin = :margin, fees = dec_add(fees, :fee), "
-            "opened_at_ms = :now, updated_at_ms = :now WHERE id = :id AND status = 'pending' AND symbol = :symbol",
+            f"UPDATE positions SET status = '{PositionStatus.OPEN}', {_STATE_SQL}, margin = :margin, "
+            "fees = dec_add(fees, :fee), "
+            f"opened_at_ms = :now, updated_at_ms = :now WHERE id = :id AND status = '{PositionStatus.PENDING}' "
+            "AND symbol = :symbol",
             params,
         )
         if cur.rowcount != 1:
-            self._refuse(position_id, "activate", ("pending",), state.symbol)
+            self._refuse(position_id, "activate", (PositionStatus.PENDING,), state.symbol)
 
     def mark_failed(self, position_id: int, now_ms: int) -> None:
         """The entry order did not fill (rejected, expired): pending -> failed."""
         cur = self._conn.execute(
-            "UPDATE positions SET status = 'failed', closed_at_ms = :now, updated_at_ms = :now "
-            "WHERE id = :id AND status = 'pending'",
+            f"UPDATE positions SET status = '{PositionStatus.FAILED}', closed_at_ms = :now, updated_at_ms = :now "
+            f"WHERE id = :id AND status = '{PositionStatus.PENDING}'",
             {"id": position_id, "now": check_ms(now_ms, "now_ms")},
         )
         if cur.rowcount != 1:
-            self._refuse(position_id, "mark failed", ("pending",))
+            self._refuse(position_id, "mark failed", (PositionStatus.PENDING,))
 
     def save_state(
         self,
@@ -162,21 +173,21 @@ class PositionsRepo:
         cur = self._conn.execute(
             f"UPDATE positions SET {_STATE_SQL}, margin = dec_add(coalesce(:margin, margin), :margin_add), "
             "fees = dec_add(fees, :fees_add), updated_at_ms = :now "
-            "WHERE id = :id AND status = 'open' AND symbol = :symbol",
+            f"WHERE id = :id AND status = '{PositionStatus.OPEN}' AND symbol = :symbol",
             params,
         )
         if cur.rowcount != 1:
-            self._refuse(position_id, "save the state of", ("open",), state.symbol)
+            self._refuse(position_id, "save the state of", (PositionStatus.OPEN,), state.symbol)
 
     def set_peak(self, position_id: int, peak: Decimal, now_ms: int | None = None) -> None:
         """The runner's highest price since take-half (one cheap UPDATE)."""
         cur = self._conn.execute(
             "UPDATE positions SET peak_price = ?, updated_at_ms = coalesce(?, updated_at_ms) "
-            "WHERE id = ? AND status = 'open'",
+            f"WHERE id = ? AND status = '{PositionStatus.OPEN}'",
             (dec_text(peak, "peak"), now_ms, position_id),
         )
         if cur.rowcount != 1:
-            self._refuse(position_id, "set the peak of", ("open",))
+            self._refuse(position_id, "set the peak of", (PositionStatus.OPEN,))
 
     def set_backstop(
         self,
@@ -206,9 +217,9 @@ class PositionsRepo:
         computed it; the ladder state is kept as it was last held, for the record."""
         reason = check_text(_enum_text(reason), "close reason")
         cur = self._conn.execute(
-            "UPDATE positions SET status = 'closed', close_reason = :reason, realized_pnl = :pnl, "
+            f"UPDATE positions SET status = '{PositionStatus.CLOSED}', close_reason = :reason, realized_pnl = :pnl, "
             "fees = dec_add(fees, :fees_add), closed_at_ms = :now, updated_at_ms = :now "
-            "WHERE id = :id AND status = 'open'",
+            f"WHERE id = :id AND status = '{PositionStatus.OPEN}'",
             {
                 "id": position_id,
                 "reason": reason,
@@ -218,16 +229,19 @@ class PositionsRepo:
             },
         )
         if cur.rowcount != 1:
-            self._refuse(position_id, "close", ("open",))
+            self._refuse(position_id, "close", (PositionStatus.OPEN,))
 
-    def _refuse(self, position_id: int, what: str, allowed: tuple[str, ...], symbol: str | None = None) -> None:
+    def _refuse(
+        self, position_id: int, what: str, allowed: tuple[PositionStatus, ...], symbol: str | None = None
+    ) -> None:
         row = self.get(position_id)
         if row is None:
             raise PositionNotFound(f"cannot {what} position {position_id}: no such position")
         if symbol is not None and row.symbol != symbol:
             raise PositionStateError(f"cannot {what} position {position_id}: it is {row.symbol}, the state is {symbol}")
         raise PositionStateError(
-            f"cannot {what} position {position_id} ({row.symbol}): it is {row.status}, expected {' or '.join(allowed)}"
+            f"cannot {what} position {position_id} ({row.symbol}): it is {row.status.value}, "
+            f"expected {' or '.join(a.value for a in allowed)}"
         )
 
     # --------------------------------------------------------------- queries
@@ -238,17 +252,19 @@ class PositionsRepo:
     def get_active(self, symbol: str) -> PositionRecord | None:
         """The symbol's pending or open position, if any (at most one exists)."""
         row = fetch_one(
-            self._conn, "SELECT * FROM positions WHERE symbol = ? AND status IN ('pending','open')", (symbol,)
+            self._conn, f"SELECT * FROM positions WHERE symbol = ? AND status IN {_ACTIVE_SQL}", (symbol,)
         )
         return _record(row) if row is not None else None
 
     def list_open(self) -> list[PositionRecord]:
-        rows = fetch_all(self._conn, "SELECT * FROM positions WHERE status = 'open' ORDER BY opened_at_ms, id")
+        rows = fetch_all(
+            self._conn, f"SELECT * FROM positions WHERE status = '{PositionStatus.OPEN}' ORDER BY opened_at_ms, id"
+        )
         return [_record(r) for r in rows]
 
     def list_active(self) -> list[PositionRecord]:
         rows = fetch_all(
-            self._conn, "SELECT * FROM positions WHERE status IN ('pending','open') ORDER BY created_at_ms, id"
+            self._conn, f"SELECT * FROM positions WHERE status IN {_ACTIVE_SQL} ORDER BY created_at_ms, id"
         )
         return [_record(r) for r in rows]
 
@@ -256,14 +272,15 @@ class PositionsRepo:
         """Closed positions with ``since_ms <= closed_at_ms < until_ms``, oldest first."""
         rows = fetch_all(
             self._conn,
-            "SELECT * FROM positions WHERE status = 'closed' AND closed_at_ms >= coalesce(?, closed_at_ms) "
+            f"SELECT * FROM positions WHERE status = '{PositionStatus.CLOSED}' "
+            "AND closed_at_ms >= coalesce(?, closed_at_ms) "
             "AND closed_at_ms < coalesce(?, closed_at_ms + 1) ORDER BY closed_at_ms, id",
             (since_ms, until_ms),
         )
         return [_record(r) for r in rows]
 
     def margin_in_use(self) -> Decimal:
-        rows = self._conn.execute("SELECT margin FROM positions WHERE status = 'open'").fetchall()
+        rows = self._conn.execute(f"SELECT margin FROM positions WHERE status = '{PositionStatus.OPEN}'").fetchall()
         return sum((Decimal(r[0]) for r in rows), ZERO)
 
 
@@ -320,9 +337,9 @@ def _record(row: sqlite3.Row) -> PositionRecord:
     return PositionRecord(
         id=row["id"],
         symbol=row["symbol"],
-        status=row["status"],
+        status=PositionStatus(row["status"]),
         state=state,
-        origin=row["origin"],
+        origin=Origin(row["origin"]),
         opened_at_ms=row["opened_at_ms"],
         closed_at_ms=row["closed_at_ms"],
         close_reason=row["close_reason"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from storage.audit import AuditLog, AuditRow
 from storage.config_store import ConfigHistoryRow, ConfigStore
 from storage.fills import FillRecord, FillsRepo, FillTotals
-from storage.journal import JournalRow, OrdersJournal, client_order_id
+from storage.journal import JournalRow, OrdersJournal
 from storage.positions import PositionRecord, PositionsRepo
 from storage.state import Cooldown, Cooldowns, SystemState
 from storage.stats import DailyStats, DayStats, EquityLog, EquityPoint
@@ -29,5 +29,4 @@ __all__ = [
     "PositionRecord",
     "PositionsRepo",
     "SystemState",
-    "client_order_id",
 ]

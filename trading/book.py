@@ -1,8 +1,8 @@
 """The engine's in-memory view of open positions (the monitor's hot-path data).
 
 The database is the source of truth; the book is rebuilt from it at start and
-updated by the executor only *after* a change is committed. Each entry keeps
-its trigger band as floats so a price tick costs one or two comparisons.
+changed only by the position ledger, *after* a change is committed. Each entry
+keeps its trigger band as floats so a price tick costs one or two comparisons.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from decimal import Decimal
 from trading.core import ladder
 from trading.core.config import StrategyConfig
 from trading.core.models import PositionState, Triggers
+from trading.core.order_state import Origin
 
 
 @dataclass(slots=True)
@@ -22,19 +23,18 @@ class BookEntry:
     state: PositionState
     margin: Decimal
     opened_at_ms: int
-    origin: str
+    origin: Origin
     backstop_client_id: str | None = None
     backstop_price: Decimal | None = None
     triggers: Triggers | None = None
     low: float = float("-inf")  # act at or below
     high: float = float("inf")  # act at or above
-    busy: bool = False  # an order for this symbol is in flight: the monitor waits
+    busy: bool = False  # a ladder action is queued or being sent: the monitor waits for it
     last_px: str | None = None  # last price as the exchange wrote it (Decimal only when needed)
     last_price_ms: int = 0  # local time of the last market data (trade or mark): REST polling starts when stale
     version: int = 0  # bumped on every change; the reconciler skips symbols that moved under it
     skip_noted: set[str] = field(default_factory=set)  # Skip alerts already sent (no alert per tick)
     peak_saved_ms: int = 0
-    seq: dict[str, int] = field(default_factory=dict)  # next client-id sequence per action
 
     @property
     def last_price(self) -> Decimal | None:

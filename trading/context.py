@@ -43,7 +43,27 @@ class EngineContext:
     stopping: bool = False  # graceful stop: no new orders except resolving what is in flight
     mode: str = "sim"
     paused: bool = False  # no new entries (exits and DCA continue); persisted in SystemState
-    cooldowns: dict[str, int] = field(default_factory=dict)  # symbol -> until ms (cache of the table)
+    cooldowns: dict[str, int] = field(default_factory=dict)  # symbol -> until ms (the ledger's cache of the table)
+    halts: dict[str, str] = field(default_factory=dict)  # source -> why the service refuses to trade now
+
+    @property
+    def halted(self) -> bool:
+        """The service refuses to trade (another instance on the account, an account mode it cannot trade in);
+        it stays up for /health and says why."""
+        return bool(self.halts)
+
+    @property
+    def halt_reason(self) -> str | None:
+        return "; ".join(self.halts.values()) if self.halts else None
+
+    def set_halt(self, source: str, reason: str | None) -> bool:
+        """Start (``reason``) or end (None) one cause of a halt; True when that changed anything."""
+        if reason is None:
+            return self.halts.pop(source, None) is not None
+        if self.halts.get(source) == reason:
+            return False
+        self.halts[source] = reason
+        return True
 
     def rules(self, symbol: str) -> SymbolRules | None:
         m = self.markets.get(symbol)
@@ -59,10 +79,6 @@ class EngineContext:
         """Cache what the scanner reads at every 1m close (no DB reads per scan)."""
         self.paused = bool(self.store.state.get("paused", False))
         self.cooldowns = dict(self.store.cooldowns.active(self.clock.now_ms()))
-
-    def set_cooldown(self, symbol: str, until_ms: int, reason: str) -> None:
-        self.store.cooldowns.set(symbol, until_ms, reason)
-        self.cooldowns[symbol] = until_ms
 
     def in_cooldown(self, symbol: str) -> bool:
         until = self.cooldowns.get(symbol)

@@ -2,7 +2,10 @@
 
 Market and user-data events come in, orders go out. The live service feeds
 it from WebSocket streams; the backtest feeds it from the replay directly;
-both run this same code (parity).
+both run this same code (parity). The one difference is decided here, once:
+live, order work runs as tasks so a price handler never waits for a round
+trip; in a replay (``inline``) it is awaited so every decision is done
+before the next price exists.
 """
 
 from __future__ import annotations
@@ -11,10 +14,9 @@ import logging
 from collections.abc import Callable
 from decimal import Decimal
 
-from trading.book import BookEntry
 from trading.candles import CandleKeeper, CandleStore
 from trading.context import EngineContext
-from trading.events import StreamDown, StreamUp
+from trading.events import ErrorEvent, StreamDown, StreamUp
 from trading.exchange.base import (
     AccountUpdate,
     AlgoUpdate,
@@ -29,6 +31,7 @@ from trading.exchange.base import (
 from trading.executor import Executor
 from trading.monitor import Monitor
 from trading.reconciler import Reconciler
+from trading.runner import WorkRunner
 from trading.scanner import Scanner
 
 log = logging.getLogger("surgedca.engine")
@@ -37,56 +40,48 @@ HOUR_MS = 3_600_000
 
 
 class Engine:
-    def __init__(self, ctx: EngineContext, candles: CandleStore, keeper: CandleKeeper | None = None) -> None:
+    def __init__(
+        self, ctx: EngineContext, candles: CandleStore, keeper: CandleKeeper | None = None, *, inline: bool = False
+    ) -> None:
         self.ctx = ctx
         self.candles = candles
         self.keeper = keeper
-        self.executor = Executor(ctx)
+        self.runner = WorkRunner(inline=inline, on_error=self._work_failed)
+        self.executor = Executor(ctx, self.runner, ctx.store.client_ids())
         self.monitor = Monitor(ctx, self.executor, candles)
         self.scanner = Scanner(ctx, self.executor, candles)
         self.reconciler = Reconciler(ctx, self.executor)
         self.executor.on_foreign_activity = self.reconciler.request_soon
+        self.executor.redecide = self.monitor.redecide
         self.stream_state: dict[str, tuple[bool, int]] = {}  # name -> (up, since ms)
         self.last_minute_ms: int | None = None
         self._refreshing = False
         self.minute_hooks: list[Callable[[int], None]] = []  # once per closed minute (service housekeeping)
         self.universe_hooks: list[Callable[[], None]] = []  # the universe changed (stream subscriptions)
 
+    def _work_failed(self, exc: BaseException) -> None:
+        self.ctx.notify(ErrorEvent(ts_ms=self.ctx.clock.now_ms(), where="executor", message=repr(exc)))
+
     # ------------------------------------------------------------------ start-up
     async def load_markets(self) -> None:
         self.ctx.markets = await self.ctx.port.load_markets()
 
-    def load_book(self) -> None:
-        """Open positions from the database (the source of truth for the ladder)."""
-        ctx = self.ctx
-        for rec in ctx.store.positions.list_open():
-            entry = BookEntry(
-                position_id=rec.id,
-                state=rec.state,
-                margin=rec.margin,
-                opened_at_ms=rec.opened_at_ms,
-                origin=rec.origin,
-                backstop_client_id=rec.backstop_client_id,
-                backstop_price=rec.backstop_price,
-            )
-            self.executor.seed_seq(entry)
-            ctx.book.put(entry, ctx.cfg)
-        self.executor.load_pending_entries()
-
     async def start(self) -> None:
-        """Markets, cached flags, the book, then rule 3 + a full reconcile, then the universe."""
+        """Markets, cached flags, balance, the book, then rule 3 + a full reconcile, the universe, and a
+        decision for every held position at the current price."""
         ctx = self.ctx
         await self.load_markets()
         ctx.load_flags()
-        self.load_book()
         balance = await ctx.port.fetch_balance()
         ctx.account.wallet, ctx.account.available = balance.wallet, balance.available
         ctx.account.updated_ms = ctx.clock.now_ms()
+        self.executor.load()
         report = await self.reconciler.run(actor="startup")
         log.info(
             "start-up reconcile: %d findings%s", len(report.items), f" (error: {report.error})" if report.error else ""
         )
         await self.scanner.refresh_universe()
+        await self.monitor.decide_all_now()
 
     def held_symbols(self) -> list[str]:
         return self.ctx.book.symbols()
@@ -114,35 +109,20 @@ class Engine:
             else:
                 self.candles.on_closed_1m(ev.symbol, k)
             if self._minute(k.open_time):
-                if self.executor.inline:
-                    await self._refresh_universe()
-                else:
-                    self.executor.spawn(self._refresh_universe())
+                await self.runner.run(self._refresh_universe())
             await self.monitor.on_minute_closed(ev.symbol, repr(k.close))
             await self.scanner.on_minute_closed(ev.symbol, k.open_time)
         elif isinstance(ev, StreamStatus):
             self.on_stream_status(ev)
 
-    def on_user_event(self, ev: UserEvent) -> None:
+    async def on_user_event(self, ev: UserEvent) -> None:
+        """One user-data event (fills are applied as tasks live, in place in a replay)."""
         if isinstance(ev, OrderUpdate):
-            self.executor.on_order_update(ev)
+            await self.executor.on_order_update(ev)
         elif isinstance(ev, AlgoUpdate):
-            self.executor.on_algo_update(ev)
+            await self.executor.on_algo_update(ev)
         elif isinstance(ev, AccountUpdate):
             self._on_account(ev)
-        elif isinstance(ev, StreamStatus):
-            self.on_stream_status(ev)
-
-    async def handle_user_event(self, ev: UserEvent) -> None:
-        """``on_user_event``, with fills applied before returning (backtest: deterministic)."""
-        if isinstance(ev, OrderUpdate):
-            await self.executor.handle_order_update(ev)
-        elif isinstance(ev, AlgoUpdate):
-            await self.executor.handle_algo_update(ev)
-        elif isinstance(ev, AccountUpdate):
-            if ev.wallet_balance is not None:
-                self.ctx.account.wallet = ev.wallet_balance
-                self.ctx.account.updated_ms = self.ctx.clock.now_ms()
         elif isinstance(ev, StreamStatus):
             self.on_stream_status(ev)
 

@@ -79,6 +79,35 @@ class PositionVanished(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BackstopLost(EngineEvent):
+    """The exchange-side stop ended without filling while its position is open (cancelled by hand, expired,
+    finished with nothing executed); ``restored_price`` is the new one's price, None if it could not be placed."""
+
+    status: str
+    client_id: str
+    restored_price: Decimal | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRefused(EngineEvent):
+    """An order the exchange refused, in words: what, why, and what happens next."""
+
+    what: str  # the ladder rule or action ("first_dca", "stop_loss", "entry", ...)
+    code: int | None
+    reason: str  # the refusal class in words
+    message: str  # the exchange's own text
+    next_step: str  # "tried again in 8 s", "given up for this position", ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradingHalted(EngineEvent):
+    """The service refuses to trade (another instance on the account, an account mode it cannot trade in);
+    it stays up for /health. ``reason`` is None when trading resumes."""
+
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QuantityDrift(EngineEvent):
     db_qty: Decimal
     exchange_qty: Decimal

@@ -2,9 +2,11 @@
 
 Hot path: a dictionary lookup, a float conversion and one or two float
 comparisons against the position's precomputed trigger band. Only when the
-price leaves the band does the ladder decide (exact Decimal arithmetic), and
-the executor's one journal INSERT is the only database work before the
-order is on the wire.
+price leaves the band does the ladder decide (exact Decimal arithmetic, with
+the rules that may not send now passed as blocked: backing off after a
+refusal, or waiting for an earlier order's unknown outcome, all in memory),
+and the sender's journal INSERT is the only database work before the order
+is on the wire.
 
 When the market stream is down or silent, a REST fallback polls the prices
 of held symbols every ``fallback_poll_interval_s`` so stops still fire.
@@ -27,8 +29,6 @@ from trading.exchange.base import ExchangeError
 from trading.executor import Executor
 
 log = logging.getLogger("surgedca.monitor")
-
-PEAK_SAVE_EVERY_MS = 1_000  # a runner's new high is persisted at most once a second
 
 
 class Monitor:
@@ -74,27 +74,52 @@ class Monitor:
         except InvalidOperation:
             return
         self.decisions += 1
-        action = ladder.decide(entry.state, dec, cfg=ctx.cfg, rules=rules, balance=ctx.account.wallet, runner=runner)
+        action = ladder.decide(
+            entry.state,
+            dec,
+            cfg=ctx.cfg,
+            rules=rules,
+            balance=ctx.account.wallet,
+            runner=runner,
+            blocked=self.executor.blocked_rules(entry),
+        )
         if action is None:
             return
         if isinstance(action, SetPeak):
-            self._raise_peak(entry, action.peak)
+            self.executor.ledger.raise_peak(entry, action.peak)
         elif isinstance(action, Skip):
             if action.what not in entry.skip_noted:  # once per position, not once per tick
                 entry.skip_noted.add(action.what)
                 ctx.notify(
                     OrderSkipped(ts_ms=ctx.clock.now_ms(), symbol=action.symbol, what=action.what, why=action.why)
                 )
-        elif isinstance(action, Dca | Sell | CloseAll) and not ctx.stopping:
+        elif isinstance(action, Dca | Sell | CloseAll) and not ctx.stopping and not ctx.halted:
             await self.executor.dispatch(entry, action)
 
-    def _raise_peak(self, entry: BookEntry, peak: Decimal) -> None:
-        entry.state = ladder.with_peak(entry.state, peak)
-        entry.retrigger(self.ctx.cfg)
-        now = self.ctx.clock.now_ms()
-        if now - entry.peak_saved_ms >= PEAK_SAVE_EVERY_MS:
-            entry.peak_saved_ms = now
-            self.ctx.store.positions.set_peak(entry.position_id, peak, now)
+    async def redecide(self, symbol: str) -> None:
+        """Decide again at the latest price (a refused exit's back-off is over, an unknown order resolved)."""
+        entry = self.ctx.book.get(symbol)
+        if entry is not None and not entry.busy and entry.last_px is not None:
+            await self.decide(entry, entry.last_px)
+
+    async def decide_all_now(self) -> int:
+        """At start: every held position decided on against the current price at once (not at the next trade:
+        the price may have crossed a level while the service was down). Returns how many were decided."""
+        symbols = self.ctx.book.symbols()
+        if not symbols:
+            return 0
+        try:
+            prices = await self.ctx.port.fetch_prices(symbols)
+        except ExchangeError as exc:
+            log.warning("start-up prices unavailable (%r): the first trades decide", exc)
+            return 0
+        for symbol, price in prices.items():
+            entry = self.ctx.book.get(symbol)
+            if entry is not None:
+                entry.last_px = str(price)
+                entry.last_price_ms = self.ctx.clock.now_ms()
+                await self.decide(entry, str(price))
+        return len(prices)
 
     # ------------------------------------------------------------------ at each 1m close
     async def on_minute_closed(self, symbol: str, close: str) -> None:
@@ -113,12 +138,6 @@ class Monitor:
             )
         if (runner is not None and runner.dead_cross) or entry.outside_band(float(close)):
             await self.decide(entry, close, runner)
-
-    def persist_peaks(self) -> None:
-        """Write every runner's latest peak (graceful stop)."""
-        for entry in self.ctx.book.entries():
-            if entry.state.peak_price is not None:
-                self.ctx.store.positions.set_peak(entry.position_id, entry.state.peak_price, self.ctx.clock.now_ms())
 
     # ------------------------------------------------------------------ REST fallback
     def stale_symbols(self) -> list[str]:

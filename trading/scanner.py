@@ -3,8 +3,11 @@
 A symbol is evaluated when its 1m candle closes, from the candle store (no
 REST per scan). The last report of every symbol is kept for ``/why``.
 Entries respect the paused flag, cooldowns, symbols already held,
-``max_positions`` and ``max_margin_usage`` (checked again by the executor
-under the symbol's lock).
+``max_positions`` and ``max_margin_usage``, counting filled positions plus
+entries already decided (the executor's reservations): a signal that passes
+reserves its slot in the same turn of the loop, so several symbols signalling
+at one close cannot together exceed the limits. The executor checks again,
+with the real balance, under the symbol's lock.
 """
 
 from __future__ import annotations
@@ -108,9 +111,12 @@ class Scanner:
             return "paused"
         if ctx.stopping:
             return "stopping"
-        if symbol in ctx.book:
+        if ctx.halted:
+            return "halted"
+        admission = self.executor.admission
+        if symbol in ctx.book or admission.reserved(symbol):
             return "held"
-        if len(ctx.book) >= ctx.cfg.max_positions:
+        if len(ctx.book) + admission.count >= ctx.cfg.max_positions:
             return "max_positions"
         if ctx.in_cooldown(symbol):
             return "cooldown"
@@ -119,7 +125,7 @@ class Scanner:
         wallet = ctx.account.wallet
         if wallet > 0:
             usage, weight = self._margin_fractions()
-            if ctx.book.margin_in_use() + wallet * weight > usage * wallet:
+            if ctx.book.margin_in_use() + admission.margin + wallet * weight > usage * wallet:
                 return "max_margin_usage"
         return None
 
@@ -180,24 +186,16 @@ class Scanner:
             "entry signal %s at %s (1m=%s 3m=%s)", symbol, report.price, report.strategy_1m_ok, report.strategy_3m_ok
         )
         price = Decimal(repr(report.price)) if report.price is not None else None
-        if price is None:
+        if price is None or not self.executor.admit(symbol):
             return
-        if self.executor.inline:
-            pid = await self.executor.enter(symbol, price)
-            if pid is not None:
-                stats.entries += 1
-        else:
-            stats.entries += 1  # intent handed over; the executor logs the outcome
-            self.executor.spawn(self._enter(symbol, price))
+        stats.entries += 1  # admitted: the slot is reserved now; the executor logs the outcome
+        await self.executor.runner.run(self.executor.enter(symbol, price))
 
     def _scan_minute(self, minute_ms: int) -> bool:
         """Evaluations happen at 1m closes (SPEC 1); ``scan_interval_s`` (whole minutes, at least one) says at
         which: with 300, the closes at :00, :05, :10... UTC."""
         every_ms = max(1, round(self.ctx.cfg.scan_interval_s / 60)) * 60_000
         return (minute_ms + 60_000) % every_ms == 0
-
-    async def _enter(self, symbol: str, price: Decimal) -> None:
-        await self.executor.enter(symbol, price)
 
     def scan_all(self, minute_ms: int) -> ScanStats:
         """Evaluate the whole universe at once from cached candles (benchmark and tests)."""

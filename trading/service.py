@@ -214,9 +214,9 @@ class Service:
             ctx = engine.ctx
             ctx.stopping = True
             ctx.notify(ServiceStopping(ts_ms=ctx.clock.now_ms(), reason=reason))
-            if not await engine.executor.drain(STOP_GRACE_S):
+            if not await engine.runner.drain(STOP_GRACE_S):
                 log.warning("some order work was still running at stop; rule 3 resolves it at the next start")
-            engine.monitor.persist_peaks()
+            engine.executor.ledger.persist_peaks()
             await self._write_health()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
@@ -269,7 +269,7 @@ class Service:
         engine = self.engine
         async for ev in self.bundle.user.events():
             try:
-                engine.on_user_event(ev)
+                await engine.on_user_event(ev)
             except Exception as exc:
                 log.exception("user event failed: %r", ev)
                 engine.ctx.notify(ErrorEvent(ts_ms=engine.ctx.clock.now_ms(), where="user_event", message=repr(exc)))
@@ -289,7 +289,7 @@ class Service:
             except Exception:
                 log.exception("resubscribe failed")
 
-        self.engine.executor.spawn(go())
+        self.engine.runner.spawn(go())
 
     # ------------------------------------------------------------------ housekeeping
     def _each_minute(self, minute_ms: int) -> None:
@@ -357,9 +357,7 @@ class Service:
 
     async def _daily_job(self) -> None:
         assert self.engine is not None
-        ctx = self.engine.ctx
-        ctx.store.cooldowns.purge(ctx.clock.now_ms())
-        ctx.cooldowns = dict(ctx.store.cooldowns.active(ctx.clock.now_ms()))
+        self.engine.executor.ledger.purge_cooldowns()
         assert self.api is not None
         stats = await self.api.stats()
         log.info(
@@ -389,7 +387,7 @@ class Service:
             engine.executor.forget_symbol_setup()
         if old.stop_loss_by_stage != new.stop_loss_by_stage or old.backstop_on_exchange != new.backstop_on_exchange:
             for entry in engine.ctx.book.entries():
-                engine.executor.spawn(self._resync_backstop(entry.state.symbol))
+                engine.runner.spawn(self._resync_backstop(entry.state.symbol))
         if (old.universe_size, old.symbol_blacklist) != (new.universe_size, new.symbol_blacklist):
             engine.scanner.universe.refreshed_ms = 0  # refreshed at the next minute
         if old.reconcile_interval_s != new.reconcile_interval_s and self.scheduler is not None:
@@ -400,7 +398,7 @@ class Service:
         async with self.engine.executor.lock(symbol):
             entry = self.engine.ctx.book.get(symbol)
             if entry is not None:
-                await self.engine.executor.sync_backstop(entry)
+                await self.engine.executor.keeper.sync(entry)
 
     # ------------------------------------------------------------------ alerts and the bot
     async def _start_alerts(self, clock: Any) -> Any:

@@ -12,6 +12,9 @@ from storage.journal import OrdersJournal
 from storage.positions import PositionsRepo
 from storage.state import Cooldowns, SystemState
 from storage.stats import DailyStats, EquityLog
+from trading.orders import ClientIds, new_instance_tag
+
+INSTANCE_TAG_KEY = "instance_tag"
 
 
 @dataclass
@@ -41,3 +44,13 @@ class Store:
             equity=EquityLog(db),
             state=SystemState(db),
         )
+
+    def client_ids(self) -> ClientIds:
+        """This database's client-order-id maker: its instance tag is drawn once, when first asked, and kept
+        for the database's life (``surgedca reset`` keeps it), so its orders are told apart from any other
+        installation's on the same account."""
+        tag = self.state.get(INSTANCE_TAG_KEY)
+        if not tag:
+            tag = new_instance_tag()
+            self.state.set(INSTANCE_TAG_KEY, tag)
+        return ClientIds(str(tag))

@@ -55,16 +55,16 @@ async def test_start_help_unknown_command_and_plain_text(tgbot: BotE2E) -> None:
 
 
 async def test_positions_of_an_adopted_position_refresh_in_place_and_details(tgbot: BotE2E) -> None:
-    # No REST price fallback during this test: the first price comes when the test sends one.
+    # No REST price fallback during this test: after the price read at start-up, prices come when the test sends one.
     tgbot.h.strategy.write_text("reconcile_interval_s = 5\nfallback_poll_interval_s = 60\n")
     await _adopted(tgbot)
     listing = await tgbot.say("/positions")
     text = listing.text
     assert text.startswith("Positions (1)")
-    assert "Unrealised total: — USDT" in text  # no price yet: unknown, not zero
+    assert "Unrealised total: 0.00 USDT" in text  # the price read at start-up (held positions decide at once)
     assert "SOLUSDT · initial entry · adopted" in text
-    assert "Qty 1 · avg 100 · last —" in text
-    assert "Unrealised: — USDT (—)" in text
+    assert "Qty 1 · avg 100 · last 100" in text
+    assert "Unrealised: 0.00 USDT (0.00%)" in text
     assert "Next DCA: first DCA at 97" in text
     assert "Stop: 90 · backstop: 90" in text
     buttons = listing.buttons  # the message object follows its edits: keep what it showed

@@ -76,7 +76,7 @@ async def test_an_exit_confirmed_while_the_service_stops_is_refused(tgbot: BotE2
     # Order work in flight (a DCA whose reply is slow) keeps the stop draining for a while.
     fake.faults.delay("POST", "/fapi/v1/order", 1.5)
     await fake.set_price(SYM, "97.00")
-    await until(lambda: tgbot.h.engine.executor.in_flight > 0, what="the DCA in flight")
+    await until(lambda: tgbot.h.engine.runner.in_flight > 0, what="the DCA in flight")
     stopping = asyncio.create_task(tgbot.h.stop())
     await until(lambda: tgbot.h.service is None or tgbot.h.engine.ctx.stopping, what="the stop under way")
     assert not stopping.done()

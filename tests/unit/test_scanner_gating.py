@@ -13,6 +13,8 @@ from trading.context import EngineContext
 from trading.core.config import StrategyConfig
 from trading.core.models import Leg, PositionState, Stage
 from trading.executor import Executor
+from trading.orders import ClientIds
+from trading.runner import WorkRunner
 from trading.scanner import Scanner
 from trading.store import Store
 
@@ -26,7 +28,7 @@ def _scanner(tmp_path: Path, **cfg: object) -> Scanner:
     db = Database.open(tmp_path / "db.sqlite3")
     ctx = EngineContext(cfg=StrategyConfig(**cfg), store=Store.of(db), port=None,  # type: ignore[arg-type]
                         clock=ManualClock(1_767_225_600_000), notifier=_Silent())
-    return Scanner(ctx, Executor(ctx), CandleStore())
+    return Scanner(ctx, Executor(ctx, WorkRunner(inline=True), ClientIds("abcdef")), CandleStore())
 
 
 def test_scan_interval_picks_the_closes_it_names(tmp_path: Path) -> None:
@@ -45,7 +47,7 @@ def test_blocked_by_pause_holdings_cooldown_and_margin(tmp_path: Path) -> None:
     ctx.paused = True
     assert sc.blocked("AUSDT") == "paused"
     ctx.paused = False
-    ctx.set_cooldown("AUSDT", ctx.clock.now_ms() + 60_000, "stop_loss")
+    sc.executor.ledger.set_cooldown("AUSDT", ctx.clock.now_ms() + 60_000, "stop_loss", actor="test")
     assert sc.blocked("AUSDT") == "cooldown"
     state = PositionState("BUSDT", Stage.INITIAL, (Leg(Stage.INITIAL, Decimal(1), Decimal(540)),), Decimal(540),
                           Decimal(1))
@@ -55,3 +57,23 @@ def test_blocked_by_pause_holdings_cooldown_and_margin(tmp_path: Path) -> None:
     assert sc.blocked("CUSDT") == "max_margin_usage"
     ctx.book.get("BUSDT").margin = Decimal(100)  # type: ignore[union-attr]
     assert sc.blocked("CUSDT") is None
+
+
+def test_entries_admitted_in_one_turn_count_against_the_limits(tmp_path: Path) -> None:
+    """Five symbols signalling at one close with max_positions = 2: the first two reserve their slots at once."""
+    sc = _scanner(tmp_path, max_positions=2)
+    sc.ctx.account.wallet = Decimal(1000)
+    admitted = [s for s in ("AUSDT", "BUSDT", "CUSDT", "DUSDT", "EUSDT") if sc.executor.admit(s)]
+    assert admitted == ["AUSDT", "BUSDT"]
+    assert sc.blocked("CUSDT") == "max_positions"
+    assert sc.blocked("AUSDT") == "held"  # its entry is in flight
+    sc.executor.admission.release("AUSDT")  # the entry failed: the slot is free again
+    assert sc.blocked("CUSDT") is None
+
+
+def test_reserved_margin_counts_against_max_margin_usage(tmp_path: Path) -> None:
+    sc = _scanner(tmp_path, max_margin_usage=0.04, initial_weight=0.015)
+    sc.ctx.account.wallet = Decimal(1000)
+    assert sc.executor.admit("AUSDT") and sc.executor.admit("BUSDT")  # 15 + 15 of 40
+    assert sc.blocked("CUSDT") == "max_margin_usage"  # 15 + 15 + 15 > 40
+    assert not sc.executor.admit("CUSDT")

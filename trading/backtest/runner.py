@@ -4,8 +4,8 @@ Composition (the same parts ``surgedca run`` uses in sim mode): a ``MarketReplay
 of the candle files, a ``SimBroker`` (taker fee, slippage, tick/step rounding,
 lagging-mark stops), ``SimExchange`` as the exchange port, an in-memory SQLite
 store, the ``CandleKeeper`` backfill through the port, and the ``Engine``
-(scanner, monitor, executor, reconciler) with its executor running actions
-inline so that every decision completes before the next price exists.
+(scanner, monitor, executor, reconciler) built ``inline``: its order work is
+awaited in place, so every decision completes before the next price exists.
 
 Per minute ``replay.step()`` yields, for every symbol with a candle, four
 prices (open -> the nearer of high/low -> the other extreme -> close; a tie
@@ -163,8 +163,7 @@ class Backtest:
             clock=self.clock,
             limit_per_minute=UNLIMITED_WEIGHT,
         )
-        self.engine = Engine(self.ctx, self.candles, self.keeper)
-        self.engine.executor.inline = True
+        self.engine = Engine(self.ctx, self.candles, self.keeper, inline=True)
         self.engine.scanner.keep_signal_log = True
         self._queue: deque[UserEvent] = deque()
         self.broker.add_listener(self._on_user_event)
@@ -255,7 +254,7 @@ class Backtest:
 
     async def _deliver(self) -> None:
         """The broker's user-data events, in order, each handled to completion (as the user stream would)."""
-        queue, handle = self._queue, self.engine.handle_user_event
+        queue, handle = self._queue, self.engine.on_user_event
         while queue:
             await handle(queue.popleft())
 

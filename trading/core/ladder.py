@@ -124,21 +124,28 @@ def _next_dca(state: PositionState) -> Stage | None:
     return None
 
 
-def _recovery(state: PositionState) -> tuple[Decimal, ExitReason, Leg] | None:
-    """(price to regain, reason, the lot to sell) for the current stage, if any."""
+def _recovery(state: PositionState, cfg: StrategyConfig) -> tuple[Decimal, ExitReason, Leg] | None:
+    """(price to regain, reason, the lot to sell) for the current stage, if any.
+
+    The newest lot is sold when the price it came from is regained. For the second-DCA lot that is the
+    higher of the first DCA's fill and the level where the first DCA was meant to fire (SPEC 5, amended):
+    after a gap through both levels both lots fill at one price, and "regained" must mean the price came
+    back, not that it never left.
+    """
     if state.half_taken:  # after take-half the runner leaves only by trailing stop, dead cross or stop loss
         return None
     if state.stage is Stage.SECOND_DCA:
-        back_to, lot = state.leg(Stage.FIRST_DCA), state.leg(Stage.SECOND_DCA)
-        reason = ExitReason.RECOVERY_SECOND_DCA
-    elif state.stage is Stage.FIRST_DCA:
-        back_to, lot = state.leg(Stage.INITIAL), state.leg(Stage.FIRST_DCA)
-        reason = ExitReason.RECOVERY_FIRST_DCA
-    else:
-        return None
-    if back_to is None or lot is None:
-        return None
-    return back_to.price, reason, lot
+        first, lot = state.leg(Stage.FIRST_DCA), state.leg(Stage.SECOND_DCA)
+        if first is None or lot is None:
+            return None
+        meant = state.initial_price * (ONE + cfg.trigger_for(Stage.FIRST_DCA))
+        return max(first.price, meant), ExitReason.RECOVERY_SECOND_DCA, lot
+    if state.stage is Stage.FIRST_DCA:
+        lot = state.leg(Stage.FIRST_DCA)
+        if lot is None or state.leg(Stage.INITIAL) is None:
+            return None
+        return state.initial_price, ExitReason.RECOVERY_FIRST_DCA, lot
+    return None
 
 
 def triggers(state: PositionState, cfg: StrategyConfig) -> Triggers:
@@ -152,7 +159,7 @@ def triggers(state: PositionState, cfg: StrategyConfig) -> Triggers:
         low = max(low, dca_at)
     trailing = None
     highs: list[Decimal] = []
-    rec = _recovery(state)
+    rec = _recovery(state, cfg)
     if rec is not None:
         highs.append(rec[0])
         extra["recovery"] = rec[0]
@@ -170,6 +177,15 @@ def triggers(state: PositionState, cfg: StrategyConfig) -> Triggers:
 
 
 # ------------------------------------------------------------------ decision
+def rule_of(action: Dca | Sell | CloseAll | Skip) -> str:
+    """The ladder rule an action comes from: a DCA level or an exit reason (``Skip.what`` for skips)."""
+    if isinstance(action, Dca):
+        return action.level.value
+    if isinstance(action, Skip):
+        return action.what
+    return action.reason.value
+
+
 def decide(
     state: PositionState,
     price: Decimal,
@@ -178,54 +194,74 @@ def decide(
     rules: SymbolRules,
     balance: Decimal,
     runner: RunnerMA | None = None,
+    blocked: frozenset[str] = frozenset(),
 ) -> Action | None:
-    """The one thing to do at this price (SPEC 5 order, then DCA, then the peak)."""
-    sym = state.symbol
+    """The one thing to do at this price: SPEC 5's exits in order, then the DCA levels, then the runner's peak.
+
+    A rule whose order cannot be sent (a lot below the symbol's minimum: ``Skip``) or may not be sent yet
+    (its rule is in ``blocked``: backing off after a refusal, given up, or an earlier order of the position
+    still unknown) does not end the check: the later rules are checked on the same price (SPEC 5, amended).
+    When nothing else fires, the first ``Skip`` is returned so the caller can say why. A blocked *close*
+    ends the check: nothing else may happen to a position whose stop is waiting to be sent again.
+    """
     if state.qty <= 0:
         return None
+    sym = state.symbol
+    first_skip: Skip | None = None
 
     # 1. stop loss on the current stage
     if price <= stop_price(state, cfg):
-        return CloseAll(sym, state.qty, ExitReason.STOP_LOSS, price)
+        return None if ExitReason.STOP_LOSS.value in blocked else CloseAll(sym, state.qty, ExitReason.STOP_LOSS, price)
 
     # 2. staged recovery: sell the newest lot when the price it came from is regained
-    rec = _recovery(state)
+    rec = _recovery(state, cfg)
     if rec is not None and price >= rec[0]:
         _, reason, lot = rec
         qty = rules.round_qty(min(lot.qty, state.qty))
+        act: Action
         if state.qty - qty < rules.min_qty:  # a dust remainder could never be sold alone
-            return CloseAll(sym, state.qty, reason, price)
-        if qty < rules.min_qty:
-            return Skip(sym, reason.value, f"lot of {qty} is below the minimum quantity {rules.min_qty}")
-        return Sell(sym, qty, reason, price)
+            act = CloseAll(sym, state.qty, reason, price)
+        elif qty < rules.min_qty:
+            act = Skip(sym, reason.value, f"lot of {qty} is below the minimum quantity {rules.min_qty}")
+        else:
+            act = Sell(sym, qty, reason, price)
+        if reason.value not in blocked:
+            if not isinstance(act, Skip):
+                return act
+            first_skip = act
+        elif isinstance(act, CloseAll):
+            return None
 
     # 3. take half
     if not state.half_taken and price >= state.avg_price * (ONE + Decimal(repr(cfg.take_half_at))):
         qty = rules.round_qty(state.qty * Decimal(repr(cfg.take_half_fraction)))
-        if qty < rules.min_qty or state.qty - qty < rules.min_qty:
-            # Too small to split: take the whole profit rather than never taking it.
-            return CloseAll(sym, state.qty, ExitReason.TAKE_HALF, price)
-        return Sell(sym, qty, ExitReason.TAKE_HALF, price)
+        if ExitReason.TAKE_HALF.value not in blocked:
+            if qty < rules.min_qty or state.qty - qty < rules.min_qty:
+                # Too small to split: take the whole profit rather than never taking it.
+                return CloseAll(sym, state.qty, ExitReason.TAKE_HALF, price)
+            return Sell(sym, qty, ExitReason.TAKE_HALF, price)
 
     # 4. runner (after take-half): trailing stop, or 3m dead cross
     if state.half_taken:
         peak = max(state.peak_price or price, price)
         if price <= peak * (ONE - Decimal(repr(cfg.runner_trailing_stop))):
-            return CloseAll(sym, state.qty, ExitReason.TRAILING_STOP, price)
+            blocked_close = ExitReason.TRAILING_STOP.value in blocked
+            return None if blocked_close else CloseAll(sym, state.qty, ExitReason.TRAILING_STOP, price)
         if runner is not None and runner.dead_cross:
-            return CloseAll(sym, state.qty, ExitReason.DEAD_CROSS, price)
+            blocked_close = ExitReason.DEAD_CROSS.value in blocked
+            return None if blocked_close else CloseAll(sym, state.qty, ExitReason.DEAD_CROSS, price)
 
     # DCA levels, each at most once, in ladder order
     nxt = _next_dca(state)
-    if nxt is not None and price <= state.initial_price * (ONE + cfg.trigger_for(nxt)):
+    if nxt is not None and nxt.value not in blocked and price <= state.initial_price * (ONE + cfg.trigger_for(nxt)):
         margin, notional, qty = size_order(balance, cfg.weight_for(nxt), cfg.leverage, price, rules)
-        if not rules.tradable(qty, price):
-            return Skip(sym, nxt.value, _below_min(qty, price, rules))
-        return Dca(sym, nxt, margin, notional, qty, price)
+        if rules.tradable(qty, price):
+            return Dca(sym, nxt, margin, notional, qty, price)
+        first_skip = first_skip or Skip(sym, nxt.value, _below_min(qty, price, rules))
 
     if state.half_taken and (state.peak_price is None or price > state.peak_price):
         return SetPeak(sym, price)
-    return None
+    return first_skip
 
 
 # ------------------------------------------------------------------ fills

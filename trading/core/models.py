@@ -32,20 +32,14 @@ class ExitReason(StrEnum):
     DEAD_CROSS = "dead_cross"  # runner exit on the 3m MA5/MA20 dead cross
     MANUAL = "manual"  # /exit from Telegram
     BACKSTOP = "backstop"  # the exchange-side STOP_MARKET fired
-    EXTERNAL = "external"  # closed outside the service (by hand, liquidation) and found by the reconciler
-
-    @property
-    def closes_all(self) -> bool:
-        return self not in (
-            ExitReason.RECOVERY_SECOND_DCA,
-            ExitReason.RECOVERY_FIRST_DCA,
-            ExitReason.TAKE_HALF,
-        )
+    EXTERNAL = "external"  # closed outside the service (by hand) and found by the reconciler
+    LIQUIDATION = "liquidation"  # the exchange liquidated it (force order)
+    DELISTING = "delisting"  # closed ahead of the symbol's delivery (delisting)
 
     @property
     def is_stop(self) -> bool:
         """Closes that start the long (after-stop) cooldown."""
-        return self in (ExitReason.STOP_LOSS, ExitReason.BACKSTOP)
+        return self in (ExitReason.STOP_LOSS, ExitReason.BACKSTOP, ExitReason.LIQUIDATION)
 
 
 @dataclass(frozen=True, slots=True)

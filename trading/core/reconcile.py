@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from trading.core.order_state import OrderKind, OrderState
+
 
 @dataclass(frozen=True, slots=True)
 class LocalPosition:
@@ -145,3 +147,99 @@ def diff(
         if lp.backstop_client_id is None or lp.backstop_client_id not in resting_algo_ids:
             out.append(RecreateBackstop(lp.position_id, lp.symbol))
     return out
+
+
+# ---------------------------------------------------------------------- journal resolution (order-safety rule 3)
+@dataclass(frozen=True, slots=True)
+class JournalFacts:
+    """What the journal and the book know about one unresolved order."""
+
+    kind: OrderKind
+    status: OrderState
+    updated_at_ms: int  # when it was last sent or marked; its request left before that
+    is_current_backstop: bool = False  # a stop: it is the backstop its open position counts on
+    position_open: bool = False
+    position_has_backstop: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedOrder:
+    """The exchange's answer about that client id (a market order, or the order a triggered stop became)."""
+
+    status: str  # Binance order status: NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED, REJECTED
+    filled_qty: Decimal
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyFill:
+    """It executed: apply its fill (idempotent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotExecuted:
+    """It never executed and never will (absent once its request window has passed)."""
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The exchange ended it with nothing filled (expired, cancelled, rejected; a stop no longer resting)."""
+
+    status: OrderState
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Not known yet: ask again later."""
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class StillResting:
+    """The current backstop rests as it should."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptResting:
+    """A stop of the position rests while the position knows none: it is the backstop."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResting:
+    why: str
+
+
+Resolution = ApplyFill | NotExecuted | Ended | Wait | StillResting | AdoptResting | CancelResting
+
+
+def resolve_order(
+    row: JournalFacts, reported: ReportedOrder | None, *, resting: bool, now_ms: int, window_ms: int
+) -> Resolution:
+    """The correction one unresolved journal row needs, from what the exchange reports about it.
+
+    ``resting``: the client id is among the symbol's open algo orders. ``window_ms``: how long after it was
+    sent an absent order may still arrive (Binance refuses a signed request later than its ``recvWindow``
+    after its timestamp), plus a margin for the clocks.
+    """
+    if row.kind is OrderKind.STOP and resting:
+        if row.is_current_backstop:
+            return StillResting()
+        if row.position_open and not row.position_has_backstop:
+            return AdoptResting()
+        return CancelResting("not the position's current backstop")
+    if reported is not None and reported.filled_qty > 0 and (reported.final or reported.status == "FILLED"):
+        return ApplyFill()
+    if reported is not None and reported.final:
+        state = OrderState.REJECTED if reported.status == "REJECTED" else OrderState.EXPIRED
+        return Ended(state, f"ended {reported.status} with nothing filled")
+    if reported is not None:
+        return Wait(f"still {reported.status} on the exchange")
+    if row.kind is OrderKind.STOP and row.status is OrderState.SENT:
+        return Ended(OrderState.CANCELED, "no longer resting on the exchange")
+    if now_ms - row.updated_at_ms < window_ms:
+        return Wait("not on the exchange yet; asking again once its request window has passed")
+    return NotExecuted("never reached the exchange")

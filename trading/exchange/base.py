@@ -148,6 +148,7 @@ class AlgoOrder:
     working_type: str  # "MARK_PRICE" | "CONTRACT_PRICE"
     update_time: int = 0
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+    qty: Decimal | None = None  # a reduce-only quantity stop's quantity (None for closePosition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +235,7 @@ class AlgoUpdate:
     status: str
     trigger_price: Decimal
     event_time: int
+    executed_qty: Decimal = Decimal(0)  # "aq": what the triggered order filled (FINISHED with 0: nothing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,8 +275,11 @@ class ExchangePort(Protocol):
     async def fetch_positions(self) -> list[ExchangePosition]: ...
     async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]: ...
     async def fetch_open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]: ...
-    async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
-        """The order with that client id, or None when the exchange has never seen it."""
+    async def fetch_order(self, symbol: str, client_order_id: str, *, priority: bool = False) -> Order | None:
+        """The order with that client id, or None when the exchange has never seen it.
+
+        ``priority``: the lookup resolves an exit whose outcome is unknown; it passes a rate-limit pause.
+        """
         ...
 
     async def fetch_klines(
@@ -296,6 +301,14 @@ class ExchangePort(Protocol):
         self, symbol: str, trigger_price: Decimal, *, client_algo_id: str
     ) -> AlgoOrder:
         """Conditional STOP_MARKET SELL closePosition=true on MARK_PRICE via the Algo Order API."""
+        ...
+
+    async def create_stop_market_reduce(
+        self, symbol: str, trigger_price: Decimal, qty: Decimal, *, client_algo_id: str
+    ) -> AlgoOrder:
+        """Conditional STOP_MARKET SELL of ``qty``, reduceOnly, on MARK_PRICE via the Algo Order API. Binance
+        allows it beside a closePosition stop (which is one per side), so a backstop can be replaced without
+        a moment unprotected."""
         ...
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> None: ...

@@ -60,7 +60,12 @@ from trading.exchange.errors import (
     classify,
     is_error_response,
 )
-from trading.exchange.ratelimit import RequestGate
+from trading.exchange.ratelimit import (
+    ORDER_COUNT_1M_HEADER,
+    ORDER_COUNT_10S_HEADER,
+    OrderBudget,
+    RequestGate,
+)
 from trading.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -170,6 +175,7 @@ class CcxtBinanceAdapter:
         self._default_max_leverage = default_max_leverage
         self._trace_configs = list(trace_configs)
         self._gate = RequestGate()
+        self._orders = OrderBudget()
         self._time_lock = asyncio.Lock()
         self._time_synced_at: float | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -252,6 +258,7 @@ class CcxtBinanceAdapter:
             raw = await self._call("fapiPrivate", "GET", "leverageBracket", signed=True, retry=True)
             rows = [raw] if isinstance(raw, Mapping) else _as_list(raw)  # one symbol's reply is an object
             brackets = {str(item["symbol"]): item.get("brackets", []) for item in rows}
+        self._order_limits(info.get("rateLimits", []))
         markets: dict[str, Market] = {}
         for sym in info.get("symbols", []):
             market = parse_market(sym, brackets.get(sym.get("symbol", "")), self._default_max_leverage)
@@ -259,6 +266,34 @@ class CcxtBinanceAdapter:
                 markets[market.symbol] = market
         self._markets = markets
         return dict(markets)
+
+    def _order_limits(self, rate_limits: Sequence[Mapping[str, Any]]) -> None:
+        """The account's order-count limits from exchangeInfo's ``rateLimits`` (ORDERS per 10 s / per minute)."""
+        for rl in rate_limits:
+            if rl.get("rateLimitType") != "ORDERS":
+                continue
+            try:
+                seconds = {"SECOND": 1, "MINUTE": 60}[str(rl.get("interval"))] * int(rl.get("intervalNum", 1))
+                limit = int(rl["limit"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if seconds == 10:
+                self._orders.limit_10s = limit
+            elif seconds == 60:
+                self._orders.limit_1m = limit
+
+    def order_budget(self) -> OrderBudget:
+        return self._orders
+
+    def _order_gate(self, *, priority: bool) -> None:
+        """Our share of the account's order limits: refused here, before the exchange has to (-1015)."""
+        now = time.monotonic()
+        why = self._orders.refusal(priority=priority, now=now)
+        if why is not None:
+            err = RateLimitedError(f"not sent: {why}", retry_after=2.0)
+            err.local = True  # type: ignore[attr-defined]  # never left: the sender journals it as refused locally
+            raise err
+        self._orders.note_sent(now)
 
     # ------------------------------------------------------------ account
     async def fetch_balance(self) -> Balance:
@@ -354,6 +389,7 @@ class CcxtBinanceAdapter:
         }
         if reduce_only:
             params["reduceOnly"] = "true"  # only when true: hedge-mode accounts refuse the field (-1106)
+        self._order_gate(priority=reduce_only)
         data = await self._call(
             "fapiPrivate", "POST", "order", params, signed=True, retry=False, order=True, priority=reduce_only
         )
@@ -362,6 +398,20 @@ class CcxtBinanceAdapter:
     async def create_stop_market_close(
         self, symbol: str, trigger_price: Decimal, *, client_algo_id: str
     ) -> AlgoOrder:
+        return await self._stop_market(symbol, trigger_price, None, client_algo_id)
+
+    async def create_stop_market_reduce(
+        self, symbol: str, trigger_price: Decimal, qty: Decimal, *, client_algo_id: str
+    ) -> AlgoOrder:
+        if not isinstance(qty, Decimal) or not qty.is_finite() or qty <= 0:
+            raise ValueError(f"qty must be a positive Decimal, got {qty!r}")
+        self._check_step(symbol, qty)
+        return await self._stop_market(symbol, trigger_price, qty, client_algo_id)
+
+    async def _stop_market(
+        self, symbol: str, trigger_price: Decimal, qty: Decimal | None, client_algo_id: str
+    ) -> AlgoOrder:
+        """A conditional STOP_MARKET SELL on the mark price (Algo Order API): closePosition, or reduce-only qty."""
         _require(symbol, "symbol")
         _require(client_algo_id, "client_algo_id")
         if not isinstance(trigger_price, Decimal) or not trigger_price.is_finite() or trigger_price <= 0:
@@ -381,11 +431,16 @@ class CcxtBinanceAdapter:
             "side": Side.SELL.value,
             "type": "STOP_MARKET",
             "triggerPrice": fmt_decimal(price),
-            "closePosition": "true",
             "workingType": "MARK_PRICE",
             "clientAlgoId": client_algo_id,
         }
+        if qty is None:
+            params["closePosition"] = "true"
+        else:
+            params["quantity"] = fmt_decimal(qty)
+            params["reduceOnly"] = "true"
         # A protective stop: let it through a rate-limit pause like the exits.
+        self._order_gate(priority=True)
         data = await self._call(
             "fapiPrivate", "POST", "algoOrder", params, signed=True, retry=False, order=True, priority=True
         )
@@ -541,6 +596,14 @@ class CcxtBinanceAdapter:
                 self._gate.record_weight(int(used), self.exchange_now_ms())
             except ValueError:
                 log.debug("unreadable weight header %r", used)
+        c10, c1m = _header(headers, ORDER_COUNT_10S_HEADER), _header(headers, ORDER_COUNT_1M_HEADER)
+        if c10 is not None or c1m is not None:
+            try:
+                self._orders.record(
+                    int(c10) if c10 is not None else None, int(c1m) if c1m is not None else None, time.monotonic()
+                )
+            except ValueError:
+                log.debug("unreadable order-count headers %r / %r", c10, c1m)
 
     def _ensure_session(self) -> None:
         # Our own session: a keep-alive longer than the 15 s reconcile period keeps the order path warm,
@@ -712,6 +775,7 @@ def parse_algo_order(raw: Mapping[str, Any]) -> AlgoOrder:
         working_type=str(raw.get("workingType", "")),
         update_time=int(raw.get("updateTime") or raw.get("createTime") or 0),
         raw=dict(raw),
+        qty=None if _bool(raw.get("closePosition")) else (_dec(raw.get("quantity")) or None),
     )
 
 

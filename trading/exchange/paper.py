@@ -141,7 +141,7 @@ class PaperExchange:
     async def fetch_open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
         return self.broker.open_algo_orders(symbol)
 
-    async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
+    async def fetch_order(self, symbol: str, client_order_id: str, *, priority: bool = False) -> Order | None:
         return self.broker.order(symbol, client_order_id)
 
     async def fetch_trades(self, symbol: str, *, start_ms: int | None = None) -> list[Trade]:
@@ -159,6 +159,14 @@ class PaperExchange:
         if self.broker.last_price(symbol) is None:
             await self._fresh_price(symbol)  # "would immediately trigger" needs the current price
         return self.broker.place_stop_close(symbol, trigger_price, client_algo_id=client_algo_id)
+
+    async def create_stop_market_reduce(
+        self, symbol: str, trigger_price: Decimal, qty: Decimal, *, client_algo_id: str
+    ) -> AlgoOrder:
+        await self._ensure_markets()
+        if self.broker.last_price(symbol) is None:
+            await self._fresh_price(symbol)
+        return self.broker.place_stop_close(symbol, trigger_price, client_algo_id=client_algo_id, qty=qty)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> None:
         await self._ensure_markets()

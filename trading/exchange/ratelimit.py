@@ -13,7 +13,7 @@ Time is passed in, so the rules are tested with plain numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 WEIGHT_LIMIT_1M = 2400
 SOFT_LIMIT_FRACTION = 0.8
@@ -62,3 +62,54 @@ class RequestGate:
         if self._weight_minute == exchange_ms // MINUTE_MS and self._weight >= self.soft_limit:
             wait = max(wait, (MINUTE_MS - exchange_ms % MINUTE_MS) / 1000.0 + _MINUTE_MARGIN_S)
         return wait
+
+
+ORDER_LIMIT_10S = 300  # Binance USD-M defaults (exchangeInfo rateLimits, ORDERS); read from the exchange when known
+ORDER_LIMIT_1M = 1200
+ORDER_SHARE = 0.5  # entries and DCA never use more than half of the account's order limits
+EXIT_SHARE = 0.9  # exits and stops may use what entries left, short of the wall (the header lags one order)
+ORDER_COUNT_10S_HEADER = "x-mbx-order-count-10s"
+ORDER_COUNT_1M_HEADER = "x-mbx-order-count-1m"
+
+
+@dataclass
+class OrderBudget:
+    """The account's order-count limits (per 10 s and per minute), with a share kept free for exits.
+
+    Counts are what this process sent (sliding windows) or what Binance last reported in the
+    ``X-MBX-ORDER-COUNT-*`` headers (which also count other programs on the account), whichever is higher.
+    Exceeding the limit is answered with ``-1015`` and then 429/418 for every request, stops included:
+    staying at half for everything but exits means a storm of entries or DCA can never lock the exits out.
+    """
+
+    limit_10s: int = ORDER_LIMIT_10S
+    limit_1m: int = ORDER_LIMIT_1M
+    _sent: list[float] = field(default_factory=list)  # monotonic seconds of our orders in the last minute
+    _reported: dict[int, tuple[int, float]] = field(default_factory=dict)  # window s -> (count, read at)
+
+    def note_sent(self, now: float) -> None:
+        self._sent.append(now)
+        cutoff = now - 60.0
+        if self._sent and self._sent[0] < cutoff:
+            self._sent = [t for t in self._sent if t >= cutoff]
+
+    def record(self, count_10s: int | None, count_1m: int | None, now: float) -> None:
+        if count_10s is not None:
+            self._reported[10] = (count_10s, now)
+        if count_1m is not None:
+            self._reported[60] = (count_1m, now)
+
+    def used(self, window_s: int, now: float) -> int:
+        mine = sum(1 for t in self._sent if t > now - window_s)
+        count, at = self._reported.get(window_s, (0, -1e18))
+        return max(mine, count if now - at < window_s else 0)
+
+    def refusal(self, *, priority: bool, now: float) -> str | None:
+        """Why one more order must not be sent now (None: it may)."""
+        share = EXIT_SHARE if priority else ORDER_SHARE
+        for window, limit in ((10, self.limit_10s), (60, self.limit_1m)):
+            used = self.used(window, now)
+            if used + 1 > int(limit * share):
+                who = "exits" if priority else "entries and DCA"
+                return f"{used} orders in the last {window} s: the share for {who} ({share:.0%} of {limit}) is used"
+        return None

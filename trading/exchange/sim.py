@@ -276,7 +276,7 @@ class SimExchange:
     async def fetch_open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
         return self.broker.open_algo_orders(symbol)
 
-    async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
+    async def fetch_order(self, symbol: str, client_order_id: str, *, priority: bool = False) -> Order | None:
         return self.broker.order(symbol, client_order_id)
 
     async def fetch_klines(
@@ -313,6 +313,11 @@ class SimExchange:
 
     async def create_stop_market_close(self, symbol: str, trigger_price: Decimal, *, client_algo_id: str) -> AlgoOrder:
         return self.broker.place_stop_close(symbol, trigger_price, client_algo_id=client_algo_id)
+
+    async def create_stop_market_reduce(
+        self, symbol: str, trigger_price: Decimal, qty: Decimal, *, client_algo_id: str
+    ) -> AlgoOrder:
+        return self.broker.place_stop_close(symbol, trigger_price, client_algo_id=client_algo_id, qty=qty)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> None:
         self.broker.cancel_order(symbol, client_order_id)

@@ -25,9 +25,9 @@ Everything is synchronous: the price path of a replay runs through
 :meth:`SimBroker.on_price` without awaiting anything. Not simulated: funding,
 liquidation, partial fills, order-book depth.
 
-Persistence (optional): given a ``sqlite3.Connection`` the broker keeps its
-state in ``sim_*`` tables (created idempotently), keyed by ``account`` so sim
-and paper can share one database. It writes once per fill / order / setting
+Persistence (optional): given a ``sqlite3.Connection`` to a database the
+storage migrations have set up, the broker keeps its state in the ``sim_*``
+tables, keyed by ``account`` so sim and paper can share one database. It writes once per fill / order / setting
 change in one small transaction (a SAVEPOINT, so it nests inside a caller's
 transaction), never per price.
 """
@@ -134,8 +134,7 @@ class SimBroker:
         self._next_trade_id = 1
         self.cursor_ms: int | None = None  # the replay's cursor, saved with every fill and on flush()
         self._saved_cursor: int | None = None
-        if conn is not None:
-            self._create_tables()
+        if conn is not None:  # its tables come from the storage migrations (storage/migrations.py, version 2)
             self._load(initial_balance=self.wallet)
 
     # ------------------------------------------------------------------ wiring
@@ -322,8 +321,12 @@ class SimBroker:
         self._market(symbol)
         raise NotFoundError("Unknown order sent.", code=-2011, http_status=400)
 
-    def place_stop_close(self, symbol: str, trigger_price: Decimal | str, *, client_algo_id: str) -> AlgoOrder:
-        """Conditional STOP_MARKET SELL ``closePosition=true`` on the mark price (in sim, mark = last)."""
+    def place_stop_close(
+        self, symbol: str, trigger_price: Decimal | str, *, client_algo_id: str, qty: Decimal | None = None
+    ) -> AlgoOrder:
+        """Conditional STOP_MARKET SELL on the mark price (in sim, mark = last): ``closePosition=true``, or
+        reduce-only for ``qty``. As on Binance, one closePosition stop per side (-4130); quantity stops may
+        rest beside it."""
         market = self._market(symbol)
         self._check_client_id(client_algo_id)
         try:
@@ -338,10 +341,18 @@ class SimBroker:
             )
         if not _is_multiple(trigger, market.rules.tick_size):
             raise RejectedError("Precision is over the maximum defined for this asset.", code=-1111, http_status=400)
+        if qty is not None and (qty <= 0 or not _is_multiple(qty, market.rules.step_size)):
+            raise RejectedError("Precision is over the maximum defined for this asset.", code=-1111, http_status=400)
         if client_algo_id in self._algos:
             raise RejectedError("Duplicate clientAlgoId.", code=-4116, http_status=400)
         if sum(1 for a in self._algos.values() if a.symbol == symbol) >= MAX_ALGO_ORDERS_PER_SYMBOL:
             raise RejectedError("Reach max stop order limit.", code=-4045, http_status=400)
+        if qty is None and any(a.symbol == symbol and a.close_position for a in self._algos.values()):
+            raise RejectedError(
+                "An open stop or take profit order with GTE and closePosition in the direction is existing.",
+                code=-4130,
+                http_status=400,
+            )
         mark = self.last_price(symbol)
         if mark is not None and mark <= trigger:
             raise RejectedError("Order would immediately trigger.", code=-2021, http_status=400)
@@ -354,9 +365,10 @@ class SimBroker:
             type="STOP_MARKET",
             status="NEW",
             trigger_price=trigger,
-            close_position=True,
+            close_position=qty is None,
             working_type="MARK_PRICE",
             update_time=now,
+            qty=qty,
         )
         self._next_algo_id += 1
         self._algos[client_algo_id] = algo
@@ -383,12 +395,13 @@ class SimBroker:
             self._emit(AlgoUpdate(symbol, algo.client_algo_id, algo.algo_id, "TRIGGERED", algo.trigger_price, ts))
             pos = self.positions.get(symbol)
             if pos is not None and pos.qty > 0:
-                # Fills the whole long as a market sell; the price may have gapped through the trigger.
+                # A market sell of the whole long (closePosition) or of at most its quantity (reduce-only);
+                # the price may have gapped through the trigger.
                 base = min(algo.trigger_price, fill_at)
                 self._fill(
                     symbol,
                     Side.SELL,
-                    pos.qty,
+                    pos.qty if algo.qty is None else min(algo.qty, pos.qty),
                     base,
                     client_id=algo.client_algo_id,
                     reduce_only=True,
@@ -527,7 +540,9 @@ class SimBroker:
         self._emit(AccountUpdate(self.wallet, (view,), "ORDER", ts))
         if finishing is not None:
             self._emit(
-                AlgoUpdate(symbol, finishing.client_algo_id, finishing.algo_id, "FINISHED", finishing.trigger_price, ts)
+                AlgoUpdate(
+                    symbol, finishing.client_algo_id, finishing.algo_id, "FINISHED", finishing.trigger_price, ts, qty
+                )
             )
         return order
 
@@ -637,12 +652,6 @@ class SimBroker:
             raise
         cur.execute("RELEASE sim_broker")
 
-    def _create_tables(self) -> None:
-        with self._tx() as cur:
-            assert cur is not None
-            for ddl in _SCHEMA:
-                cur.execute(ddl)
-
     def _load(self, *, initial_balance: Decimal) -> None:
         cur = self._cursor()
         acc = (self.account,)
@@ -669,7 +678,7 @@ class SimBroker:
                 self.margin_mode[symbol] = str(mode)
         for row in cur.execute(
             "SELECT algo_id, client_algo_id, symbol, side, type, status, trigger_price, close_position, working_type,"
-            " update_time FROM sim_algo_orders WHERE account=? AND status='NEW' ORDER BY algo_id",
+            " update_time, qty FROM sim_algo_orders WHERE account=? AND status='NEW' ORDER BY algo_id",
             acc,
         ).fetchall():
             algo = AlgoOrder(
@@ -683,6 +692,7 @@ class SimBroker:
                 bool(row[7]),
                 str(row[8]),
                 int(row[9]),
+                qty=Decimal(row[10]) if row[10] is not None else None,
             )
             self._algos[algo.client_algo_id] = algo
         for symbol in {a.symbol for a in self._algos.values()}:
@@ -728,7 +738,7 @@ class SimBroker:
     def _save_algo(self, cur: sqlite3.Cursor, algo: AlgoOrder) -> None:
         cur.execute(
             "INSERT INTO sim_algo_orders(account, algo_id, client_algo_id, symbol, side, type, status, trigger_price,"
-            " close_position, working_type, update_time) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            " close_position, working_type, update_time, qty) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(account, algo_id) DO UPDATE SET status=excluded.status, update_time=excluded.update_time",
             (
                 self.account,
@@ -742,6 +752,7 @@ class SimBroker:
                 int(algo.close_position),
                 algo.working_type,
                 algo.update_time,
+                None if algo.qty is None else str(algo.qty),
             ),
         )
 
@@ -830,27 +841,3 @@ class SimBroker:
         ]
 
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS sim_meta (account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
-    " PRIMARY KEY (account, key))",
-    "CREATE TABLE IF NOT EXISTS sim_positions (account TEXT NOT NULL, symbol TEXT NOT NULL, qty TEXT NOT NULL,"
-    " entry_price TEXT NOT NULL, mark_price TEXT NOT NULL, update_time INTEGER NOT NULL,"
-    " PRIMARY KEY (account, symbol))",
-    "CREATE TABLE IF NOT EXISTS sim_symbol_settings (account TEXT NOT NULL, symbol TEXT NOT NULL, leverage INTEGER,"
-    " margin_mode TEXT, PRIMARY KEY (account, symbol))",
-    "CREATE TABLE IF NOT EXISTS sim_orders (account TEXT NOT NULL, order_id INTEGER NOT NULL,"
-    " client_order_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, type TEXT NOT NULL,"
-    " status TEXT NOT NULL, qty TEXT NOT NULL, filled_qty TEXT NOT NULL, avg_price TEXT NOT NULL,"
-    " reduce_only INTEGER NOT NULL, fee TEXT NOT NULL, realized_pnl TEXT NOT NULL, update_time INTEGER NOT NULL,"
-    " PRIMARY KEY (account, order_id))",
-    "CREATE INDEX IF NOT EXISTS sim_orders_by_client ON sim_orders (account, client_order_id)",
-    "CREATE TABLE IF NOT EXISTS sim_algo_orders (account TEXT NOT NULL, algo_id INTEGER NOT NULL,"
-    " client_algo_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, type TEXT NOT NULL,"
-    " status TEXT NOT NULL, trigger_price TEXT NOT NULL, close_position INTEGER NOT NULL, working_type TEXT NOT NULL,"
-    " update_time INTEGER NOT NULL, PRIMARY KEY (account, algo_id))",
-    "CREATE INDEX IF NOT EXISTS sim_algo_orders_open ON sim_algo_orders (account, status)",
-    "CREATE TABLE IF NOT EXISTS sim_trades (account TEXT NOT NULL, trade_id INTEGER NOT NULL, symbol TEXT NOT NULL,"
-    " order_id INTEGER NOT NULL, side TEXT NOT NULL, price TEXT NOT NULL, qty TEXT NOT NULL, fee TEXT NOT NULL,"
-    " realized_pnl TEXT NOT NULL, time INTEGER NOT NULL, PRIMARY KEY (account, trade_id))",
-    "CREATE INDEX IF NOT EXISTS sim_trades_by_symbol ON sim_trades (account, symbol, time)",
-)

@@ -144,6 +144,7 @@ def parse_algo_update(data: dict[str, Any]) -> AlgoUpdate:
             status=str(o["X"]),
             trigger_price=_dec(o.get("tp")),
             event_time=int(data["E"]),
+            executed_qty=_dec(o.get("aq")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StreamParseError(f"bad ALGO_UPDATE: {exc!r}") from exc

@@ -22,6 +22,7 @@ from tests.conftest import KLINES_DIR
 from trading.backtest import Backtest, BacktestSpec, load_candle_dir
 from trading.candle_files import read_candles
 from trading.core.config import StrategyConfig
+from trading.orders import ClientIds
 from trading.service import Service
 from trading.settings import Settings
 from trading.store import Store
@@ -60,12 +61,18 @@ def decisions(store: Store) -> list[tuple[Any, ...]]:
     out = []
     records = [*store.positions.list_closed(), *store.positions.list_open()]
     for p in sorted(records, key=lambda r: (r.opened_at_ms, r.symbol)):
+        ids = store.client_ids()  # each database has its own instance tag: compare the rest of the id
         fills = tuple(
-            (f.client_order_id, f.ts_ms, f.side, f.qty, f.price, f.fee, f.stage, f.reason)
+            (_untagged(ids, f.client_order_id), f.ts_ms, f.side, f.qty, f.price, f.fee, f.stage, f.reason)
             for f in store.fills.for_position(p.id)
         )
         out.append((p.id, p.symbol, p.status, p.opened_at_ms, p.closed_at_ms, p.close_reason, p.max_stage, fills))
     return out
+
+
+def _untagged(ids: ClientIds, client_id: str) -> str:
+    parsed = ids.ours(client_id)
+    return f"{parsed.position_id}-{parsed.action}-{parsed.n}" if parsed is not None else client_id
 
 
 async def run_service(data_dir: Path, db_path: Path) -> list[tuple[Any, ...]]:
@@ -89,7 +96,7 @@ async def run_service(data_dir: Path, db_path: Path) -> list[tuple[Any, ...]]:
             await asyncio.sleep(0.05)
         engine = service.engine
         assert engine is not None
-        assert await engine.executor.drain(10)
+        assert await engine.runner.drain(10)
         for _ in range(20):  # the last user events and their handlers
             await asyncio.sleep(0)
     finally:

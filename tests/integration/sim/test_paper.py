@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.migrations import apply_migrations
 from trading.core.models import ceil_to, floor_to
 from trading.exchange.base import ExchangePort, PriceEvent, RetriableError, Side
 from trading.exchange.paper import PaperExchange, PaperMarketStream, build_paper_bundle
@@ -21,8 +22,10 @@ SEED = 7
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    """A connection to a database the storage migrations set up (they create the simulated exchange's tables)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
+    apply_migrations(conn, str(path))
     return conn
 
 

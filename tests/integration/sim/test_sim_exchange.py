@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.migrations import apply_migrations
 from tests.conftest import KLINES_DIR
 from trading.core.models import floor_to
 from trading.exchange.base import (
@@ -36,7 +37,9 @@ def settings(tmp_path: Path, **kw: object) -> Settings:
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    """A connection to a database the storage migrations set up (they create the simulated exchange's tables)."""
     conn = sqlite3.connect(path, isolation_level=None)
+    apply_migrations(conn, str(path))
     conn.execute("PRAGMA journal_mode=WAL")
     return conn
 

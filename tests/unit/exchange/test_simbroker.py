@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.migrations import apply_migrations
 from trading.core.models import SymbolRules
 from trading.exchange.base import (
     AccountUpdate,
@@ -39,8 +40,10 @@ MARKETS = {
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    """A connection to a database the storage migrations set up (they create the simulated exchange's tables)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
+    apply_migrations(conn, str(path))
     return conn
 
 

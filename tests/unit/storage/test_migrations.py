@@ -55,25 +55,48 @@ def test_reopen_is_idempotent_and_keeps_data(db_path: Path) -> None:
     assert _schema(db_path) == before
 
 
+NEXT = SCHEMA_VERSION + 1
+
+
 def test_old_version_file_migrates_forward(db_path: Path) -> None:
     with Database.open(db_path) as db:
-        assert db.schema_version == 1
+        assert db.schema_version == SCHEMA_VERSION
         db.conn.execute("INSERT INTO cooldowns VALUES ('ETHUSDT', 5, 'stop_loss')")
-    v2 = (*MIGRATIONS, Migration(2, "cooldown note", ("ALTER TABLE cooldowns ADD COLUMN note TEXT DEFAULT 'n/a'",)))
-    with Database.open(db_path, migrations=v2) as db:
-        assert db.schema_version == 2
+    newer = (
+        *MIGRATIONS,
+        Migration(NEXT, "cooldown note", ("ALTER TABLE cooldowns ADD COLUMN note TEXT DEFAULT 'n/a'",)),
+    )
+    with Database.open(db_path, migrations=newer) as db:
+        assert db.schema_version == NEXT
         assert db.conn.execute("SELECT symbol, note FROM cooldowns").fetchall() == [("ETHUSDT", "n/a")]
-    with Database.open(db_path, migrations=v2) as db:  # and again: nothing left to do
-        assert db.schema_version == 2
+    with Database.open(db_path, migrations=newer) as db:  # and again: nothing left to do
+        assert db.schema_version == NEXT
+
+
+def test_a_version_1_file_with_the_brokers_own_sim_tables_gains_the_stop_quantity(db_path: Path) -> None:
+    """Before version 2 the simulated broker created its tables itself (without the reduce-only stops' qty)."""
+    with Database.open(db_path, migrations=MIGRATIONS[:1]) as db:
+        db.conn.execute(
+            "CREATE TABLE sim_algo_orders (account TEXT NOT NULL, algo_id INTEGER NOT NULL, client_algo_id TEXT "
+            "NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL, "
+            "trigger_price TEXT NOT NULL, close_position INTEGER NOT NULL, working_type TEXT NOT NULL, "
+            "update_time INTEGER NOT NULL, PRIMARY KEY (account, algo_id))"
+        )
+        db.conn.execute("INSERT INTO sim_algo_orders VALUES ('sim', 1, 'sdca-1-bs-1', 'AUSDT', 'SELL', "
+                        "'STOP_MARKET', 'NEW', '9.5', 1, 'MARK_PRICE', 5)")
+    with Database.open(db_path) as db:
+        assert db.schema_version == SCHEMA_VERSION
+        rows = db.conn.execute("SELECT client_algo_id, qty FROM sim_algo_orders").fetchall()
+        assert rows == [("sdca-1-bs-1", None)]
 
 
 def test_failed_migration_rolls_back_to_the_previous_version(db_path: Path) -> None:
     Database.open(db_path).close()
-    bad = (*MIGRATIONS, Migration(2, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL")))
-    with pytest.raises(MigrationFailed, match=r"version 2 \(broken\).*still at version 1"):
+    bad = (*MIGRATIONS, Migration(NEXT, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL")))
+    with pytest.raises(MigrationFailed, match=rf"version {NEXT} \(broken\).*still at version {SCHEMA_VERSION}"):
         Database.open(db_path, migrations=bad)
     with Database.open(db_path) as db:
-        assert db.schema_version == 1
+        assert db.schema_version == SCHEMA_VERSION
         assert "half_done" not in db.db.table_names()
 
 
@@ -84,7 +107,7 @@ def test_callable_step_runs_inside_the_migration(db_path: Path) -> None:
         seen.append(conn.in_transaction)
         conn.execute("INSERT INTO system_state (key, value) VALUES ('migrated', 'true')")
 
-    with Database.open(db_path, migrations=(*MIGRATIONS, Migration(2, "data", (step,)))) as db:
+    with Database.open(db_path, migrations=(*MIGRATIONS, Migration(NEXT, "data", (step,)))) as db:
         assert seen == [True]
         assert db.conn.execute("SELECT value FROM system_state").fetchone() == ("true",)
 
