@@ -84,6 +84,7 @@ class FaultPlan:
     """What the next matching requests will suffer; each rule fires ``times`` times (or for a while), then retires."""
 
     rules: list[Fault] = field(default_factory=list)
+    holds: list[Fault] = field(default_factory=list)  # every hold rule, so clear() can free what it holds
     market_silent_until: float = 0.0  # time.monotonic() deadline
     private_silent_until: float = 0.0
     clock: Callable[[], int] = field(default=lambda: int(time.time() * 1000), repr=False)  # server ms
@@ -185,6 +186,7 @@ class FaultPlan:
         of a retried order that shows up late.
         """
         fault = Fault("hold", method, path, times, released=asyncio.Event(), hold_timeout_s=timeout_s)
+        self.holds.append(fault)
         return self._add(fault)
 
     def arrive_late_next(self, method: str, path: str, late_ms: int, times: int = 1) -> Fault:
@@ -210,9 +212,10 @@ class FaultPlan:
         return time.monotonic() < self.private_silent_until
 
     def clear(self) -> None:
-        for rule in self.rules:
-            if rule.released is not None:
-                rule.released.set()  # nobody stays stuck behind a cleared hold
+        for hold in self.holds:
+            if hold.released is not None:
+                hold.released.set()  # nobody stays stuck behind a cleared hold
+        self.holds.clear()
         self.rules.clear()
         self.market_silent_until = 0.0
         self.private_silent_until = 0.0
