@@ -198,8 +198,7 @@ def too_many_orders(limit: int, interval: str) -> BinanceError:
 def throttled() -> BinanceError:
     return BinanceError(
         -1008,
-        "Request throttled by system-level protection. Reduce-only/close-position orders are exempt. "
-        "Please try again.",
+        "Request throttled by system-level protection. Reduce-only/close-position orders are exempt. Please try again.",
         503,
     )
 

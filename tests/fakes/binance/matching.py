@@ -567,9 +567,7 @@ class Exchange:
             qty = algo.qty
         if not reduces:
             try:
-                self._check_margin(
-                    algo.symbol, algo.side, qty, self.markets[algo.symbol].last, algo.position_side
-                )
+                self._check_margin(algo.symbol, algo.side, qty, self.markets[algo.symbol].last, algo.position_side)
             except BinanceError as refusal:
                 algo.status, algo.reject_reason = "REJECTED", refusal.msg
                 self.emit(payloads.algo_update_event(spec, algo, now))
@@ -681,9 +679,7 @@ class Exchange:
         if qty > (spec.market_max_qty if market_order else spec.max_qty):
             raise errors.qty_above_max()
 
-    def _check_margin(
-        self, symbol: str, side: str, qty: Decimal, price: Decimal, position_side: str = BOTH
-    ) -> None:
+    def _check_margin(self, symbol: str, side: str, qty: Decimal, price: Decimal, position_side: str = BOTH) -> None:
         pos = self.leg(symbol, position_side).qty
         signed = qty if side == "BUY" else -qty
         new = pos + signed

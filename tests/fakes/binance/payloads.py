@@ -292,9 +292,9 @@ def position_event_entry(
 def account_update_event(
     reason: str, *, now: int, wallet: Decimal, cross_wallet: Decimal, balance_change: Decimal, positions: list[dict]
 ) -> dict[str, Any]:
-    balances = [
-        {"a": "USDT", "wb": fixed(wallet, MONEY), "cw": fixed(cross_wallet, MONEY), "bc": plain(balance_change)}
-    ]
+    # a change prints with 8 decimals like the wallet (docs: "bc":"50.12345678"); none prints as "0"
+    change = fixed(balance_change, MONEY) if balance_change else "0"
+    balances = [{"a": "USDT", "wb": fixed(wallet, MONEY), "cw": fixed(cross_wallet, MONEY), "bc": change}]
     return {"e": "ACCOUNT_UPDATE", "T": now, "E": now, "a": {"m": reason, "B": balances, "P": positions}}
 
 

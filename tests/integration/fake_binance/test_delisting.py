@@ -22,7 +22,9 @@ async def buy(client: BinanceClient, qty: str = "0.010", **extra):
                                **extra)  # fmt: skip
 
 
-async def test_a_perpetual_carries_the_far_delivery_date_until_announced(fake: FakeBinance, client: BinanceClient) -> None:
+async def test_a_perpetual_carries_the_far_delivery_date_until_announced(
+    fake: FakeBinance, client: BinanceClient
+) -> None:
     # a 2026 sample (the 2022 one still carried 4133404802000)
     real = json.loads(
         (BINANCE_SAMPLES / "nautilus/crates__futures__http_json__exchange_info_usdm__commit_27a8e54.json").read_text()
@@ -42,8 +44,8 @@ async def test_close_only_window_then_settlement(fake: FakeBinance, client: Bina
     fake.set_time_ms(T0)
     fake.enforce_recv_window = False
     assert (await buy(client)).status == 200
-    await client.signed("POST", "/fapi/v1/algoOrder", algoType="CONDITIONAL", symbol="BTCUSDT", side="SELL",
-                        type="STOP_MARKET", triggerPrice="40000.0", closePosition="true", clientAlgoId="bs-1")  # fmt: skip
+    backstop = {"type": "STOP_MARKET", "triggerPrice": "40000.0", "closePosition": "true", "clientAlgoId": "bs-1"}
+    await client.signed("POST", "/fapi/v1/algoOrder", algoType="CONDITIONAL", symbol="BTCUSDT", side="SELL", **backstop)
     fake.announce_delisting("BTCUSDT", T0 + 2 * HOUR)
     fake.set_time_ms(T0 + 2 * HOUR - 30 * 60_000)  # the last half hour: no new positions
     opening = await buy(client, "0.004")

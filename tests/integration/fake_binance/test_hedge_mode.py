@@ -37,8 +37,8 @@ async def test_switching_position_mode_and_its_refusals(fake: FakeBinance, clien
     resting = await client.signed("POST", DUAL, dualSidePosition="true")
     assert resting.body == {"code": -4067, "msg": "Position side cannot be changed if there exists open orders."}
     await client.signed("DELETE", "/fapi/v1/order", symbol="BTCUSDT", origClientOrderId="rest-1")
-    await client.signed("POST", "/fapi/v1/algoOrder", algoType="CONDITIONAL", symbol="BTCUSDT", side="SELL",
-                        type="STOP_MARKET", triggerPrice="40000.0", closePosition="true", clientAlgoId="bs-1")  # fmt: skip
+    backstop = {"type": "STOP_MARKET", "triggerPrice": "40000.0", "closePosition": "true", "clientAlgoId": "bs-1"}
+    await client.signed("POST", "/fapi/v1/algoOrder", algoType="CONDITIONAL", symbol="BTCUSDT", side="SELL", **backstop)
     assert (await client.signed("POST", DUAL, dualSidePosition="true")).code == -4067  # algo orders count too
     await client.signed("DELETE", "/fapi/v1/algoOrder", clientAlgoId="bs-1")
     switched = await client.signed("POST", DUAL, dualSidePosition="true")
@@ -132,8 +132,8 @@ async def test_algo_orders_in_hedge_mode(fake: FakeBinance, client: BinanceClien
 
 async def test_one_way_mode_refuses_sides(fake: FakeBinance, client: BinanceClient) -> None:
     assert (await order(client, "BUY", "0.004", positionSide="LONG")).code == -4061
-    assert (await order(client, "BUY", "0.004", positionSide="UP")).body == {"code": -4060,
-                                                                             "msg": "Invalid position side."}  # fmt: skip
+    invalid = await order(client, "BUY", "0.004", positionSide="UP")
+    assert invalid.body == {"code": -4060, "msg": "Invalid position side."}
     with pytest.raises(ValueError, match="one-way"):
         fake.position("BTCUSDT", "LONG")
 

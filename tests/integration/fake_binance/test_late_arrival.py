@@ -14,7 +14,9 @@ ORDER = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.00
 
 async def test_a_held_original_arrives_after_the_retry_and_is_refused(fake: FakeBinance, client: BinanceClient) -> None:
     hold = fake.faults.hold_next("POST", "/fapi/v1/order")
-    original = asyncio.create_task(client.signed("POST", "/fapi/v1/order", newClientOrderId="sdca-t-1-enter-1", **ORDER))
+    original = asyncio.create_task(
+        client.signed("POST", "/fapi/v1/order", newClientOrderId="sdca-t-1-enter-1", **ORDER)
+    )
     async with asyncio.timeout(3):
         while not fake.requests or fake.requests[-1].fault != "hold":  # noqa: ASYNC110 - server state, no event
             await asyncio.sleep(0.01)

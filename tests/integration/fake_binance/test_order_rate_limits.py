@@ -47,13 +47,17 @@ async def test_exchange_info_publishes_the_real_limits(fake: FakeBinance, client
     assert orders == [r for r in real["rateLimits"] if r["rateLimitType"] == "ORDERS"]  # 1200 / 1 min, 300 / 10 s
     fake.set_order_limits(per_10s=3, per_1m=7)
     info = (await client.public("/fapi/v1/exchangeInfo")).body
-    assert {(r["interval"], r["intervalNum"], r["limit"]) for r in info["rateLimits"] if r["rateLimitType"] == "ORDERS"} == {
+    assert {
+        (r["interval"], r["intervalNum"], r["limit"]) for r in info["rateLimits"] if r["rateLimitType"] == "ORDERS"
+    } == {
         ("SECOND", 10, 3),
         ("MINUTE", 1, 7),
     }
 
 
-async def test_ten_second_limit_refuses_with_1015_and_nothing_executes(fake: FakeBinance, client: BinanceClient) -> None:
+async def test_ten_second_limit_refuses_with_1015_and_nothing_executes(
+    fake: FakeBinance, client: BinanceClient
+) -> None:
     fake.set_time_ms(T0)
     fake.enforce_recv_window = False
     fake.set_order_limits(per_10s=3)

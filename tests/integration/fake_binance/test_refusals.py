@@ -59,7 +59,10 @@ async def test_matching_on_reduce_only_type_and_symbol(fake: FakeBinance, client
     assert fake.position("BTCUSDT").qty == D("0.010")
     eth = await client.signed("POST", ORDER, symbol="ETHUSDT", side="BUY", type="MARKET", quantity="1")
     # -4164 carries the symbol's own minimum notional, as the real message does
-    assert eth.body == {"code": -4164, "msg": "Order's notional must be no smaller than 20 (unless you choose reduce only)."}
+    assert eth.body == {
+        "code": -4164,
+        "msg": "Order's notional must be no smaller than 20 (unless you choose reduce only).",
+    }
     assert fake.position("ETHUSDT").qty == 0
 
 
@@ -67,7 +70,8 @@ async def test_matching_on_reduce_only_type_and_symbol(fake: FakeBinance, client
     ("code", "status", "message"),
     [
         (-1111, 400, "Precision is over the maximum defined for this asset."),
-        (-1007, 503, "Timeout waiting for response from backend server. Send status unknown; execution status unknown."),
+        (-1007, 503, "Timeout waiting for response from backend server. Send status unknown; "
+                     "execution status unknown."),
         (-1008, 503, "Request throttled by system-level protection. Reduce-only/close-position orders are exempt. "
                      "Please try again."),
         (-1015, 429, "Too many new orders; current limit is 300 orders per 10 SECOND."),
