@@ -6,11 +6,12 @@ user-data events Binance pushes for it; the server sends them with the next flus
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from tests.fakes.binance import payloads
 from tests.fakes.binance.matching import Exchange
-from tests.fakes.binance.models import BOTH, ZERO, FakeOrder, Position
+from tests.fakes.binance.models import BOTH, ZERO, FakeOrder, Position, SymbolSpec
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -25,6 +26,8 @@ class Lifecycle:
         self._funding_due: dict[str, int] = {}  # symbol -> next automatic funding time
         self._settlements: dict[str, int] = {}  # symbol -> announced settlement time
         self._autoclose_seq = 0
+        # told when a contract's status or delivery date changes (the server pushes !contractInfo)
+        self.on_contract_change: Callable[[SymbolSpec], None] = lambda spec: None
 
     # ------------------------------------------------------------------ funding
     def funding_interval_ms(self, symbol: str) -> int:
@@ -162,6 +165,7 @@ class Lifecycle:
         spec.delivery_date = settle_at_ms
         spec.close_only_from = settle_at_ms - close_only_ms
         self._settlements[spec.symbol] = settle_at_ms
+        self.on_contract_change(spec)
 
     def settle(self, symbol: str, price: Decimal | None = None) -> list[FakeOrder]:
         """Delisting settlement: status SETTLING, open orders cancelled and algo orders expired (system
@@ -172,6 +176,7 @@ class Lifecycle:
         spec = ex.spec(symbol)
         self._settlements.pop(spec.symbol, None)
         spec.status = "SETTLING"
+        self.on_contract_change(spec)
         settle_price = ex.markets[spec.symbol].mark if price is None else price
         for order in ex.open_orders(spec.symbol):
             ex.cancel_order(order)
@@ -188,6 +193,7 @@ class Lifecycle:
             ex.fill(order, abs(leg.qty), settle_price)
             closed.append(order)
         spec.status = "CLOSE"
+        self.on_contract_change(spec)
         return closed
 
     # ------------------------------------------------------------------ the clock's due work

@@ -341,6 +341,28 @@ def mark_price_event(symbol: str, market: MarketState, now: int, next_funding: i
     }
 
 
+def contract_info_event(spec: SymbolSpec, brackets: list[tuple[int, Decimal, Decimal, Decimal, Decimal]], now: int):
+    """The ``!contractInfo`` stream: pushed when a contract is listed, settles, or its brackets change."""
+    rows = []
+    for i, (leverage, floor, cap, ratio, cum) in enumerate(brackets):
+        lowest = brackets[i + 1][0] + 1 if i + 1 < len(brackets) else 1
+        rows.append(
+            {"bs": i + 1, "bnf": int(floor), "bnc": int(cap), "mmr": float(ratio), "cf": float(cum), "mi": lowest,
+             "ma": leverage}
+        )  # fmt: skip
+    return {
+        "e": "contractInfo",
+        "E": now,
+        "s": spec.symbol,
+        "ps": spec.symbol,
+        "ct": spec.contract_type,
+        "dt": spec.delivery_date,
+        "ot": spec.onboard_date,
+        "cs": spec.status,
+        "bks": rows,
+    }
+
+
 def book_ticker_event(symbol: str, spec: SymbolSpec, market: MarketState, update_id: int, now: int):
     bid = max(market.last - spec.tick_size, spec.tick_size)
     return {

@@ -4,6 +4,33 @@ One aiohttp server on 127.0.0.1 serves both the REST API (``rest_url`` replaces
 https://fapi.binance.com) and the routed WebSocket roots (``ws_url`` replaces
 wss://fstream.binance.com). Tests drive prices, time and faults through this class and
 inspect what the client did (orders, requests, socket messages).
+
+Defaults keep the plain account existing tests expect: one-way mode, single-asset mode, no
+funding unless asked, no delisting, 300 orders / 10 s and 1200 / min.
+
+Control API beyond prices, time and listen keys (see each method's docstring):
+
+- Refusals and faults (``fake.faults``): ``refuse(method, path, code, *, times=, seconds=, side=,
+  reduce_only=, type=, symbol=, position_side=, close_position=, msg=, status=, retry_after=)`` answers
+  matching requests with a Binance code (real status and body) without executing them;
+  ``hold_next(method, path)`` + ``rule.release()`` holds a request before the timestamp check and the
+  matching engine (move the clock meanwhile and it arrives late: -1021); ``arrive_late_next(method,
+  path, late_ms)``; and the older ``fail_next``, ``rate_limit_next``, ``lose_response_next``, ``delay``.
+- Order-rate limits: ``set_order_limits(per_10s=, per_1m=)``, ``order_counts()`` (orders in the current
+  10 s / 1 min windows, as the ``X-MBX-ORDER-COUNT-10S`` / ``-1M`` headers report them).
+- Algo orders: ``cancel_algo_by_hand(client_algo_id)`` (CANCELED from the app),
+  ``expire_algo_order(client_algo_id)`` (EXPIRED by the system).
+- Account modes: ``set_position_mode(dual_side=)``, ``hedge_mode``, ``set_multi_assets_mode(enabled)``,
+  ``open_hedge_position_by_hand(symbol, position_side, qty, price=None)``,
+  ``open_position_by_hand(..., position_side=)``, ``close_position_by_hand(symbol, position_side=None)``,
+  ``position(symbol, position_side="BOTH")``.
+- Funding: ``charge_funding(symbol, rate=None)``, ``set_auto_funding(enabled=True)`` (at each symbol's
+  funding times as the server clock passes them), ``set_funding_rate(symbol, rate)``,
+  ``set_funding_interval(symbol, hours, cap=, floor=)``, ``next_funding_time(symbol)``; reads:
+  ``income``, ``funding_history``.
+- Liquidation: ``liquidate(symbol, *, price=None, position_side=None, adl=False)``.
+- Delisting: ``announce_delisting(symbol, settle_at_ms, close_only_ms=30 min)`` (settles by itself
+  when the server clock reaches it), ``settle_symbol(symbol, price=None)``, ``set_symbol_status``.
 """
 
 from __future__ import annotations
@@ -100,6 +127,7 @@ class FakeBinance:
             default_leverage=default_leverage,
         )
         self.lifecycle = Lifecycle(self.exchange)
+        self.lifecycle.on_contract_change = self._publish_contract_info
         self.kline_book = KlineBook()
         self.faults = FaultPlan(clock=self.now_ms)
         self.weights = WeightCounter(self.now_ms, weight_limit)
@@ -243,7 +271,16 @@ class FakeBinance:
         return spec
 
     def set_symbol_status(self, symbol: str, status: str) -> None:
-        self.exchange.spec(symbol).status = status
+        """TRADING, SETTLING, CLOSE, PENDING_TRADING, PRE_SETTLE... (exchangeInfo and the !contractInfo stream)."""
+        spec = self.exchange.spec(symbol)
+        spec.status = status
+        self._publish_contract_info(spec)
+
+    def _publish_contract_info(self, spec: SymbolSpec) -> None:
+        if self._hub.has_subscribers("!contractInfo"):
+            brackets = catalog.brackets(spec.max_leverage)
+            event = payloads.contract_info_event(spec, brackets, self.now_ms())
+            self._hub.publish("!contractInfo", event)
 
     def set_ticker_stats(
         self, symbol: str, *, quote_volume: object | None = None, open_price: object | None = None

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from tests.conftest import BINANCE_SAMPLES
 from tests.fakes.binance import FakeBinance
-from tests.integration.fake_binance.conftest import T0, BinanceClient, recv_until, user_stream
+from tests.integration.fake_binance.conftest import T0, BinanceClient, recv_json, recv_until, user_stream, ws_connect
 
 D = Decimal
 HOUR = 3_600_000
@@ -87,3 +87,20 @@ async def test_settle_by_hand_and_status_changes(fake: FakeBinance, client: Bina
     assert fake.position("ETHUSDT").qty == 0 and fake.trades[-1].realized_pnl == D("10")
     eth = _symbol_info((await client.public("/fapi/v1/exchangeInfo")).body, "ETHUSDT")
     assert eth["status"] == "CLOSE"
+
+
+async def test_contract_info_stream_tells_the_delisting(fake: FakeBinance, client: BinanceClient) -> None:
+    fake.set_time_ms(T0)
+    real = json.loads(
+        (BINANCE_SAMPLES / "docs-examples-json/public_websocket_api__Contract_Info_Stream.json").read_text()
+    )
+    async with ws_connect(f"{fake.ws_url}/market/stream?streams=!contractInfo") as ws:
+        fake.announce_delisting("BTCUSDT", T0 + HOUR)
+        await fake.flush()
+        announced = (await recv_json(ws))["data"]
+        await fake.settle_symbol("BTCUSDT")
+        settling, closed = (await recv_json(ws))["data"], (await recv_json(ws))["data"]
+    assert set(real) == set(announced) and set(real["bks"][0]) == set(announced["bks"][0])
+    assert (announced["s"], announced["ct"], announced["dt"], announced["cs"]) == ("BTCUSDT", "PERPETUAL", T0 + HOUR,
+                                                                                   "TRADING")  # fmt: skip
+    assert (settling["cs"], closed["cs"]) == ("SETTLING", "CLOSE")
