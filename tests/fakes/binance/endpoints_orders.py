@@ -88,7 +88,7 @@ class OrderEndpoints(Endpoints):
             end = start + WEEK_MS
         elif end is not None:
             start = end - WEEK_MS
-        elif from_id is None and order_id is None:
+        elif from_id is None:  # with orderId too: the docs' 7-day default has no exception for it
             end = self.fake.now_ms()
             start = end - WEEK_MS
         chosen = [

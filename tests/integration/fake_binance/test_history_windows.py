@@ -65,3 +65,13 @@ async def test_income_windows(history: FakeBinance, client: BinanceClient) -> No
     history.set_balance("1500")
     transfer = (await income(incomeType="TRANSFER")).body
     assert [(r["symbol"], D(r["income"])) for r in transfer] == [("", D("1500") - before)]  # a deposit
+
+
+async def test_an_old_orders_trades_need_a_time_window(history: FakeBinance, client: BinanceClient) -> None:
+    oldest = history.trades[0]
+    by_order = await client.signed("GET", "/fapi/v1/userTrades", symbol="BTCUSDT", orderId=oldest.order_id)
+    assert by_order.body == []  # ten days old: outside the default 7 days
+    windowed = await client.signed(
+        "GET", "/fapi/v1/userTrades", symbol="BTCUSDT", orderId=oldest.order_id, startTime=oldest.time
+    )
+    assert [t["id"] for t in windowed.body] == [oldest.trade_id]
