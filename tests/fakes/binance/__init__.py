@@ -16,17 +16,24 @@ in-progress klines; fills crossing limits; fires algo stops), ``set_mark_price``
 ``advance_time_ms``.
 
 Account: ``open_position_by_hand``, ``close_position_by_hand``, ``set_balance``, ``set_leverage``,
-``expire_listen_key``; reads: ``orders``, ``algo_orders``, ``trades``, ``position(symbol)``,
-``wallet_balance``, ``leverage(symbol)``, ``margin_mode(symbol)``, ``open_orders()``,
-``open_algo_orders()``.
+``expire_listen_key``, ``set_position_mode`` (hedge mode), ``open_hedge_position_by_hand``,
+``set_multi_assets_mode``; reads: ``orders``, ``algo_orders``, ``trades``, ``position(symbol,
+position_side)``, ``wallet_balance``, ``leverage(symbol)``, ``margin_mode(symbol)``, ``open_orders()``,
+``open_algo_orders()``, ``income``, ``funding_history``, ``order_counts()``.
+
+The exchange's own doings: ``charge_funding`` / ``set_auto_funding`` / ``set_funding_rate`` /
+``set_funding_interval``, ``liquidate`` (liquidation or ADL), ``announce_delisting`` /
+``settle_symbol``, ``cancel_algo_by_hand``, ``expire_algo_order``; order-rate limits:
+``set_order_limits``.
 
 Wire inspection: ``requests`` (method, path, params, signed_ok, status, weight, code, fault),
 ``ws_clients(kind)``, ``ws_client_messages``, ``used_weight()`` / ``reset_weight()``,
 ``drop_ws_connections(kind, abrupt=False)``, ``flush()``.
 
-Faults (``fake.faults``): ``fail_next`` (optionally ``execute=True``), ``rate_limit_next``,
-``lose_response_next``, ``delay`` (optionally ``after=True``), ``silence_market``,
-``silence_private``, ``clear``.
+Faults (``fake.faults``): ``refuse`` (a Binance code, matched on method, path and order parameters),
+``fail_next`` (optionally ``execute=True``), ``rate_limit_next``, ``lose_response_next``, ``delay``
+(optionally ``after=True``), ``hold_next`` / ``release``, ``arrive_late_next``, ``silence_market``,
+``silence_private``, ``clear``. See the ``server`` module docstring for the full control API.
 
 Standalone: ``python -m tests.fakes.binance --port 0 --symbols 150 --tick-ms 250``; speed of the
 fake itself: ``python -m tests.fakes.binance.selfbench``.
@@ -38,6 +45,8 @@ from tests.fakes.binance.models import (
     FakeAlgoOrder,
     FakeOrder,
     FakeTrade,
+    FundingRecord,
+    IncomeRow,
     PositionView,
     RequestRecord,
     WsClientInfo,
@@ -54,6 +63,8 @@ __all__ = [
     "FakeTrade",
     "Fault",
     "FaultPlan",
+    "FundingRecord",
+    "IncomeRow",
     "PositionView",
     "RequestRecord",
     "WsClientInfo",

@@ -18,8 +18,11 @@ _BRACKET_TIERS = (
 Tier = tuple[int, Decimal, Decimal, Decimal, Decimal]  # initial leverage, floor, cap, maintenance ratio, cum
 
 
-def exchange_info(specs: Iterable[SymbolSpec], now_ms: int, weight_limit: int) -> dict[str, Any]:
-    """GET /fapi/v1/exchangeInfo, in the field set of the real reply."""
+def exchange_info(
+    specs: Iterable[SymbolSpec], now_ms: int, weight_limit: int, order_limits: tuple[int, int] = (300, 1200)
+) -> dict[str, Any]:
+    """GET /fapi/v1/exchangeInfo, in the field set of the real reply; ``order_limits`` = (per 10 s, per minute)."""
+    per_10s, per_1m = order_limits
     return {
         "timezone": "UTC",
         "serverTime": now_ms,
@@ -31,8 +34,8 @@ def exchange_info(specs: Iterable[SymbolSpec], now_ms: int, weight_limit: int) -
                 "intervalNum": 1,
                 "limit": weight_limit,
             },
-            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": per_1m},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": per_10s},
         ],
         "exchangeFilters": [],
         "assets": [
@@ -48,7 +51,7 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
         "symbol": spec.symbol,
         "pair": spec.symbol,
         "contractType": spec.contract_type,
-        "deliveryDate": 4133404800000,
+        "deliveryDate": spec.delivery_date,
         "onboardDate": spec.onboard_date,
         "status": spec.status,
         "maintMarginPercent": "2.5000",
@@ -87,7 +90,7 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
                 "stepSize": format(spec.step_size, "f"),
             },
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": spec.max_algo_orders},
             {"filterType": "MIN_NOTIONAL", "notional": format(spec.min_notional, "f")},
             {
                 "filterType": "PERCENT_PRICE",

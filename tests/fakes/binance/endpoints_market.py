@@ -1,7 +1,8 @@
-"""Public market data endpoints: time, exchangeInfo, klines, tickers, mark price, book."""
+"""Public market data endpoints: time, exchangeInfo, klines, tickers, mark price, funding, book."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from tests.fakes.binance import errors, payloads
@@ -26,6 +27,8 @@ class MarketEndpoints(Endpoints):
             ("GET", "/fapi/v2/ticker/price"): Route(self.ticker_price, NONE),
             ("GET", "/fapi/v1/ticker/bookTicker"): Route(self.book_ticker, NONE),
             ("GET", "/fapi/v1/premiumIndex"): Route(self.premium_index, NONE),
+            ("GET", "/fapi/v1/fundingRate"): Route(self.funding_rate, NONE),
+            ("GET", "/fapi/v1/fundingInfo"): Route(self.funding_info, NONE),
             ("GET", "/fapi/v1/depth"): Route(self.depth, NONE),
         }
 
@@ -130,7 +133,7 @@ class MarketEndpoints(Endpoints):
             "estimatedSettlePrice": mark,
             "lastFundingRate": fixed(m.funding_rate, MONEY),
             "interestRate": "0.00010000",
-            "nextFundingTime": self.fake.next_funding_time(),
+            "nextFundingTime": self.fake.next_funding_time(spec.symbol),
             "time": self.fake.now_ms(),
         }
 
@@ -139,6 +142,43 @@ class MarketEndpoints(Endpoints):
         if spec is not None:
             return self._premium(spec)
         return [self._premium(s) for s in self.ex.specs.values()]
+
+    async def funding_rate(self, p: Params) -> Any:
+        """GET /fapi/v1/fundingRate: funding events, oldest first. With no times: the most recent records
+        (200, as the docs say, or ``limit`` when sent); with times: from ``startTime`` (inclusive) at most
+        ``limit`` (default 100, max 1000) records up to ``endTime`` (inclusive)."""
+        spec = self._symbol(p, required=False)
+        sent_limit = p.int("limit")
+        limit = self._limit(p, 100, 1000)
+        start, end = p.int("startTime"), p.int("endTime")
+        records = [r for r in self.fake.exchange.ledger.funding if spec is None or r.symbol == spec.symbol]
+        if start is None and end is None:
+            chosen = records[-(sent_limit or 200) :]
+        else:
+            if start is not None and end is not None and start > end:
+                raise errors.start_after_end()
+            chosen = [r for r in records if (start is None or r.time >= start) and (end is None or r.time <= end)]
+            chosen = chosen[:limit] if start is not None else chosen[-limit:]
+        return [payloads.funding_rate_json(r) for r in chosen]
+
+    async def funding_info(self, p: Params) -> Any:
+        """GET /fapi/v1/fundingInfo: only the symbols whose cap, floor or interval was adjusted."""
+        rows = []
+        for spec in self.ex.specs.values():
+            if spec.funding_cap is None and spec.funding_interval_hours == 8:
+                continue
+            cap = spec.funding_cap if spec.funding_cap is not None else Decimal("0.02")
+            floor = spec.funding_floor if spec.funding_floor is not None else -cap
+            rows.append(
+                {
+                    "symbol": spec.symbol,
+                    "adjustedFundingRateCap": fixed(cap, MONEY),
+                    "adjustedFundingRateFloor": fixed(floor, MONEY),
+                    "fundingIntervalHours": spec.funding_interval_hours,
+                    "disclaimer": False,
+                }
+            )
+        return rows
 
     async def depth(self, p: Params) -> Any:
         spec = self._symbol(p)

@@ -1,11 +1,11 @@
-"""Order endpoints: regular orders (MARKET/LIMIT) and conditional orders of the Algo Order API."""
+"""Order endpoints: regular orders (MARKET/LIMIT), conditional orders of the Algo Order API, trades, force orders."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tests.fakes.binance import errors, payloads
-from tests.fakes.binance.endpoints_base import SIGNED, Endpoints, Route
+from tests.fakes.binance.endpoints_base import SIGNED, WEEK_MS, Endpoints, Route
 from tests.fakes.binance.errors import BinanceError
 from tests.fakes.binance.matching import CONDITIONAL_TYPES, random_client_id
 from tests.fakes.binance.models import FakeAlgoOrder
@@ -20,6 +20,7 @@ class OrderEndpoints(Endpoints):
             ("GET", "/fapi/v1/order"): Route(self.query_order, SIGNED),
             ("GET", "/fapi/v1/allOrders"): Route(self.all_orders, SIGNED),
             ("GET", "/fapi/v1/userTrades"): Route(self.user_trades, SIGNED),
+            ("GET", "/fapi/v1/forceOrders"): Route(self.force_orders, SIGNED),
             ("POST", "/fapi/v1/order"): Route(self.new_order, SIGNED),
             ("DELETE", "/fapi/v1/order"): Route(self.cancel_order, SIGNED),
             ("DELETE", "/fapi/v1/allOpenOrders"): Route(self.cancel_all_orders, SIGNED),
@@ -65,10 +66,31 @@ class OrderEndpoints(Endpoints):
         return [payloads.order_json(spec, o) for o in chosen]
 
     async def user_trades(self, p: Params) -> Any:
+        """GET /fapi/v1/userTrades with the documented window rules.
+
+        Neither time sent: the last 7 days; only ``startTime``: startTime to startTime + 7 days; only
+        ``endTime``: the 7 days before it; both more than 7 days apart: -1127 (Binance's "More than
+        %s hours between startTime and endTime.", here 168); ``fromId`` with a time: -1128 (the docs
+        only say it cannot be sent; the code is the generic bad-combination one).
+        """
         spec = self._symbol(p)
         assert spec is not None
         start, end, limit = self._history_window(p, 500, 1000)
         from_id, order_id = p.int("fromId"), p.int("orderId")
+        if from_id is not None and (start is not None or end is not None):
+            raise errors.bad_param_combination()
+        if start is not None and end is not None:
+            if start > end:
+                raise errors.start_after_end()
+            if end - start > WEEK_MS:
+                raise errors.lookup_interval_too_big(WEEK_MS // 3_600_000)
+        elif start is not None:
+            end = start + WEEK_MS
+        elif end is not None:
+            start = end - WEEK_MS
+        elif from_id is None:  # with orderId too: the docs' 7-day default has no exception for it
+            end = self.fake.now_ms()
+            start = end - WEEK_MS
         chosen = [
             t
             for t in self.ex.trades
@@ -78,8 +100,34 @@ class OrderEndpoints(Endpoints):
             and (start is None or t.time >= start)
             and (end is None or t.time <= end)
         ]
-        chosen = chosen[:limit] if (from_id is not None or start is not None) else chosen[-limit:]
+        explicit_start = from_id is not None or p.int("startTime") is not None
+        chosen = chosen[:limit] if explicit_start else chosen[-limit:]
         return [payloads.trade_json(spec, t) for t in chosen]
+
+    async def force_orders(self, p: Params) -> Any:
+        """GET /fapi/v1/forceOrders: the account's liquidation (``autoclose-``) and ADL orders.
+
+        Without ``startTime`` only the 7 days before ``endTime`` (default now) are searched; limit
+        default 50, max 100; oldest first, the most recent ``limit`` when no start is given.
+        """
+        spec = self._symbol(p, required=False)
+        kind = p.raw("autoCloseType")
+        if kind is not None and kind not in ("LIQUIDATION", "ADL"):
+            raise errors.invalid_value("autoCloseType")
+        limit = self._limit(p, 50, 100)
+        start, end = p.int("startTime"), p.int("endTime")
+        end = self.fake.now_ms() if end is None else end
+        first = start if start is not None else end - WEEK_MS
+        if first > end:
+            raise errors.start_after_end()
+        sources = {"LIQUIDATION": ("liquidation",), "ADL": ("adl",), None: ("liquidation", "adl")}[kind]
+        chosen = [
+            o
+            for o in self.ex.orders
+            if o.source in sources and (spec is None or o.symbol == spec.symbol) and first <= o.time <= end
+        ]
+        chosen = chosen[:limit] if start is not None else chosen[-limit:]
+        return [payloads.force_order_json(self.ex.specs[o.symbol], o) for o in chosen]
 
     async def new_order(self, p: Params) -> Any:
         spec = self._symbol(p)
@@ -91,9 +139,7 @@ class OrderEndpoints(Endpoints):
             raise errors.use_algo_api()  # since 2025-12 conditional types live on the Algo Order API
         if order_type not in ("MARKET", "LIMIT"):
             raise errors.invalid_order_type()
-        position_side = p.str("positionSide")
-        if position_side is not None and position_side != "BOTH":
-            raise errors.position_side_mismatch()
+        position_side = self._position_side(p)
         if p.bool("closePosition"):
             raise errors.not_required("closePosition")
         resp_type = p.enum(
@@ -118,6 +164,7 @@ class OrderEndpoints(Endpoints):
             reduce_only=reduce_only,
             client_order_id=client_id or random_client_id(),
             time_in_force=time_in_force,
+            position_side=position_side,
         )
         if time_in_force in ("IOC", "FOK", "GTX") and order.is_open:
             # the fake has no book depth: an immediate-or-cancel limit that did not cross just expires
@@ -152,9 +199,7 @@ class OrderEndpoints(Endpoints):
         side = p.enum("side", ("BUY", "SELL"), errors.invalid_side())
         order_type = p.str("type", required=True)
         assert order_type is not None
-        position_side = p.str("positionSide")
-        if position_side is not None and position_side != "BOTH":
-            raise errors.position_side_mismatch()
+        position_side = self._position_side(p)
         trigger = p.decimal("triggerPrice")
         if trigger is None:
             trigger = p.decimal("triggerprice")
@@ -183,6 +228,7 @@ class OrderEndpoints(Endpoints):
             client_algo_id=client_algo_id or random_client_id(),
             price_protect=(p.str("priceProtect") or "").upper() == "TRUE",
             time_in_force=p.str("timeInForce") or "GTC",
+            position_side=position_side,
         )
         return payloads.algo_json(spec, algo)
 

@@ -108,6 +108,10 @@ def position_side_mismatch() -> BinanceError:
     return BinanceError(-4061, "Order's position side does not match user's setting.")
 
 
+def invalid_position_side() -> BinanceError:
+    return BinanceError(-4060, "Invalid position side.")
+
+
 # ------------------------------------------------------------------ orders
 def use_algo_api() -> BinanceError:
     return BinanceError(
@@ -181,6 +185,36 @@ def symbol_not_trading() -> BinanceError:
     return BinanceError(-4140, "Invalid symbol status for opening position.")
 
 
+def symbol_closed() -> BinanceError:
+    return BinanceError(-4141, "Symbol is closed.")
+
+
+def too_many_orders(limit: int, interval: str) -> BinanceError:
+    """-1015 with HTTP 429 (order-rate limits answer like the request-weight limit, but with no Retry-After:
+    Binance documents Retry-After for IP limits only). ``interval`` as Binance spells it: "10 SECOND"."""
+    return BinanceError(-1015, f"Too many new orders; current limit is {limit} orders per {interval}.", 429)
+
+
+def throttled() -> BinanceError:
+    return BinanceError(
+        -1008,
+        "Request throttled by system-level protection. Reduce-only/close-position orders are exempt. Please try again.",
+        503,
+    )
+
+
+def lookup_interval_too_big(hours: int) -> BinanceError:
+    return BinanceError(-1127, f"More than {hours} hours between startTime and endTime.")
+
+
+def bad_param_combination() -> BinanceError:
+    return BinanceError(-1128, "Combination of optional parameters invalid.")
+
+
+def start_after_end() -> BinanceError:
+    return BinanceError(-1023, "Start time is greater than end time.")
+
+
 def client_id_invalid(name: str) -> BinanceError:
     return illegal_chars(name, r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 
@@ -198,8 +232,59 @@ def leverage_not_valid(leverage: str) -> BinanceError:
     return BinanceError(-4028, f"Leverage {leverage} is not valid")
 
 
+def no_need_to_change_position_side() -> BinanceError:
+    return BinanceError(-4059, "No need to change position side.")
+
+
+def position_side_change_with_orders() -> BinanceError:
+    return BinanceError(-4067, "Position side cannot be changed if there exists open orders.")
+
+
+def position_side_change_with_position() -> BinanceError:
+    return BinanceError(-4068, "Position side cannot be changed if there exists position.")
+
+
+def no_need_to_change_multi_assets() -> BinanceError:
+    return BinanceError(-4171, "Adjusted asset mode is currently set and does not need to be adjusted repeatedly.")
+
+
+def multi_assets_with_isolated() -> BinanceError:
+    return BinanceError(
+        -4167, "Unable to adjust to Multi-Assets mode with symbols of USDⓈ-M Futures under isolated-margin mode."
+    )
+
+
+def isolated_with_multi_assets() -> BinanceError:
+    return BinanceError(-4168, "Unable to adjust to isolated-margin mode under the Multi-Assets mode.")
+
+
 def listen_key_missing() -> BinanceError:
     return BinanceError(-1125, "This listenKey does not exist.")
+
+
+# Refusals a test can inject by code alone (``fake.faults.refuse``): code -> (HTTP status, message).
+# Messages as the real API words them (observed bodies in binance-api/errors, else Binance's error-code list).
+KNOWN_REFUSALS: dict[int, tuple[int, str]] = {
+    -1003: (429, ""),  # built by too_many_requests (Retry-After, 418 ban wording)
+    -1007: (503, "Timeout waiting for response from backend server. Send status unknown; execution status unknown."),
+    -1008: (503, throttled().msg),
+    -1015: (429, "Too many new orders; current limit is 300 orders per 10 SECOND."),
+    -1021: (400, timestamp_outside_window().msg),
+    -1111: (400, precision_over_max().msg),
+    -2011: (400, unknown_order().msg),
+    -2013: (400, order_does_not_exist().msg),
+    -2019: (400, margin_insufficient().msg),
+    -2021: (400, would_immediately_trigger().msg),
+    -2022: (400, reduce_only_rejected().msg),
+    -4045: (400, too_many_algo_orders().msg),
+    -4061: (400, position_side_mismatch().msg),
+    -4116: (400, duplicate_client_order_id().msg),
+    -4118: (400, "ReduceOnly Order Failed. Please check your existing position and open orders"),
+    -4130: (400, close_position_exists().msg),
+    -4131: (400, "The counterparty's best price does not meet the PERCENT_PRICE filter limit"),
+    -4140: (400, symbol_not_trading().msg),
+    -4164: (400, ""),  # built by min_notional from the symbol's filter
+}
 
 
 EXECUTION_UNKNOWN = {

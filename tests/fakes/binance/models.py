@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 ZERO = Decimal(0)
+PERPETUAL_DELIVERY_DATE = 4133404800000  # 2100-12-25, what exchangeInfo shows for a perpetual with no delisting
+BOTH, LONG, SHORT = "BOTH", "LONG", "SHORT"  # Binance's positionSide values
 
 
 def decimals_of(step: Decimal) -> int:
@@ -59,6 +61,14 @@ class SymbolSpec:
     status: str
     contract_type: str = "PERPETUAL"
     onboard_date: int = 1569398400000
+    # perpetuals carry this far-future date until a delisting is announced (then: the settlement time)
+    delivery_date: int = PERPETUAL_DELIVERY_DATE
+    max_algo_orders: int = 10  # the MAX_NUM_ALGO_ORDERS filter
+    funding_interval_hours: int = 8
+    # set when fundingInfo lists the symbol (Binance lists only symbols with adjusted cap/floor/interval)
+    funding_cap: Decimal | None = None
+    funding_floor: Decimal | None = None
+    close_only_from: int | None = None  # after a delisting announcement: no new positions from then on
 
     @property
     def price_decimals(self) -> int:
@@ -101,8 +111,11 @@ class SymbolSettings:
 
 @dataclass
 class Position:
+    """One position row: the BOTH row in one-way mode, or the LONG / SHORT leg in hedge mode."""
+
     symbol: str
-    qty: Decimal = ZERO  # signed, one-way mode
+    side: str = BOTH  # positionSide
+    qty: Decimal = ZERO  # signed, as Binance prints positionAmt (a SHORT leg is negative)
     entry_price: Decimal = ZERO
     accumulated_realized: Decimal = ZERO
     update_time: int = 0
@@ -136,8 +149,9 @@ class FakeOrder:
     update_time: int = 0
     fee: Decimal = ZERO
     realized_pnl: Decimal = ZERO
-    source: str = "api"  # api | web (by hand) | algo (a triggered algo order)
+    source: str = "api"  # api | web (by hand) | algo (triggered algo) | liquidation | adl | settlement
     algo_id: int | None = None
+    position_side: str = BOTH
 
     @property
     def is_open(self) -> bool:
@@ -166,6 +180,7 @@ class FakeAlgoOrder:
     actual_price: Decimal = ZERO
     actual_qty: Decimal = ZERO
     reject_reason: str = ""
+    position_side: str = BOTH
 
     @property
     def is_open(self) -> bool:
@@ -185,6 +200,31 @@ class FakeTrade:
     realized_pnl: Decimal
     time: int
     maker: bool = False
+    position_side: str = BOTH
+
+
+@dataclass
+class IncomeRow:
+    """One row of GET /fapi/v1/income (``tranId`` is unique per income type)."""
+
+    symbol: str  # "" for account-wide flows (TRANSFER)
+    income_type: str  # TRANSFER REALIZED_PNL FUNDING_FEE COMMISSION ...
+    income: Decimal
+    asset: str
+    info: str
+    time: int
+    tran_id: int
+    trade_id: str = ""
+
+
+@dataclass
+class FundingRecord:
+    """One row of GET /fapi/v1/fundingRate: a funding event of a symbol."""
+
+    symbol: str
+    rate: Decimal
+    time: int
+    mark: Decimal
 
 
 @dataclass

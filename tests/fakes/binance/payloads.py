@@ -14,6 +14,8 @@ from tests.fakes.binance.models import (
     FakeAlgoOrder,
     FakeOrder,
     FakeTrade,
+    FundingRecord,
+    IncomeRow,
     MarketState,
     Position,
     SymbolSettings,
@@ -47,7 +49,7 @@ def order_json(spec: SymbolSpec, order: FakeOrder, *, with_time: bool = True) ->
         "reduceOnly": order.reduce_only,
         "closePosition": order.close_position,
         "side": order.side,
-        "positionSide": "BOTH",
+        "positionSide": order.position_side,
         "stopPrice": spec.price_str(order.stop_price) if order.stop_price else "0",
         "workingType": order.working_type,
         "priceProtect": False,
@@ -84,7 +86,7 @@ def algo_json(spec: SymbolSpec, algo: FakeAlgoOrder) -> dict[str, Any]:
         "orderType": algo.order_type,
         "symbol": algo.symbol,
         "side": algo.side,
-        "positionSide": "BOTH",
+        "positionSide": algo.position_side,
         "timeInForce": algo.time_in_force,
         "quantity": spec.qty_str(algo.qty),
         "algoStatus": algo.status,
@@ -122,9 +124,42 @@ def trade_json(spec: SymbolSpec, trade: FakeTrade) -> dict[str, Any]:
         "commission": fixed(trade.commission, MONEY),
         "commissionAsset": spec.quote_asset,
         "time": trade.time,
-        "positionSide": "BOTH",
+        "positionSide": trade.position_side,
         "maker": trade.maker,
         "buyer": trade.side == "BUY",
+    }
+
+
+def force_order_json(spec: SymbolSpec, order: FakeOrder) -> dict[str, Any]:
+    """One row of GET /fapi/v1/forceOrders (the docs' field set: no priceProtect/priceMatch/STP fields)."""
+    keys = (
+        "orderId", "symbol", "status", "clientOrderId", "price", "avgPrice", "origQty", "executedQty", "cumQuote",
+        "timeInForce", "type", "reduceOnly", "closePosition", "side", "positionSide", "stopPrice", "workingType",
+        "origType", "time", "updateTime",
+    )  # fmt: skip
+    body = order_json(spec, order)
+    return {key: body[key] for key in keys}
+
+
+def income_json(row: IncomeRow) -> dict[str, Any]:
+    return {
+        "symbol": row.symbol,
+        "incomeType": row.income_type,
+        "income": fixed(row.income, MONEY),
+        "asset": row.asset,
+        "info": row.info,
+        "time": row.time,
+        "tranId": row.tran_id,
+        "tradeId": row.trade_id,
+    }
+
+
+def funding_rate_json(record: FundingRecord) -> dict[str, Any]:
+    return {
+        "symbol": record.symbol,
+        "fundingRate": fixed(record.rate, MONEY),
+        "fundingTime": record.time,
+        "markPrice": fixed(record.mark, MONEY),
     }
 
 
@@ -162,7 +197,7 @@ def order_update_event(
         "R": order.reduce_only,
         "wt": order.working_type,
         "ot": order.orig_type or order.type,
-        "ps": "BOTH",
+        "ps": order.position_side,
         "cp": order.close_position,
         "AP": "0",
         "cr": "0",
@@ -208,7 +243,7 @@ def algo_update_event(spec: SymbolSpec, algo: FakeAlgoOrder, now: int) -> dict[s
         "o": algo.order_type,
         "s": algo.symbol,
         "S": algo.side,
-        "ps": "BOTH",
+        "ps": algo.position_side,
         "f": algo.time_in_force,
         "q": spec.qty_str(algo.qty),
         "X": algo.status,
@@ -250,16 +285,16 @@ def position_event_entry(
         "up": fixed(pos.qty * (market.mark - pos.entry_price), MONEY),
         "mt": "isolated" if settings.margin_type == "ISOLATED" else "cross",
         "iw": fixed(isolated_wallet(pos, settings), MONEY),
-        "ps": "BOTH",
+        "ps": pos.side,
     }
 
 
 def account_update_event(
     reason: str, *, now: int, wallet: Decimal, cross_wallet: Decimal, balance_change: Decimal, positions: list[dict]
 ) -> dict[str, Any]:
-    balances = [
-        {"a": "USDT", "wb": fixed(wallet, MONEY), "cw": fixed(cross_wallet, MONEY), "bc": plain(balance_change)}
-    ]
+    # a change prints with 8 decimals like the wallet (docs: "bc":"50.12345678"); none prints as "0"
+    change = fixed(balance_change, MONEY) if balance_change else "0"
+    balances = [{"a": "USDT", "wb": fixed(wallet, MONEY), "cw": fixed(cross_wallet, MONEY), "bc": change}]
     return {"e": "ACCOUNT_UPDATE", "T": now, "E": now, "a": {"m": reason, "B": balances, "P": positions}}
 
 
@@ -303,6 +338,28 @@ def mark_price_event(symbol: str, market: MarketState, now: int, next_funding: i
         "P": mark,
         "r": fixed(market.funding_rate, MONEY),
         "T": next_funding,
+    }
+
+
+def contract_info_event(spec: SymbolSpec, brackets: list[tuple[int, Decimal, Decimal, Decimal, Decimal]], now: int):
+    """The ``!contractInfo`` stream: pushed when a contract is listed, settles, or its brackets change."""
+    rows = []
+    for i, (leverage, floor, cap, ratio, cum) in enumerate(brackets):
+        lowest = brackets[i + 1][0] + 1 if i + 1 < len(brackets) else 1
+        rows.append(
+            {"bs": i + 1, "bnf": int(floor), "bnc": int(cap), "mmr": float(ratio), "cf": float(cum), "mi": lowest,
+             "ma": leverage}
+        )  # fmt: skip
+    return {
+        "e": "contractInfo",
+        "E": now,
+        "s": spec.symbol,
+        "ps": spec.symbol,
+        "ct": spec.contract_type,
+        "dt": spec.delivery_date,
+        "ot": spec.onboard_date,
+        "cs": spec.status,
+        "bks": rows,
     }
 
 

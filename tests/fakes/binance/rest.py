@@ -6,6 +6,7 @@ The endpoint handlers live in ``endpoints_market``, ``endpoints_account`` and ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,9 @@ class RestApi:
 
     # ------------------------------------------------------------------ pipeline
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """One request, in the order the real front end takes it: route, IP weight and rate limits,
+        injected holds and failures, API key / signature / timestamp, the account's order-count
+        limiters, injected refusals, then the endpoint (the matching engine)."""
         fake = self.fake
         method, path = request.method, request.path
         raw_query = request.rel_url.raw_query_string
@@ -54,25 +58,35 @@ class RestApi:
         record.params = params
         weight = request_weight(method, path, params)
         record.weight = weight
-        fake.weights.add(weight, order=(method, path) in ORDER_ENDPOINTS)
+        fake.weights.add(weight)
+        faults = fake.faults
 
-        fault = fake.faults.take(method, path, ("rate_limit",))
+        fault = faults.take(method, path, ("rate_limit",), params)
         if fault is not None:
             record.fault = "rate_limit"
             return self._refuse(record, errors.too_many_requests(fake.weights.limit, fault.retry_after, fault.status))
         if fake.weights.over_limit():
             return self._refuse(record, errors.too_many_requests(fake.weights.limit, fake.weights.seconds_to_reset()))
-        delay = fake.faults.take(method, path, ("delay",))
+        late_ms = await self._arrival(record, params)
+        delay = faults.take(method, path, ("delay",), params)
         if delay is not None and not delay.after:
             record.fault = "delay"
             await asyncio.sleep(delay.seconds)
-        failure = fake.faults.take(method, path, ("fail",))
+        failure = faults.take(method, path, ("fail",), params)
         if failure is not None and not failure.execute:
             record.fault = "fail"
             return self._reply(record, failure.status, failure.body)
 
+        await fake.run_due_events()  # a settlement or funding time that passed applies before this request
+        is_order = (method, path) in ORDER_ENDPOINTS
         try:
-            self._check_security(request, route.security, record)
+            self._check_security(request, route.security, record, late_ms)
+            if is_order:
+                self._count_order(record)
+            refusal = faults.take(method, path, ("refuse",), params)
+            if refusal is not None:
+                record.fault = "refuse"
+                raise refusal.error(weight_limit=fake.weights.limit, min_notional=self._min_notional(params))
             body = await route.handler(Params(params))
             status = 200
         except BinanceError as refusal:
@@ -81,7 +95,7 @@ class RestApi:
             # events of whatever was executed go out even if the reply is then lost or replaced
             await fake.flush_user_events()
 
-        if fake.faults.take(method, path, ("lose_response",)) is not None:
+        if faults.take(method, path, ("lose_response",), params) is not None:
             record.fault, record.status = "lose_response", 0
             transport = request.transport
             if transport is not None:
@@ -95,7 +109,33 @@ class RestApi:
             await asyncio.sleep(delay.seconds)
         return self._reply(record, status, body)
 
-    def _check_security(self, request: web.Request, security: str, record: RequestRecord) -> None:
+    async def _arrival(self, record: RequestRecord, params: dict[str, str]) -> int:
+        """Apply ``hold`` / ``late`` faults; returns how many ms late the request counts as arriving."""
+        faults = self.fake.faults
+        hold = faults.take(record.method, record.path, ("hold",), params)
+        if hold is not None and hold.released is not None:
+            record.fault = "hold"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hold.released.wait(), hold.hold_timeout_s)
+        late = faults.take(record.method, record.path, ("late",), params)
+        if late is not None:
+            record.fault = "late"
+            return late.late_ms
+        return 0
+
+    def _count_order(self, record: RequestRecord) -> None:
+        """An authenticated order counts on the account's order limiters (a -1015 refusal does not)."""
+        counter = self.fake.order_counter
+        refusal = counter.refusal()
+        if refusal is not None:
+            raise refusal
+        counter.add()
+
+    def _min_notional(self, params: dict[str, str]) -> str | None:
+        spec = self.fake.exchange.specs.get(params.get("symbol", ""))
+        return format(spec.min_notional.normalize(), "f") if spec is not None else None
+
+    def _check_security(self, request: web.Request, security: str, record: RequestRecord, late_ms: int = 0) -> None:
         if security == NONE:
             return
         key = request.headers.get("X-MBX-APIKEY")
@@ -106,15 +146,17 @@ class RestApi:
         if security == API_KEY:
             return
         record.signed_ok = False
-        signing.check_timestamp(record.params, self.fake.now_ms(), enforce_window=self.fake.enforce_recv_window)
+        arrival = self.fake.now_ms() + late_ms
+        signing.check_timestamp(record.params, arrival, enforce_window=self.fake.enforce_recv_window)
         signing.check_signature(request.rel_url.raw_query_string, record.raw_body, self.fake.api_secret)
         record.signed_ok = True
 
     def _headers(self, record: RequestRecord | None = None) -> dict[str, str]:
         # lower-case names, as Binance sends them (header names are case-insensitive anyway)
         headers = {"x-mbx-used-weight-1m": str(self.fake.weights.used)}
-        if record is not None and (record.method, record.path) in ORDER_ENDPOINTS:
-            headers["x-mbx-order-count-1m"] = str(self.fake.weights.orders)
+        if record is not None and record.signed_ok and (record.method, record.path) in ORDER_ENDPOINTS:
+            # order replies carry the account's order counts (only once the request was authenticated)
+            headers.update(self.fake.order_counter.headers())
         return headers
 
     def _refuse(self, record: RequestRecord, refusal: BinanceError) -> web.Response:

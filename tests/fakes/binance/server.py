@@ -4,6 +4,33 @@ One aiohttp server on 127.0.0.1 serves both the REST API (``rest_url`` replaces
 https://fapi.binance.com) and the routed WebSocket roots (``ws_url`` replaces
 wss://fstream.binance.com). Tests drive prices, time and faults through this class and
 inspect what the client did (orders, requests, socket messages).
+
+Defaults keep the plain account existing tests expect: one-way mode, single-asset mode, no
+funding unless asked, no delisting, 300 orders / 10 s and 1200 / min.
+
+Control API beyond prices, time and listen keys (see each method's docstring):
+
+- Refusals and faults (``fake.faults``): ``refuse(method, path, code, *, times=, seconds=, side=,
+  reduce_only=, type=, symbol=, position_side=, close_position=, msg=, status=, retry_after=)`` answers
+  matching requests with a Binance code (real status and body) without executing them;
+  ``hold_next(method, path)`` + ``rule.release()`` holds a request before the timestamp check and the
+  matching engine (move the clock meanwhile and it arrives late: -1021); ``arrive_late_next(method,
+  path, late_ms)``; and the older ``fail_next``, ``rate_limit_next``, ``lose_response_next``, ``delay``.
+- Order-rate limits: ``set_order_limits(per_10s=, per_1m=)``, ``order_counts()`` (orders in the current
+  10 s / 1 min windows, as the ``X-MBX-ORDER-COUNT-10S`` / ``-1M`` headers report them).
+- Algo orders: ``cancel_algo_by_hand(client_algo_id)`` (CANCELED from the app),
+  ``expire_algo_order(client_algo_id)`` (EXPIRED by the system).
+- Account modes: ``set_position_mode(dual_side=)``, ``hedge_mode``, ``set_multi_assets_mode(enabled)``,
+  ``open_hedge_position_by_hand(symbol, position_side, qty, price=None)``,
+  ``open_position_by_hand(..., position_side=)``, ``close_position_by_hand(symbol, position_side=None)``,
+  ``position(symbol, position_side="BOTH")``.
+- Funding: ``charge_funding(symbol, rate=None)``, ``set_auto_funding(enabled=True)`` (at each symbol's
+  funding times as the server clock passes them), ``set_funding_rate(symbol, rate)``,
+  ``set_funding_interval(symbol, hours, cap=, floor=)``, ``next_funding_time(symbol)``; reads:
+  ``income``, ``funding_history``.
+- Liquidation: ``liquidate(symbol, *, price=None, position_side=None, adl=False)``.
+- Delisting: ``announce_delisting(symbol, settle_at_ms, close_only_ms=30 min)`` (settles by itself
+  when the server clock reaches it), ``settle_symbol(symbol, price=None)``, ``set_symbol_status``.
 """
 
 from __future__ import annotations
@@ -23,12 +50,18 @@ from tests.fakes.binance import catalog, payloads
 from tests.fakes.binance.errors import BinanceError, listen_key_missing
 from tests.fakes.binance.faults import FaultPlan
 from tests.fakes.binance.klines import INTERVAL_MS, Candle, KlineBook, candle_from_row
+from tests.fakes.binance.lifecycle import CLOSE_ONLY_BEFORE_DELISTING_MS, Lifecycle
 from tests.fakes.binance.matching import Exchange, random_client_id
 from tests.fakes.binance.models import (
+    BOTH,
+    LONG,
+    SHORT,
     ZERO,
     FakeAlgoOrder,
     FakeOrder,
     FakeTrade,
+    FundingRecord,
+    IncomeRow,
     MarketState,
     PositionView,
     RequestRecord,
@@ -39,11 +72,10 @@ from tests.fakes.binance.models import (
     to_decimal,
 )
 from tests.fakes.binance.rest import RestApi
-from tests.fakes.binance.weights import WeightCounter
+from tests.fakes.binance.weights import ORDER_LIMIT_1M, ORDER_LIMIT_10S, OrderCounter, OrderCounts, WeightCounter
 from tests.fakes.binance.ws import StreamHub
 
 LISTEN_KEY_TTL_MS = 60 * 60_000
-FUNDING_PERIOD_MS = 8 * 60 * 60_000
 _DEPTH_STREAMS = tuple(
     f"@depth{levels}{speed}" for levels in ("", "5", "10", "20") for speed in ("", "@100ms", "@250ms", "@500ms")
 )
@@ -69,6 +101,8 @@ class FakeBinance:
         *,
         slippage: object = "0",
         weight_limit: int = 2400,
+        order_limit_10s: int = ORDER_LIMIT_10S,
+        order_limit_1m: int = ORDER_LIMIT_1M,
         default_leverage: int = 20,
         ws_max_streams: int = 200,
         ws_max_incoming_per_s: int = 10,
@@ -92,9 +126,12 @@ class FakeBinance:
             slippage=to_decimal(slippage, "slippage"),
             default_leverage=default_leverage,
         )
+        self.lifecycle = Lifecycle(self.exchange)
+        self.lifecycle.on_contract_change = self._publish_contract_info
         self.kline_book = KlineBook()
-        self.faults = FaultPlan()
+        self.faults = FaultPlan(clock=self.now_ms)
         self.weights = WeightCounter(self.now_ms, weight_limit)
+        self.order_counter = OrderCounter(self.now_ms, order_limit_10s, order_limit_1m)
         self.requests: list[RequestRecord] = []
         self.listen_keys: dict[str, ListenKey] = {}
         self._hub = StreamHub(
@@ -167,8 +204,12 @@ class FakeBinance:
         else:
             self.time_offset_ms += delta
 
-    def next_funding_time(self) -> int:
-        return (self.now_ms() // FUNDING_PERIOD_MS + 1) * FUNDING_PERIOD_MS
+    def next_funding_time(self, symbol: str | None = None) -> int:
+        """The next funding time of ``symbol`` (its own interval), or of an 8-hour symbol when None."""
+        if symbol is None:
+            interval = 8 * 3_600_000
+            return (self.now_ms() // interval + 1) * interval
+        return self.lifecycle.next_funding_time(self.exchange.spec(symbol).symbol)
 
     # ------------------------------------------------------------------ symbols and prices
     def add_symbol(
@@ -188,6 +229,8 @@ class FakeBinance:
         market_max_qty: object | None = None,
         base_asset: str | None = None,
         open_price_24h: object | None = None,
+        max_algo_orders: int = 10,
+        funding_interval_hours: int = 8,
     ) -> SymbolSpec:
         """A USDT-margined perpetual; prices and sizes as strings (or numbers), like the exchange prints them."""
         if not symbol.isalnum() or not symbol.isupper() or not symbol.endswith("USDT"):
@@ -211,6 +254,8 @@ class FakeBinance:
             min_notional=to_decimal(min_notional, "min_notional"),
             max_leverage=max_leverage,
             status=status,
+            max_algo_orders=max_algo_orders,
+            funding_interval_hours=_funding_hours(funding_interval_hours),
         )
         last = spec.on_tick(last)
         opening = to_decimal(open_price_24h, "open_price_24h") if open_price_24h is not None else last
@@ -226,7 +271,16 @@ class FakeBinance:
         return spec
 
     def set_symbol_status(self, symbol: str, status: str) -> None:
-        self.exchange.spec(symbol).status = status
+        """TRADING, SETTLING, CLOSE, PENDING_TRADING, PRE_SETTLE... (exchangeInfo and the !contractInfo stream)."""
+        spec = self.exchange.spec(symbol)
+        spec.status = status
+        self._publish_contract_info(spec)
+
+    def _publish_contract_info(self, spec: SymbolSpec) -> None:
+        if self._hub.has_subscribers("!contractInfo"):
+            brackets = catalog.brackets(spec.max_leverage)
+            event = payloads.contract_info_event(spec, brackets, self.now_ms())
+            self._hub.publish("!contractInfo", event)
 
     def set_ticker_stats(
         self, symbol: str, *, quote_volume: object | None = None, open_price: object | None = None
@@ -283,7 +337,7 @@ class FakeBinance:
         if not any(hub.has_subscribers(s) for s in own + every):
             return
         event = payloads.mark_price_event(
-            spec.symbol, self.exchange.markets[spec.symbol], now, self.next_funding_time()
+            spec.symbol, self.exchange.markets[spec.symbol], now, self.lifecycle.next_funding_time(spec.symbol, now)
         )
         for stream in own:
             hub.publish(stream, event)
@@ -401,37 +455,70 @@ class FakeBinance:
         margin_type = self.exchange.settings[self.exchange.spec(symbol).symbol].margin_type
         return "isolated" if margin_type == "ISOLATED" else "cross"
 
-    def position(self, symbol: str) -> PositionView:
-        pos = self.exchange.positions[self.exchange.spec(symbol).symbol]
+    def position(self, symbol: str, position_side: str = BOTH) -> PositionView:
+        """(qty, entry) of the BOTH row, or of the LONG / SHORT leg in hedge mode (qty signed: a short is < 0)."""
+        name = self.exchange.spec(symbol).symbol
+        if (position_side == BOTH) == self.exchange.dual_side:
+            mode = "hedge" if self.exchange.dual_side else "one-way"
+            raise ValueError(f"the account is in {mode} mode: position_side {position_side!r} has no row")
+        pos = self.exchange.leg(name, position_side)
         return PositionView(pos.qty, pos.entry_price)
 
-    async def open_position_by_hand(self, symbol: str, qty: object, price: object | None = None) -> FakeOrder:
+    async def open_position_by_hand(
+        self, symbol: str, qty: object, price: object | None = None, *, position_side: str | None = None
+    ) -> FakeOrder:
         """A fill the service did not make (someone trading in the app): positive qty buys, negative sells.
 
-        ``price`` (optional) becomes the last price first, so the fill happens there.
+        In hedge mode say which leg: ``position_side="LONG"`` opens (or adds to) the long with a positive
+        ``qty``, ``"SHORT"`` the short (any sign: the size is ``abs(qty)``). ``price`` (optional)
+        becomes the last price first, so the fill happens there.
         """
         amount = to_decimal(qty, "qty")
         if amount == 0:
             raise ValueError("qty must not be zero")
+        if self.exchange.dual_side:
+            if position_side not in (LONG, SHORT):
+                raise ValueError("the account is in hedge mode: pass position_side='LONG' or 'SHORT'")
+            side = "BUY" if position_side == LONG else "SELL"
+        else:
+            if position_side not in (None, BOTH):
+                raise ValueError("the account is in one-way mode: position_side must be omitted")
+            position_side, side = BOTH, "BUY" if amount > 0 else "SELL"
         if price is not None:
             await self.set_price(symbol, price)
-        order = self._manual_order(symbol, "BUY" if amount > 0 else "SELL", abs(amount), reduce_only=False)
+        order = self._manual_order(symbol, side, abs(amount), reduce_only=False, position_side=position_side)
         await self.flush_user_events()
         return order
 
-    async def close_position_by_hand(self, symbol: str) -> FakeOrder | None:
-        """Close the whole position at the last price from outside the service; None when flat."""
-        pos = self.exchange.positions[self.exchange.spec(symbol).symbol]
-        if not pos.qty:
-            return None
-        order = self._manual_order(symbol, "SELL" if pos.qty > 0 else "BUY", abs(pos.qty), reduce_only=True)
-        await self.flush_user_events()
+    async def open_hedge_position_by_hand(
+        self, symbol: str, position_side: str, qty: object, price: object | None = None
+    ) -> FakeOrder:
+        """Open (or add to) a hedge-mode leg by hand, switching the account to hedge mode first if it is
+        not (which needs the account flat and without open orders, as on Binance)."""
+        if not self.exchange.dual_side:
+            self.set_position_mode(dual_side=True)
+        return await self.open_position_by_hand(symbol, qty, price, position_side=position_side)
+
+    async def close_position_by_hand(self, symbol: str, position_side: str | None = None) -> FakeOrder | None:
+        """Close the whole position (hedge mode: the leg; both legs when None, the last order is returned)
+        at the last price from outside the service; None when flat."""
+        name = self.exchange.spec(symbol).symbol
+        legs = [leg for leg in self.exchange.legs(name) if leg.qty and position_side in (None, leg.side)]
+        order: FakeOrder | None = None
+        for leg in legs:
+            side = "SELL" if leg.qty > 0 else "BUY"
+            order = self._manual_order(name, side, abs(leg.qty), reduce_only=leg.side == BOTH, position_side=leg.side)
+        if order is not None:
+            await self.flush_user_events()
         return order
 
-    def _manual_order(self, symbol: str, side: str, qty: Decimal, *, reduce_only: bool) -> FakeOrder:
+    def _manual_order(
+        self, symbol: str, side: str, qty: Decimal, *, reduce_only: bool, position_side: str = BOTH
+    ) -> FakeOrder:
         spec = self.exchange.spec(symbol)
-        saved = spec.min_notional, spec.status
-        spec.min_notional, spec.status = ZERO, "TRADING"  # a hand-made fill is not held to the API's filters
+        saved = spec.min_notional, spec.status, spec.close_only_from
+        # a hand-made fill is not held to the API's filters
+        spec.min_notional, spec.status, spec.close_only_from = ZERO, "TRADING", None
         try:
             return self.exchange.new_order(
                 symbol=symbol,
@@ -442,11 +529,135 @@ class FakeBinance:
                 reduce_only=reduce_only,
                 client_order_id=random_client_id("web_")[:36],
                 source="web",
+                position_side=position_side,
             )
         except BinanceError as refusal:
             raise ValueError(f"manual order refused: {refusal.code} {refusal.msg}") from None
         finally:
-            spec.min_notional, spec.status = saved
+            spec.min_notional, spec.status, spec.close_only_from = saved
+
+    # ------------------------------------------------------------------ account modes
+    @property
+    def hedge_mode(self) -> bool:
+        return self.exchange.dual_side
+
+    def set_position_mode(self, *, dual_side: bool) -> None:
+        """Hedge mode (``dual_side=True``) or one-way mode, as if changed in the app. Binance's rules hold:
+        ValueError when there is nothing to change, or a position or an open (algo) order exists."""
+        try:
+            self.exchange.set_position_mode(dual_side)
+        except BinanceError as refusal:
+            raise ValueError(f"{refusal.code} {refusal.msg}") from None
+
+    def set_multi_assets_mode(self, enabled: bool) -> asyncio.Task[None] | None:
+        """Multi-Assets mode on/off as in the app; ACCOUNT_CONFIG_UPDATE (``ai.j``) goes to the user streams."""
+        try:
+            self.exchange.set_multi_assets(enabled)
+        except BinanceError as refusal:
+            raise ValueError(f"{refusal.code} {refusal.msg}") from None
+        return self._spawn(self.flush_user_events())
+
+    # ------------------------------------------------------------------ order-rate limits
+    def set_order_limits(self, *, per_10s: int | None = None, per_1m: int | None = None) -> None:
+        """The account's order-count limits (real: 300 per 10 s, 1200 per minute); exchangeInfo shows them."""
+        for value in (per_10s, per_1m):
+            if value is not None and value < 1:
+                raise ValueError("order limits must be at least 1")
+        if per_10s is not None:
+            self.order_counter.per_10s = per_10s
+        if per_1m is not None:
+            self.order_counter.per_1m = per_1m
+
+    def order_counts(self) -> OrderCounts:
+        """Orders counted in the current 10-second and 1-minute windows (what the headers report)."""
+        return self.order_counter.counts()
+
+    # ------------------------------------------------------------------ algo orders by the app / the system
+    async def cancel_algo_by_hand(self, client_algo_id: str) -> FakeAlgoOrder:
+        """Someone cancels an open algo order in the app: ALGO_UPDATE CANCELED, as for an API cancel."""
+        algo = self.exchange.find_algo(None, client_algo_id)
+        if algo is None or not algo.is_open:
+            raise ValueError(f"no open algo order {client_algo_id!r}")
+        self.exchange.cancel_algo(algo, status="CANCELED")
+        await self.flush_user_events()
+        return algo
+
+    # ------------------------------------------------------------------ funding
+    def set_funding_rate(self, symbol: str, rate: object) -> None:
+        """The rate the next funding charges (premiumIndex ``lastFundingRate``, markPrice ``r``)."""
+        self.exchange.markets[self.exchange.spec(symbol).symbol].funding_rate = to_decimal(rate, "rate")
+
+    def set_funding_interval(
+        self, symbol: str, hours: int, *, cap: object | None = None, floor: object | None = None
+    ) -> None:
+        """A funding interval other than 8 h (and/or an adjusted cap/floor): fundingInfo lists the symbol."""
+        spec = self.exchange.spec(symbol)
+        spec.funding_interval_hours = _funding_hours(hours)
+        if cap is not None:
+            spec.funding_cap = to_decimal(cap, "cap")
+        if floor is not None:
+            spec.funding_floor = to_decimal(floor, "floor")
+        if self.lifecycle.auto_funding:
+            self.lifecycle.set_auto_funding(True)  # re-plan the next funding times
+
+    async def charge_funding(self, symbol: str, rate: object | None = None) -> Decimal:
+        """A funding event of ``symbol`` now, at ``rate`` (default: its current rate) and the mark price:
+        wallet, income (FUNDING_FEE), funding history and ACCOUNT_UPDATE (m=FUNDING_FEE). Returns the
+        wallet change (negative when the account paid)."""
+        value = to_decimal(rate, "rate") if rate is not None else None
+        total = self.lifecycle.charge_funding(symbol, value)
+        await self.flush_user_events()
+        return total
+
+    def set_auto_funding(self, enabled: bool = True) -> None:
+        """Charge funding by itself at every symbol's funding times as the server clock passes them
+        (checked on each request and price tick). Off by default."""
+        self.lifecycle.set_auto_funding(enabled)
+
+    @property
+    def income(self) -> list[IncomeRow]:
+        return self.exchange.ledger.income
+
+    @property
+    def funding_history(self) -> list[FundingRecord]:
+        return self.exchange.ledger.funding
+
+    # ------------------------------------------------------------------ liquidation
+    async def liquidate(
+        self, symbol: str, *, price: object | None = None, position_side: str | None = None, adl: bool = False
+    ) -> FakeOrder:
+        """The exchange closes the position (liquidation, or ADL with ``adl=True``) at ``price`` (default:
+        the mark): ``autoclose-`` / ``adl_autoclose`` order, x CALCULATED, ACCOUNT_UPDATE, forceOrders
+        and userTrades list it. In hedge mode with both legs open, say which (``position_side``)."""
+        fill_price = self.exchange.spec(symbol).on_tick(to_decimal(price, "price")) if price is not None else None
+        order = self.lifecycle.liquidate(symbol, position_side=position_side, price=fill_price, adl=adl)
+        await self.flush_user_events()
+        return order
+
+    # ------------------------------------------------------------------ delisting
+    def announce_delisting(
+        self, symbol: str, settle_at_ms: int, *, close_only_ms: int = CLOSE_ONLY_BEFORE_DELISTING_MS
+    ) -> None:
+        """Binance announces the symbol's delisting: exchangeInfo ``deliveryDate`` becomes ``settle_at_ms``;
+        from ``close_only_ms`` before it (default 30 min) opening orders get -4140 while the status still
+        says TRADING; at ``settle_at_ms`` (as the server clock passes it) the symbol settles."""
+        if settle_at_ms <= 0:
+            raise ValueError("settle_at_ms must be a time in ms")
+        self.lifecycle.announce_delisting(symbol, settle_at_ms, close_only_ms=close_only_ms)
+
+    async def settle_symbol(self, symbol: str, price: object | None = None) -> list[FakeOrder]:
+        """Settle (delist) now: orders cancelled, algo orders expired, positions closed at ``price``
+        (default: the mark) by ``settlement_autoclose-`` orders, status SETTLING then CLOSE."""
+        settle_price = self.exchange.spec(symbol).on_tick(to_decimal(price, "price")) if price is not None else None
+        orders = self.lifecycle.settle(symbol, settle_price)
+        await self.flush_user_events()
+        return orders
+
+    async def run_due_events(self) -> None:
+        """Apply what the server clock made due: announced settlements, and funding times (auto funding)."""
+        due = self.lifecycle.next_due()
+        if due is not None and self.now_ms() >= due:
+            self.lifecycle.run_due(self.now_ms())
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -496,6 +707,7 @@ class FakeBinance:
     async def flush_user_events(self) -> None:
         if self.listen_keys:
             await self._expire_due_listen_keys()
+        await self.run_due_events()
         events = self.exchange.drain_outbox()
         if events:
             live = {k for k, v in self.listen_keys.items() if v.active}
@@ -578,7 +790,8 @@ class FakeBinance:
 
     # ------------------------------------------------------------------ reference data
     def exchange_info(self) -> dict[str, Any]:
-        return catalog.exchange_info(self.exchange.specs.values(), self.now_ms(), self.weights.limit)
+        limits = (self.order_counter.per_10s, self.order_counter.per_1m)
+        return catalog.exchange_info(self.exchange.specs.values(), self.now_ms(), self.weights.limit, limits)
 
     def max_notional(self, symbol: str, leverage: int) -> Decimal:
         return catalog.max_notional(self.exchange.spec(symbol).max_leverage, leverage)
@@ -596,3 +809,9 @@ class FakeBinance:
             "symbols": len(self.exchange.specs),
             "wallet_balance": fixed(self.wallet_balance, 8),
         }
+
+
+def _funding_hours(hours: int) -> int:
+    if hours not in (1, 2, 4, 8):
+        raise ValueError(f"funding intervals are 1, 2, 4 or 8 hours, got {hours!r}")
+    return hours

@@ -150,3 +150,20 @@ async def fake() -> AsyncIterator[FakeBinance]:
 async def client(fake: FakeBinance) -> AsyncIterator[BinanceClient]:
     async with aiohttp.ClientSession() as session:
         yield BinanceClient(session, fake.rest_url)
+
+
+async def user_stream(fake: FakeBinance, client: BinanceClient) -> Any:
+    """A user-data socket on a fresh listen key (use as ``async with await user_stream(...) as ws``)."""
+    key = (await client.keyed("POST", "/fapi/v1/listenKey")).body["listenKey"]
+    return ws_connect(f"{fake.ws_url}/private/ws?listenKey={key}")
+
+
+async def drain(ws: Any, within: float = 0.3) -> list[Any]:
+    """Every message that arrives until the socket stays quiet for ``within`` seconds."""
+    seen: list[Any] = []
+    while True:
+        try:
+            async with asyncio.timeout(within):
+                seen.append(json.loads(await ws.recv()))
+        except TimeoutError:
+            return seen

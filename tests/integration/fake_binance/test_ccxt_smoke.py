@@ -111,3 +111,28 @@ async def test_ccxt_queries_and_settings(fake: FakeBinance, exchange: ccxt.binan
         await exchange.fetch_order(None, "BTC/USDT:USDT", params={"origClientOrderId": "never"})
     with pytest.raises(ccxt.ExchangeError, match="-4164"):
         await exchange.create_order("BTC/USDT:USDT", "market", "buy", 0.001)
+
+
+async def test_ccxt_hedge_mode_funding_and_liquidations(fake: FakeBinance, exchange: ccxt.binanceusdm) -> None:
+    await exchange.load_markets()
+    assert (await exchange.fetch_position_mode())["hedged"] is False
+    await exchange.set_position_mode(True)
+    assert fake.hedge_mode and (await exchange.fetch_position_mode())["hedged"] is True
+    await exchange.create_order("BTC/USDT:USDT", "market", "buy", 0.01, params={"positionSide": "LONG"})
+    headers = {name.lower(): value for name, value in exchange.last_response_headers.items()}
+    assert (headers["x-mbx-order-count-10s"], headers["x-mbx-order-count-1m"]) == ("1", "1")
+    await exchange.create_order("BTC/USDT:USDT", "market", "sell", 0.004, params={"positionSide": "SHORT"})
+    positions = await exchange.fetch_positions()
+    assert sorted((p["side"], p["contracts"]) for p in positions) == [("long", 0.01), ("short", 0.004)]
+
+    await fake.charge_funding("BTCUSDT", "0.0001")
+    funding = await exchange.fetch_funding_history("BTC/USDT:USDT")
+    # one row per leg: the long pays 0.010 x 50000 x 0.0001, the short receives 0.004 x 50000 x 0.0001
+    assert [round(f["amount"], 8) for f in funding] == [-0.05, 0.02]
+    rates = await exchange.fetch_funding_rate_history("BTC/USDT:USDT")
+    assert [r["fundingRate"] for r in rates] == [0.0001]
+
+    await fake.liquidate("BTCUSDT", position_side="SHORT")
+    liquidations = await exchange.fetch_my_liquidations("BTC/USDT:USDT")
+    assert len(liquidations) == 1 and liquidations[0]["contracts"] == 0.004
+    assert fake.requests[-1].path == "/fapi/v1/forceOrders"
