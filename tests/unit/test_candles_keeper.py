@@ -144,7 +144,7 @@ def assert_matches_exchange(store: CandleStore, symbol: str, file_symbol: str, u
         assert np.isclose(s.volume[-1], c.volume[m].sum(), rtol=1e-9)
 
 
-FILES = {"BTCUSDT": "BTCUSDT", "ETHUSDT": "ETHUSDT", "SOLUSDT": "SOLUSDT", "LAYERUSDT": "LAYERUSDT", "ENAUSDT": "ENAUSDT"}
+FILES = {s: s for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "LAYERUSDT", "ENAUSDT")}
 
 
 def start_ms(minutes_in: int = 12 * 1440 + 7 * 60 + 13) -> int:
