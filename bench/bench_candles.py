@@ -1,9 +1,10 @@
 """Candle store benchmark: cost of one closed 1m candle and of ``frames()``, memory for 150 symbols.
 
-    .venv/bin/python bench/bench_candles.py [--symbols 150] [--minutes 3000]
+    .venv/bin/python bench/bench_candles.py [--data DIR] [--symbols 150] [--minutes 3000]
 
-Prints one JSON object. Real candles from ``../shared/data/klines`` are replayed under as many symbol
-names as asked (the store's cost does not depend on the prices).
+Prints one JSON object. Real candles from ``--data`` (default ``tests/data``; a ``surgedca download``
+directory works too) are replayed under as many symbol names as asked (the store's cost does not depend
+on the prices).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from trading.candle_files import find_candle_files, read_candles  # noqa: E402
+from bench._data import add_data_option, candle_files, shown  # noqa: E402
+from trading.candle_files import read_candles  # noqa: E402
 from trading.candles import DEFAULT_CAPACITY, CandleStore, history_needed  # noqa: E402
 from trading.core.config import SignalParams  # noqa: E402
 from trading.exchange.base import Kline  # noqa: E402
-
-KLINES_DIR = REPO.parent / "shared" / "data" / "klines"
 
 
 def rss_mb() -> float:
@@ -35,11 +35,12 @@ def rss_mb() -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_option(ap)
     ap.add_argument("--symbols", type=int, default=150)
     ap.add_argument("--minutes", type=int, default=3000, help="minutes replayed per symbol (> 1m capacity)")
     args = ap.parse_args()
 
-    files = sorted(find_candle_files(KLINES_DIR).items())
+    files = sorted(candle_files(args.data).items())
     sources = [read_candles(path) for _, path in files]
     klines_by_source = [
         [
@@ -98,6 +99,7 @@ def main() -> None:
 
     gc.collect()
     result = {
+        "data": shown(args.data),
         "symbols": args.symbols,
         "on_closed_1m_us": round(update_s / max(updates, 1) * 1e6, 2),
         "updates_measured": updates,

@@ -1,16 +1,19 @@
 """One full scan of 150 symbols from cached candles, through the real Scanner (JSON output).
 
 Target (ARCHITECTURE): < 250 ms on a 2-core machine. The candle store holds real Binance 1m candles from
-``../shared/data/klines`` (25 files, each used under 6 names = 150 symbols), aggregated into 3m/15m/1h/1d
-exactly as the live service does; the scan is timed at minutes where the 1h pre-filter passes for many
-symbols (the expensive case) and at ordinary minutes.
+``--data`` (default ``tests/data``, 10 files; a ``surgedca download`` directory works too), each file used
+under as many names as it takes to reach 150 symbols, aggregated into 3m/15m/1h/1d exactly as the live
+service does; the scan is timed at minutes where the 1h pre-filter passes for many symbols (the expensive
+case) and at ordinary minutes.
 
-    .venv/bin/python bench/bench_scan.py
+    .venv/bin/python bench/bench_scan.py [--data DIR] [--symbols 150]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -19,8 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._data import add_data_option, candle_files, shown  # noqa: E402
 from storage.db import Database  # noqa: E402
-from trading.candle_files import find_candle_files, read_candles  # noqa: E402
+from trading.candle_files import read_candles  # noqa: E402
 from trading.candles import CandleStore, capacities_for, history_needed  # noqa: E402
 from trading.clock import ManualClock  # noqa: E402
 from trading.context import EngineContext  # noqa: E402
@@ -30,8 +34,6 @@ from trading.executor import Executor  # noqa: E402
 from trading.scanner import Scanner  # noqa: E402
 from trading.store import Store  # noqa: E402
 
-KLINES = REPO.parent / "shared" / "data" / "klines"
-COPIES = 6
 DAYS_BEFORE = 8  # history fed before the timed minutes
 
 
@@ -41,17 +43,24 @@ class _Silent:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_option(ap)
+    ap.add_argument("--symbols", type=int, default=150, help="symbols in the universe (files reused under new names)")
+    args = ap.parse_args()
     cfg = StrategyConfig()
     need = history_needed(cfg.signals)
     store = CandleStore(capacities_for(need))
-    files = find_candle_files(KLINES)
+    files = candle_files(args.data)
     series = {sym: read_candles(path) for sym, path in files.items()}
+    copies = math.ceil(args.symbols / len(series))
     # Each file's own timeline; the scan evaluates every symbol at its own "current" minute.
     t_load = time.perf_counter()
     names: dict[str, str] = {}
     feed_minutes = DAYS_BEFORE * 1440 + 240
-    for sym, c in series.items():
-        for k in range(COPIES):
+    for k in range(copies):
+        for sym, c in series.items():
+            if len(names) == args.symbols:
+                break
             name = sym if k == 0 else f"{sym[:-4]}{k}USDT"
             names[name] = sym
             n = min(len(c), feed_minutes)
@@ -92,7 +101,9 @@ def main() -> None:
 
     timings_ms.sort()
     print(json.dumps({
-        "benchmark": "one full scan of 150 symbols from cached candles",
+        "benchmark": f"one full scan of {len(names)} symbols from cached candles",
+        "data": shown(args.data),
+        "files": len(series),
         "symbols": len(names),
         "candles_fed_per_symbol": feed_minutes,
         "store_load_s": round(load_s, 2),

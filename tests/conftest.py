@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the steering side's real data lives."""
+"""Shared test fixtures: the real data the tests read ships in ``tests/data`` (see its README)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SHARED_DATA = SHARED / "data"
-KLINES_DIR = SHARED_DATA / "klines"
-BINANCE_SAMPLES = SHARED_DATA / "binance-api"
-TELEGRAM_SAMPLES = SHARED_DATA / "telegram-api"
+TEST_DATA = REPO / "tests" / "data"
+KLINES_DIR = TEST_DATA  # real Binance USD-M 1m candles, SYMBOL-1m.csv.gz
+BINANCE_SAMPLES = TEST_DATA / "binance-api"
+TELEGRAM_SAMPLES = TEST_DATA / "telegram-api"
 
 
 @pytest.fixture(scope="session")
 def klines_dir() -> Path:
-    if not KLINES_DIR.is_dir():
-        pytest.fail(f"real candles expected in {KLINES_DIR} (../shared beside the repo)")
+    if not any(KLINES_DIR.glob("*-1m.csv.gz")):
+        pytest.fail(f"real candles expected in {KLINES_DIR} (part of the repository; is the checkout complete?)")
     return KLINES_DIR

@@ -1,7 +1,7 @@
 """The scanner end to end on real candles: backfill over REST, closed klines over the WebSocket, an entry or none.
 
 The fake exchange's clock is set to the historical minute (the service follows the exchange's clock), its
-history is the real 1000PEPEUSDT file from ``../shared/data/klines`` up to that minute, and the closed 1m
+history is the real 1000PEPEUSDT file from ``tests/data`` up to that minute, and the closed 1m
 klines arrive on the stream, exactly as in live trading.
 """
 

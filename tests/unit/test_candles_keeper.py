@@ -144,7 +144,7 @@ def assert_matches_exchange(store: CandleStore, symbol: str, file_symbol: str, u
         assert np.isclose(s.volume[-1], c.volume[m].sum(), rtol=1e-9)
 
 
-FILES = {"BTCUSDT": "BTCUSDT", "ETHUSDT": "ETHUSDT", "SOLUSDT": "SOLUSDT", "XRPUSDT": "XRPUSDT", "ENAUSDT": "ENAUSDT"}
+FILES = {s: s for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "LAYERUSDT", "ENAUSDT")}
 
 
 def start_ms(minutes_in: int = 12 * 1440 + 7 * 60 + 13) -> int:
@@ -194,8 +194,8 @@ async def test_a_failing_symbol_is_retried_later_and_does_not_stop_the_others() 
     port.fail["SOLUSDT"] = [RetriableError("timeout"), RetriableError("timeout again")]
     store = CandleStore()
     keeper = CandleKeeper(store, port, clock=clock, retry_delays_s=(5, 10))  # type: ignore[arg-type]
-    result = await keeper.backfill(["BTCUSDT", "SOLUSDT", "XRPUSDT"], now)
-    assert sorted(result.done) == ["BTCUSDT", "XRPUSDT"]
+    result = await keeper.backfill(["BTCUSDT", "SOLUSDT", "LAYERUSDT"], now)
+    assert sorted(result.done) == ["BTCUSDT", "LAYERUSDT"]
     assert "timeout" in result.failed["SOLUSDT"]
     assert "timeout" in keeper.failed()["SOLUSDT"]
     await keeper.wait_idle()
@@ -309,19 +309,19 @@ async def test_events_of_untracked_symbols_and_unclosed_klines_are_ignored() -> 
     port = MemoryKlines(clock, FILES)
     store = CandleStore()
     keeper = CandleKeeper(store, port, clock=clock)  # type: ignore[arg-type]
-    c = real("XRPUSDT")
-    assert keeper.on_kline_event(event("XRPUSDT", c, 5)) == 0
-    assert "XRPUSDT" not in store
-    await keeper.backfill(["XRPUSDT"], now)
-    last = store.last_open_time("XRPUSDT")
+    c = real("LAYERUSDT")
+    assert keeper.on_kline_event(event("LAYERUSDT", c, 5)) == 0
+    assert "LAYERUSDT" not in store
+    await keeper.backfill(["LAYERUSDT"], now)
+    last = store.last_open_time("LAYERUSDT")
     i = int(np.searchsorted(c.open_time, now - now % 60_000))
-    ev = event("XRPUSDT", c, i)
+    ev = event("LAYERUSDT", c, i)
     unclosed = Kline(ev.kline.open_time, 1, 1, 1, 1, 1, closed=False)
     assert keeper.on_kline_event(KlineEvent(ev.symbol, "1m", unclosed, 0)) == 0
     keeper.on_kline_event(KlineEvent(ev.symbol, "3m", ev.kline, 0))
-    assert store.last_open_time("XRPUSDT") == last
+    assert store.last_open_time("LAYERUSDT") == last
     keeper.on_kline_event(ev)
-    assert store.last_open_time("XRPUSDT") == ev.kline.open_time
+    assert store.last_open_time("LAYERUSDT") == ev.kline.open_time
     await keeper.close()
 
 

@@ -187,14 +187,14 @@ def test_work_per_update_is_constant_by_counting_rows_moved() -> None:
 
 
 def test_memory_is_bounded_and_independent_of_history_length() -> None:
-    c = real("BNBUSDT")
+    c = real("ETHUSDT")
     store = CandleStore()
     ks = klines(c, 0, 3000)
     for k in ks:
-        store.on_closed_1m("BNB", k)
+        store.on_closed_1m("ETH", k)
     after_short = store.memory_bytes()
     for k in klines(c, 3000, 20_000):
-        store.on_closed_1m("BNB", k)
+        store.on_closed_1m("ETH", k)
     assert store.memory_bytes() == after_short
     # Exactly the preallocated arrays: twice the capacity of (int64 time + 5 float64) per timeframe.
     assert after_short == sum(2 * n * 6 * 8 for n in DEFAULT_CAPACITY.values())
@@ -203,46 +203,46 @@ def test_memory_is_bounded_and_independent_of_history_length() -> None:
 
 # ------------------------------------------------------------------ gaps, duplicates, bad input
 def test_gap_is_reported_and_repaired_by_backfill() -> None:
-    c = real("ADAUSDT").upto(3000)
+    c = real("ENAUSDT").upto(3000)
     ks = klines(c)
     store = CandleStore()
     for k in ks[:2000]:
-        assert store.on_closed_1m("ADA", k) == 0
+        assert store.on_closed_1m("ENA", k) == 0
     need = history_needed(SignalParams()) | {"3m": 100, "15m": 20, "1d": 1}
-    assert store.on_closed_1m("ADA", ks[2007]) == 7  # minutes 2000..2006 never arrived
-    assert store.missing_minutes("ADA") == [(ks[2000].open_time, ks[2006].open_time)]
-    assert not store.ready("ADA", need)
+    assert store.on_closed_1m("ENA", ks[2007]) == 7  # minutes 2000..2006 never arrived
+    assert store.missing_minutes("ENA") == [(ks[2000].open_time, ks[2006].open_time)]
+    assert not store.ready("ENA", need)
     for k in ks[2008:2300]:
-        assert store.on_closed_1m("ADA", k) == 0
-    store.backfill("ADA", "1m", ks[2000:2007])
-    assert store.missing_minutes("ADA") == []
-    assert store.ready("ADA", need)
+        assert store.on_closed_1m("ENA", k) == 0
+    store.backfill("ENA", "1m", ks[2000:2007])
+    assert store.missing_minutes("ENA") == []
+    assert store.ready("ENA", need)
     full = c.upto(2300)
     for tf in HIGHER_TIMEFRAMES:
-        s = store.series("ADA", tf)
+        s = store.series("ENA", tf)
         assert_rows_equal(s, resampled(full, tf).iloc[-len(s) :])
 
 
 def test_duplicate_and_older_minutes_are_ignored() -> None:
-    ks = klines(real("XRPUSDT").upto(100))
+    ks = klines(real("LAYERUSDT").upto(100))
     store = CandleStore()
     for k in ks[:50]:
-        store.on_closed_1m("XRP", k)
-    before = {tf: store.series("XRP", tf, copy=True) for tf in TIMEFRAMES}
-    assert store.on_closed_1m("XRP", ks[49]) == 0
-    assert store.on_closed_1m("XRP", ks[10]) == 0
+        store.on_closed_1m("LAYER", k)
+    before = {tf: store.series("LAYER", tf, copy=True) for tf in TIMEFRAMES}
+    assert store.on_closed_1m("LAYER", ks[49]) == 0
+    assert store.on_closed_1m("LAYER", ks[10]) == 0
     for tf in TIMEFRAMES:
-        after = store.series("XRP", tf)
+        after = store.series("LAYER", tf)
         assert np.array_equal(after.open_time, before[tf].open_time)
         assert np.array_equal(after.volume, before[tf].volume)
 
 
 def test_bad_input_is_refused_and_changes_nothing() -> None:
-    ks = klines(real("LTCUSDT").upto(10))
+    ks = klines(real("DOGEUSDT").upto(10))
     store = CandleStore()
     for k in ks[:5]:
-        store.on_closed_1m("LTC", k)
-    snapshot = store.series("LTC", "3m", copy=True)
+        store.on_closed_1m("DOGE", k)
+    snapshot = store.series("DOGE", "3m", copy=True)
     nxt = ks[5]
     bad = [
         Kline(nxt.open_time + 1, nxt.open, nxt.high, nxt.low, nxt.close, nxt.volume),
@@ -251,30 +251,30 @@ def test_bad_input_is_refused_and_changes_nothing() -> None:
     ]
     for k in bad:
         with pytest.raises(ValueError):
-            store.on_closed_1m("LTC", k)
+            store.on_closed_1m("DOGE", k)
     with pytest.raises(ValueError, match="not aligned"):
-        store.backfill("LTC", "15m", [Kline(60_000, 1, 1, 1, 1, 1)])
+        store.backfill("DOGE", "15m", [Kline(60_000, 1, 1, 1, 1, 1)])
     with pytest.raises(ValueError, match="unknown timeframe"):
-        store.series("LTC", "5m")
+        store.series("DOGE", "5m")
     with pytest.raises(KeyError, match="NOPE"):
         store.frames("NOPE")
-    assert store.last_open_time("LTC") == ks[4].open_time
-    assert np.array_equal(store.series("LTC", "3m").volume, snapshot.volume)
+    assert store.last_open_time("DOGE") == ks[4].open_time
+    assert np.array_equal(store.series("DOGE", "3m").volume, snapshot.volume)
     with pytest.raises(ValueError, match="whole UTC day"):
         CandleStore({"1m": 1000})
 
 
 def test_views_are_read_only_and_copies_are_independent() -> None:
-    ks = klines(real("DOTUSDT").upto(10))
+    ks = klines(real("SUIUSDT").upto(10))
     store = CandleStore()
     for k in ks[:9]:
-        store.on_closed_1m("DOT", k)
-    view = store.series("DOT", "1m")
+        store.on_closed_1m("SUI", k)
+    view = store.series("SUI", "1m")
     with pytest.raises(ValueError):
         view.close[0] = 1.0
-    copy = store.series("DOT", "15m", copy=True)
+    copy = store.series("SUI", "15m", copy=True)
     copy.close[-1] = -1.0
-    assert store.series("DOT", "15m").close[-1] == ks[8].close
+    assert store.series("SUI", "15m").close[-1] == ks[8].close
 
 
 # ------------------------------------------------------------------ backfill then stream
@@ -295,7 +295,7 @@ def rest_candles(c: OHLCV, tf: str, now_ms: int, bars: int) -> list[Kline]:
 
 
 def test_backfill_then_stream_is_continuous_and_matches_the_exchange() -> None:
-    c = real("LINKUSDT")
+    c = real("ZECUSDT")
     # Start mid-hour and mid-day: the in-progress 1h/1d candles must be rebuilt from the 1m backfill.
     i0 = 10_000 + 37
     now_ms = int(c.open_time[i0]) + 20_000  # 20 s into the minute that is in progress
@@ -303,66 +303,66 @@ def test_backfill_then_stream_is_continuous_and_matches_the_exchange() -> None:
     for tf in HIGHER_TIMEFRAMES:  # REST's in-progress candle (closed=False) must be dropped
         rest = rest_candles(c, tf, now_ms, 700)
         assert not rest[-1].closed
-        store.backfill("LINK", tf, rest, now_ms=now_ms)
+        store.backfill("ZEC", tf, rest, now_ms=now_ms)
     rest_1m = rest_candles(c, "1m", now_ms, 1500)
     assert not rest_1m[-1].closed
-    store.backfill("LINK", "1m", rest_1m, now_ms=now_ms)
-    assert store.last_open_time("LINK") == int(c.open_time[i0 - 1])
+    store.backfill("ZEC", "1m", rest_1m, now_ms=now_ms)
+    assert store.last_open_time("ZEC") == int(c.open_time[i0 - 1])
     seen = c.upto(i0)
     for tf in HIGHER_TIMEFRAMES:
-        s = store.series("LINK", tf)
+        s = store.series("ZEC", tf)
         assert_rows_equal(s, resampled(seen, tf).iloc[-len(s) :])
-    assert store.ready("LINK", history_needed(SignalParams()))
+    assert store.ready("ZEC", history_needed(SignalParams()))
     # Idempotent: the same backfill again changes nothing.
-    before = store.frames("LINK", copy=True)
-    store.backfill("LINK", "1m", rest_candles(c, "1m", now_ms, 1500), now_ms=now_ms)
-    store.backfill("LINK", "1h", rest_candles(c, "1h", now_ms, 100), now_ms=now_ms)
+    before = store.frames("ZEC", copy=True)
+    store.backfill("ZEC", "1m", rest_candles(c, "1m", now_ms, 1500), now_ms=now_ms)
+    store.backfill("ZEC", "1h", rest_candles(c, "1h", now_ms, 100), now_ms=now_ms)
     for tf in TIMEFRAMES:
-        assert np.array_equal(store.series("LINK", tf).open_time, before[tf].open_time)
-        assert np.array_equal(store.series("LINK", tf).high, before[tf].high)
+        assert np.array_equal(store.series("ZEC", tf).open_time, before[tf].open_time)
+        assert np.array_equal(store.series("ZEC", tf).high, before[tf].high)
     # Then the stream continues minute by minute (the first one overlaps: a duplicate, ignored).
     for k in klines(c, i0 - 1, i0 + 3000):
-        assert store.on_closed_1m("LINK", k) == 0
+        assert store.on_closed_1m("ZEC", k) == 0
     seen = c.upto(i0 + 3000)
     for tf in HIGHER_TIMEFRAMES:
-        s = store.series("LINK", tf)
+        s = store.series("ZEC", tf)
         assert_rows_equal(s, resampled(seen, tf).iloc[-len(s) :])
-    assert store.last_close("LINK") == float(c.close[i0 + 2999])
+    assert store.last_close("ZEC") == float(c.close[i0 + 2999])
 
 
 def test_higher_timeframe_ahead_of_the_1m_stream_is_rebuilt_not_double_counted() -> None:
-    c = real("AVAXUSDT")
+    c = real("XMRUSDT")
     i0 = 5_000 + 59  # the 1m stream lags: REST already has closed 1h candles the 1m buffer has not reached
     store = CandleStore()
-    store.backfill("AVAX", "1m", klines(c, i0 - 1500, i0 - 3))
-    store.backfill("AVAX", "1h", rest_candles(c, "1h", int(c.open_time[i0]) + 90 * 60_000, 50))
+    store.backfill("XMR", "1m", klines(c, i0 - 1500, i0 - 3))
+    store.backfill("XMR", "1h", rest_candles(c, "1h", int(c.open_time[i0]) + 90 * 60_000, 50))
     for k in klines(c, i0 - 3, i0 + 200):
-        store.on_closed_1m("AVAX", k)
-    s = store.series("AVAX", "1h")
+        store.on_closed_1m("XMR", k)
+    s = store.series("XMR", "1h")
     assert_rows_equal(s, resampled(c.upto(i0 + 200), "1h").iloc[-len(s) :])
 
 
 def test_ready_needs_enough_candles_and_a_fully_covered_candle_in_progress() -> None:
-    c = real("BCHUSDT")
+    c = real("LAYERUSDT")
     ks = klines(c)
     store = CandleStore()
     need = {"1m": 100, "3m": 10, "1h": 2}
-    assert not store.ready("BCH", need)
+    assert not store.ready("LAYER", need)
     for k in ks[:99]:
-        store.on_closed_1m("BCH", k)
-    assert not store.ready("BCH", need)
+        store.on_closed_1m("LAYER", k)
+    assert not store.ready("LAYER", need)
     for k in ks[99:200]:
-        store.on_closed_1m("BCH", k)
-    # Data starts at 15:34: the first 1h candle is built from 26 minutes only (as pandas would), but the
+        store.on_closed_1m("LAYER", k)
+    # Data starts at 15:37: the first 1h candle is built from 23 minutes only (as pandas would), but the
     # in-progress one (16:00 onwards) is complete.
-    assert store.ready("BCH", need)
+    assert store.ready("LAYER", need)
     # A store fed from the middle of an hour cannot vouch for that hour's in-progress candle.
     late = CandleStore()
     start = next(i for i in range(len(ks)) if ks[i].open_time % 3_600_000 == 30 * 60_000)
     for k in ks[start : start + 20]:
-        late.on_closed_1m("BCH", k)
-    assert not late.ready("BCH", {"1h": 1})
-    assert late.ready("BCH", {"1m": 20, "3m": 1})
+        late.on_closed_1m("LAYER", k)
+    assert not late.ready("LAYER", {"1h": 1})
+    assert late.ready("LAYER", {"1m": 20, "3m": 1})
 
 
 def test_history_needed_follows_the_signal_parameters() -> None:
@@ -378,7 +378,7 @@ def test_history_needed_follows_the_signal_parameters() -> None:
 
 
 def test_drop_and_symbols() -> None:
-    ks = klines(real("ETCUSDT").upto(3))
+    ks = klines(real("DOGEUSDT").upto(3))
     store = CandleStore()
     for s in ("B", "A"):
         store.on_closed_1m(s, ks[0])

@@ -3,7 +3,7 @@
 Real HTTP on 127.0.0.1 (aiohttp), the real request encoding aiogram uses
 (form fields, multipart for photos), the real response and error bodies
 (``{"ok":true,"result":...}``, ``{"ok":false,"error_code":...}``; shapes from
-``../shared/data/telegram-api``), and Telegram's own refusals where the bot
+``tests/data/telegram-api``), and Telegram's own refusals where the bot
 could trip on them: HTML that does not parse, text over 4,096 characters,
 an edit that changes nothing ("message is not modified"), a callback query
 answered twice ("query is too old").

@@ -16,7 +16,7 @@ from trading.core.config import StrategyConfig
 from trading.core.models import Stage
 from trading.reporting import max_drawdown
 
-SYMBOLS = ["1000PEPEUSDT", "DOGEUSDT", "SUIUSDT", "XMRUSDT", "ZECUSDT", "TONUSDT"]
+SYMBOLS = ["1000PEPEUSDT", "DOGEUSDT", "SUIUSDT", "XMRUSDT", "ZECUSDT"]
 CENT = Decimal("0.01")
 
 

@@ -178,15 +178,15 @@ async def test_tickers_prices_and_mark(fake: FakeBinance, client: BinanceClient)
 
 
 async def test_real_candles_load_and_aggregate(fake: FakeBinance, client: BinanceClient) -> None:
-    with gzip.open(KLINES_DIR / "ADAUSDT-1m.csv.gz", "rt") as handle:
+    with gzip.open(KLINES_DIR / "ENAUSDT-1m.csv.gz", "rt") as handle:
         rows = [row for row in csv.reader(handle) if row[0].isdigit()][:180]
-    fake.add_symbol("ADAUSDT", price=rows[-1][4], tick_size="0.0001", step_size="1", min_notional="5")
-    assert fake.load_klines("ADAUSDT", "1m", rows) == 180
+    fake.add_symbol("ENAUSDT", price=rows[-1][4], tick_size="0.0001", step_size="1", min_notional="5")
+    assert fake.load_klines("ENAUSDT", "1m", rows) == 180
     fake.set_time_ms(int(rows[-1][0]) + MINUTE + 1)
-    served = (await client.public("/fapi/v1/klines", symbol="ADAUSDT", interval="1m", limit=180)).body
+    served = (await client.public("/fapi/v1/klines", symbol="ENAUSDT", interval="1m", limit=180)).body
     assert [r[0] for r in served[:-1]] == [int(r[0]) for r in rows[1:]]  # + the in-progress minute at the end
     assert served[0][1:6] == rows[1][1:6]  # values come back exactly as loaded
-    hourly = (await client.public("/fapi/v1/klines", symbol="ADAUSDT", interval="1h", startTime=rows[0][0])).body
+    hourly = (await client.public("/fapi/v1/klines", symbol="ENAUSDT", interval="1h", startTime=rows[0][0])).body
     start = int(hourly[0][0])
     members = [r for r in rows if start <= int(r[0]) < start + 60 * MINUTE]
     assert start % (60 * MINUTE) == 0 and start >= int(rows[0][0])

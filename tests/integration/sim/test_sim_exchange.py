@@ -216,10 +216,15 @@ async def test_other_market_data_than_the_saved_account_is_refused(tmp_path: Pat
 
 
 async def test_candle_files_mode(tmp_path: Path) -> None:
+    # Three files of one period (tests/data also holds another period): SIM_SYMBOLS=2 takes the first two by name.
+    data = tmp_path / "klines"
+    data.mkdir()
+    for symbol in ("SUIUSDT", "DOGEUSDT", "1000PEPEUSDT"):
+        (data / f"{symbol}-1m.csv.gz").symlink_to(KLINES_DIR / f"{symbol}-1m.csv.gz")
     conn = connect(tmp_path / "sim.sqlite3")
-    bundle = build_sim_bundle(settings(tmp_path, sim_data_dir=KLINES_DIR, sim_symbols=2), conn)
+    bundle = build_sim_bundle(settings(tmp_path, sim_data_dir=data, sim_symbols=2), conn)
     markets = await bundle.port.load_markets()
-    assert sorted(markets) == ["1000PEPEUSDT", "1000SHIBUSDT"]
+    assert sorted(markets) == ["1000PEPEUSDT", "DOGEUSDT"]
     events = await take(bundle.market, 3)  # type: ignore[arg-type]
     assert len(events) == 3 * 2 * 5
     await bundle.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO
 from trading.core.config import ConfigError, SignalParams, StrategyConfig, parse_config
 from trading.strategy import load_strategy, to_toml
 
@@ -55,15 +55,14 @@ def test_every_spec_7_default() -> None:
         assert type(got[key]) is type(value) or isinstance(value, float), key
 
 
-def test_defaults_match_the_toml_block_in_spec_md() -> None:
-    spec = SHARED / "SPEC.md"
-    if not spec.is_file():
-        pytest.skip("../shared/SPEC.md not beside the repository")
-    block = re.search(r"## 7\..*?```toml\n(.*?)```", spec.read_text(encoding="utf-8"), re.S)
-    assert block, "SPEC 7 TOML block not found"
-    spec_values = tomllib.loads(block.group(1))
-    assert spec_values == SPEC_7
-    assert parse_config(spec_values) == StrategyConfig()
+def test_defaults_match_the_block_in_docs_strategy_md() -> None:
+    doc = (REPO / "docs" / "strategy.md").read_text(encoding="utf-8")
+    block = re.search(r"^## Defaults\b.*?```toml\n(.*?)```", doc, re.S | re.M)
+    assert block, "the ```toml block under '## Defaults' was not found in docs/strategy.md"
+    documented = tomllib.loads(block.group(1))
+    assert documented == StrategyConfig().to_dict()  # every key the code has, each with the code's default
+    assert {key: documented[key] for key in SPEC_7} == SPEC_7
+    assert parse_config(documented) == StrategyConfig()
 
 
 def test_signal_defaults_are_the_notes_numbers() -> None:
