@@ -7,6 +7,7 @@ klines arrive on the stream, exactly as in live trading.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 
@@ -86,3 +87,34 @@ async def test_an_entry_when_the_signal_holds_and_none_when_it_does_not(harness:
     await until(lambda: len(harness.resting_stops(SYM)) == 1, what="backstop of the new position")
     harness.assert_agree(SYM)
     assert engine.scanner.reports[SYM].entry and "EntryFilled" in harness.recorder.kinds(SYM)
+
+
+@pytest.mark.timeout(120)
+async def test_five_symbols_signalling_at_one_close_open_only_max_positions(harness: Harness) -> None:
+    """The same real history under five names: all five signal at the same close; max_positions = 2 allows two."""
+    fake = harness.fake
+    harness.strategy.write_text("reconcile_interval_s = 5\nfallback_poll_interval_s = 1\nmax_positions = 2\n")
+    rows = [r for r in _rows() if r[0] <= SIGNAL_MINUTE]
+    before = SIGNAL_MINUTE - 60_000
+    names = [f"PEPE{c}USDT" for c in "ABCDE"]
+    for i, name in enumerate(names):
+        fake.add_symbol(name, price=f"{rows[-2][4]:.7f}", tick_size="0.0000001", step_size="1", min_notional="5",
+                        max_leverage=25, quote_volume=str(800_000_000 - i))
+        fake.load_klines(name, "1m", [r for r in rows if r[0] <= before])
+    fake.time_offset_ms = before + 60_000 + 30_000 - int(time.time() * 1000)  # inside the signal minute
+    await harness.start()
+    engine = harness.engine
+    await until(lambda: all(engine.candles.last_open_time(n) == before for n in names), timeout=60,
+                what="backfill of the five histories")
+    await until(lambda: all(any(f"{n.lower()}@kline_1m" in c.streams for c in fake.ws_clients("market"))
+                            for n in names), what="kline subscriptions")
+    r = rows[-1]
+    for name in names:  # one 1m close, five signals
+        await fake.push_kline(name, r[0], r[1], r[2], r[3], r[4], r[5], closed=True)
+    await until(lambda: sum(1 for n in names if (p := harness.db_position(n)) and p.status == "open") == 2,
+                timeout=20, what="two entries filled")
+    await asyncio.sleep(1.0)  # any further entry would have been sent by now
+    assert _report_at(rows, SIGNAL_MINUTE).entry  # the same candles under each name: all five signal here
+    entries = [o for o in fake.orders if o.client_order_id.endswith("-entry-1")]
+    assert len(entries) == 2, [o.symbol for o in entries]
+    assert len(engine.ctx.book) == 2
