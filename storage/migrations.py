@@ -167,7 +167,23 @@ _V1: tuple[str, ...] = (
     "CREATE TABLE equity_log (ts_ms INTEGER PRIMARY KEY, balance TEXT NOT NULL, equity TEXT NOT NULL)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _V1),)
+# Timed blocks set from Telegram (/block SYMBOL HOURS): no new entries on the symbol until ``until_ms``.
+# The permanent blacklist stays the strategy key ``symbol_blacklist`` (config overrides).
+_V2_SYMBOL_BLOCKS: tuple[str, ...] = (
+    """
+    CREATE TABLE symbol_blocks (
+        symbol TEXT PRIMARY KEY,
+        until_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    )
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _V1),
+    Migration(2, "timed symbol blocks", _V2_SYMBOL_BLOCKS),
+)
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

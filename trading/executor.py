@@ -245,8 +245,8 @@ class Executor:
             return "in cooldown"
         if symbol in self._unresolved_entries:
             return "an earlier entry is being resolved"
-        if symbol in ctx.cfg.symbol_blacklist:
-            return "blacklisted"
+        if (why := ctx.block_reason(symbol)) is not None:
+            return why
         return None
 
     async def _ensure_symbol(self, symbol: str) -> bool:

@@ -57,23 +57,35 @@ def test_reopen_is_idempotent_and_keeps_data(db_path: Path) -> None:
 
 def test_old_version_file_migrates_forward(db_path: Path) -> None:
     with Database.open(db_path) as db:
+        assert db.schema_version == SCHEMA_VERSION
+        db.conn.execute("INSERT INTO cooldowns VALUES ('ETHUSDT', 5, 'stop_loss')")
+    nxt = SCHEMA_VERSION + 1
+    more = (*MIGRATIONS, Migration(nxt, "cooldown note", ("ALTER TABLE cooldowns ADD COLUMN note TEXT DEFAULT 'n/a'",)))
+    with Database.open(db_path, migrations=more) as db:
+        assert db.schema_version == nxt
+        assert db.conn.execute("SELECT symbol, note FROM cooldowns").fetchall() == [("ETHUSDT", "n/a")]
+    with Database.open(db_path, migrations=more) as db:  # and again: nothing left to do
+        assert db.schema_version == nxt
+
+
+def test_a_version_1_file_gets_every_later_migration(db_path: Path) -> None:
+    with Database.open(db_path, migrations=MIGRATIONS[:1]) as db:
         assert db.schema_version == 1
         db.conn.execute("INSERT INTO cooldowns VALUES ('ETHUSDT', 5, 'stop_loss')")
-    v2 = (*MIGRATIONS, Migration(2, "cooldown note", ("ALTER TABLE cooldowns ADD COLUMN note TEXT DEFAULT 'n/a'",)))
-    with Database.open(db_path, migrations=v2) as db:
-        assert db.schema_version == 2
-        assert db.conn.execute("SELECT symbol, note FROM cooldowns").fetchall() == [("ETHUSDT", "n/a")]
-    with Database.open(db_path, migrations=v2) as db:  # and again: nothing left to do
-        assert db.schema_version == 2
+    with Database.open(db_path) as db:
+        assert db.schema_version == SCHEMA_VERSION
+        assert "symbol_blocks" in db.db.table_names()
+        assert db.conn.execute("SELECT symbol FROM cooldowns").fetchall() == [("ETHUSDT",)]
 
 
 def test_failed_migration_rolls_back_to_the_previous_version(db_path: Path) -> None:
     Database.open(db_path).close()
-    bad = (*MIGRATIONS, Migration(2, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL")))
-    with pytest.raises(MigrationFailed, match=r"version 2 \(broken\).*still at version 1"):
+    nxt = SCHEMA_VERSION + 1
+    bad = (*MIGRATIONS, Migration(nxt, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL")))
+    with pytest.raises(MigrationFailed, match=rf"version {nxt} \(broken\).*still at version {SCHEMA_VERSION}"):
         Database.open(db_path, migrations=bad)
     with Database.open(db_path) as db:
-        assert db.schema_version == 1
+        assert db.schema_version == SCHEMA_VERSION
         assert "half_done" not in db.db.table_names()
 
 
@@ -84,7 +96,7 @@ def test_callable_step_runs_inside_the_migration(db_path: Path) -> None:
         seen.append(conn.in_transaction)
         conn.execute("INSERT INTO system_state (key, value) VALUES ('migrated', 'true')")
 
-    with Database.open(db_path, migrations=(*MIGRATIONS, Migration(2, "data", (step,)))) as db:
+    with Database.open(db_path, migrations=(*MIGRATIONS, Migration(SCHEMA_VERSION + 1, "data", (step,)))) as db:
         assert seen == [True]
         assert db.conn.execute("SELECT value FROM system_state").fetchone() == ("true",)
 
