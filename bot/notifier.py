@@ -69,7 +69,8 @@ TRADE_EVENTS: tuple[type[EngineEvent], ...] = (
 
 
 CHART_EVENTS: tuple[type[EngineEvent], ...] = (EntryFilled, DcaFilled, PositionClosed)  # with ``alert_charts``
-COMPOSE_TIMEOUT_S = 5.0  # the longest an alert waits for its attachments (the chart's own limit is shorter)
+ALERT_CHART_TIMEOUT_S = 3.0  # the longest an alert waits for its chart: then it goes as text
+COMPOSE_TIMEOUT_S = 5.0  # the longest an alert waits for all its attachments (a safety net over the above)
 
 # symbol, position id, label sets -> the PNG, or None (disabled, too slow, failed)
 ChartSource = Callable[[str, int, Sequence[ChartLabels]], Awaitable[bytes | None]]
@@ -169,13 +170,21 @@ class TelegramSink:
     """Alerts as HTML messages to every allowed chat, in the service's default locale."""
 
     def __init__(
-        self, bot: Bot, chat_ids: Sequence[int], *, i18n: I18n, locale: str, chart_source: ChartSource | None = None
+        self,
+        bot: Bot,
+        chat_ids: Sequence[int],
+        *,
+        i18n: I18n,
+        locale: str,
+        chart_source: ChartSource | None = None,
+        chart_timeout_s: float = ALERT_CHART_TIMEOUT_S,
     ) -> None:
         self._bot = bot
         self._chat_ids = tuple(chat_ids)
         self._i18n = i18n
         self._locale = locale
         self.chart_source = chart_source  # set by the service once its API exists
+        self.chart_timeout_s = chart_timeout_s
 
     @property
     def destinations(self) -> Sequence[int | None]:
@@ -207,7 +216,15 @@ class TelegramSink:
         photo = None
         if self.chart_source is not None and isinstance(e, CHART_EVENTS) and len(text) <= TELEGRAM_CAPTION_LIMIT:
             try:
-                photo = await self.chart_source(e.symbol, position_id, (labels, ChartLabels()))
+                async with asyncio.timeout(self.chart_timeout_s):
+                    photo = await self.chart_source(e.symbol, position_id, (labels, ChartLabels()))
+            except TimeoutError:
+                log.warning(
+                    "no chart for the %s alert of %s within %.1f s: sent as text",
+                    e.kind,
+                    e.symbol,
+                    self.chart_timeout_s,
+                )
             except Exception:  # the alert matters more than its picture
                 log.exception("chart for the %s alert failed; sending text", e.kind)
         return AlertMessage(text, markup, photo)

@@ -72,7 +72,7 @@ from trading.views import (
 log = logging.getLogger("surgedca.api")
 RISK_BALANCE_FALLBACK = Decimal(1000)
 CHART_TIMEOUT_S = 10.0  # /chart: the worker's first start (a process importing matplotlib) included
-ALERT_CHART_TIMEOUT_S = 3.0  # an alert never waits longer for its chart: it goes as text instead
+ALERT_CHART_TIMEOUT_S = 3.0  # an alert never waits longer for its chart: it goes as text instead (bot.notifier too)
 MAX_BLOCK_HOURS = 24 * 365
 BLACKLIST_KEY = "symbol_blacklist"
 
