@@ -95,22 +95,49 @@ def _charmap(path: str) -> frozenset[int]:
         return frozenset()
 
 
+# matplotlib ships "Last Resort", whose cmap claims every character and draws each as a box: never a fallback.
+_NOT_A_FALLBACK = ("Last Resort",)
+
+
 @functools.cache
 def _font_for(missing: frozenset[int]) -> str | None:
     from matplotlib import font_manager
 
+    def rank(name: str) -> tuple[int, str]:
+        return (PREFERRED_FALLBACKS.index(name) if name in PREFERRED_FALLBACKS else len(PREFERRED_FALLBACKS), name)
+
     entries = sorted(
-        font_manager.fontManager.ttflist,
-        key=lambda e: (
-            e.name not in PREFERRED_FALLBACKS,
-            PREFERRED_FALLBACKS.index(e.name) if e.name in PREFERRED_FALLBACKS else 0,
-            e.name,
-        ),
+        (e for e in font_manager.fontManager.ttflist if not e.name.startswith(_NOT_A_FALLBACK)),
+        key=lambda e: rank(e.name),
     )
     for entry in entries:
         if missing <= _charmap(entry.fname):
             return str(entry.name)
     return None
+
+
+_rescanned = False
+
+
+def _rescan_fonts() -> bool:
+    """matplotlib lists the system's fonts once and caches the list on disk: a font installed since (e.g.
+    ``apt-get install fonts-nanum``) is unknown to it until the list is rebuilt. Done at most once per worker,
+    the first time a label set cannot be drawn."""
+    global _rescanned
+    if _rescanned:
+        return False
+    _rescanned = True
+    from matplotlib import font_manager
+
+    load = getattr(font_manager, "_load_fontmanager", None)
+    if load is None:
+        return False
+    try:
+        font_manager.fontManager = load(try_read_cache=False)
+    except Exception:  # a font list that cannot be rebuilt leaves the old one
+        return False
+    _font_for.cache_clear()
+    return True
 
 
 def font_families(texts: Iterable[str]) -> tuple[str, ...] | None:
@@ -122,6 +149,8 @@ def font_families(texts: Iterable[str]) -> tuple[str, ...] | None:
     if not missing:
         return (BASE_FONT,)
     extra = _font_for(frozenset(missing))
+    if extra is None and _rescan_fonts():
+        extra = _font_for(frozenset(missing))
     return (BASE_FONT, extra) if extra is not None else None
 
 
@@ -233,7 +262,7 @@ def draw(p: ChartPlan, families: Sequence[str] = (BASE_FONT,), *, timezone: str 
     ax.set_ylim(lo_y, hi_y)
     _price_lines(ax, p, font(10.5))
     if p.notes:
-        _notes(ax, p, font(12, "bold"))
+        _notes(ax, p, font(12.5))
 
     price_fmt = FuncFormatter(lambda v, _pos: format_price(v))
     for a in (ax, axv):
@@ -253,7 +282,8 @@ def draw(p: ChartPlan, families: Sequence[str] = (BASE_FONT,), *, timezone: str 
         tz = ZoneInfo(timezone)
         stamp = datetime.fromtimestamp(int(c.open_time[-1]) / 1000, tz=UTC).astimezone(tz)
         when = stamp.strftime("%Y-%m-%d %H:%M ") + (stamp.tzname() or timezone)
-    fig.text(0.03, 0.965, f"{p.symbol} · {p.interval}", fontproperties=font(17, "bold"), va="center")
+    title = FontProperties(family=BASE_FONT, size=17, weight="bold")  # a symbol and an interval: Latin
+    fig.text(0.03, 0.965, f"{p.symbol} · {p.interval}", fontproperties=title, va="center")
     fig.text(0.97, 0.965, when, fontproperties=font(11), va="center", ha="right", color="#555555")
     handles, names = ax.get_legend_handles_labels()
     if handles:
