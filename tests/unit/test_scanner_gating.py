@@ -55,3 +55,25 @@ def test_blocked_by_pause_holdings_cooldown_and_margin(tmp_path: Path) -> None:
     assert sc.blocked("CUSDT") == "max_margin_usage"
     ctx.book.get("BUSDT").margin = Decimal(100)  # type: ignore[union-attr]
     assert sc.blocked("CUSDT") is None
+
+
+def test_blacklist_and_timed_blocks_from_memory_alone_and_they_expire(tmp_path: Path) -> None:
+    sc = _scanner(tmp_path, symbol_blacklist=("DUSDT",))
+    ctx = sc.ctx
+    clock: ManualClock = ctx.clock  # type: ignore[assignment]
+    now = clock.now_ms()
+    ctx.store.blocks.set("EUSDT", now + 3_600_000, "tg:1", now)
+    ctx.load_flags()  # what the engine does at start: the table, read once
+    statements: list[str] = []
+    ctx.store.db.conn.set_trace_callback(statements.append)
+    try:
+        assert sc.blocked("DUSDT") == "blacklisted" and sc.executor.entry_blocker("DUSDT") == "blacklisted"
+        assert sc.blocked("EUSDT") == "blocked" and sc.executor.entry_blocker("EUSDT") == "blocked"
+        assert sc.blocked("FUSDT") is None
+        clock.advance(3599)
+        assert sc.blocked("EUSDT") == "blocked"
+        clock.advance(1)  # the block ends by itself, exactly at its time
+        assert sc.blocked("EUSDT") is None and sc.executor.entry_blocker("EUSDT") is None
+    finally:
+        ctx.store.db.conn.set_trace_callback(None)
+    assert statements == []  # no database read per symbol per minute
