@@ -700,9 +700,10 @@ _CHART_PROBLEMS = {
 
 # ------------------------------------------------------------------ blocks
 def _until(until_ms: int, now_ms: int) -> str:
-    return _("until {time} ({left} left)").format(
-        time=fmt_time(until_ms), left=fmt_duration((until_ms - now_ms) / 1000)
-    )
+    left_s = max(0, until_ms - now_ms) / 1000
+    if left_s >= 60:  # whole minutes, rounded up: a fresh 24 h block reads "24h 0m", not "23h 59m"
+        left_s = -(-left_s // 60) * 60
+    return _("until {time} ({left} left)").format(time=fmt_time(until_ms), left=fmt_duration(left_s))
 
 
 def block_question(symbol: str, *, held: bool) -> str:
