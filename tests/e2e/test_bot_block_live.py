@@ -28,16 +28,28 @@ async def test_blocked_symbol_gets_no_entry_and_the_entry_alerts_block_button_of
     by_minute = {r[0]: r for r in rows}
     before = SIGNAL_MINUTE - 60_000
     assert _report_at(rows, SIGNAL_MINUTE).entry and _report_at(rows, SIGNAL_MINUTE + 3 * 60_000).entry
-    fake.add_symbol(PEPE, price=f"{by_minute[before][4]:.7f}", tick_size="0.0000001", step_size="1",
-                    min_notional="5", max_leverage=25, quote_volume="800000000")
+    fake.add_symbol(
+        PEPE,
+        price=f"{by_minute[before][4]:.7f}",
+        tick_size="0.0000001",
+        step_size="1",
+        min_notional="5",
+        max_leverage=25,
+        quote_volume="800000000",
+    )
     fake.load_klines(PEPE, "1m", [r for r in rows if r[0] < before])
     fake.time_offset_ms = before + 30_000 - int(time.time() * 1000)  # the exchange lives in that minute
     await tgbot.start()
     engine = tgbot.h.engine
-    await until(lambda: PEPE in engine.scanner.universe and engine.candles.last_open_time(PEPE) == before - 60_000,
-                timeout=30, what="backfill of the real history")
-    await until(lambda: any(f"{PEPE.lower()}@kline_1m" in c.streams for c in fake.ws_clients("market")),
-                what="kline subscription")
+    await until(
+        lambda: PEPE in engine.scanner.universe and engine.candles.last_open_time(PEPE) == before - 60_000,
+        timeout=30,
+        what="backfill of the real history",
+    )
+    await until(
+        lambda: any(f"{PEPE.lower()}@kline_1m" in c.streams for c in fake.ws_clients("market")),
+        what="kline subscription",
+    )
 
     async def close_minute(minute: int) -> None:
         r = by_minute[minute]

@@ -30,8 +30,16 @@ def load_history(fake: FakeBinance, symbol: str, last: float, *, minutes: int = 
     for i in range(minutes):
         close = last * (1 + 0.01 * math.sin(i / 37) * (minutes - i) / minutes)
         hi, lo = max(prev, close) * 1.0015, min(prev, close) * 0.9985
-        rows.append((first + i * MINUTE, round(prev, decimals), round(hi, decimals), round(lo, decimals),
-                     round(close, decimals), 1000 + 10 * (i % 17)))
+        rows.append(
+            (
+                first + i * MINUTE,
+                round(prev, decimals),
+                round(hi, decimals),
+                round(lo, decimals),
+                round(close, decimals),
+                1000 + 10 * (i % 17),
+            )
+        )
         prev = round(close, decimals)
     fake.load_klines(symbol, "1m", rows)
 
@@ -54,8 +62,11 @@ async def test_charts_of_a_held_and_a_not_held_symbol_arrive_while_the_service_t
     await tgbot.start()
     engine = tgbot.h.engine
     await until(lambda: tgbot.h.db_position(SYM) and len(tgbot.h.resting_stops(SYM)) == 1, what="adoption")
-    await until(lambda: engine.candles.last_open_time(SYM) and engine.candles.last_open_time("DOGEUSDT"),
-                timeout=20, what="candles backfilled")
+    await until(
+        lambda: engine.candles.last_open_time(SYM) and engine.candles.last_open_time("DOGEUSDT"),
+        timeout=20,
+        what="candles backfilled",
+    )
     await tgbot.alerts_idle()
     assert tgbot.service.api.charts.kind is WorkerKind.PROCESS
 
@@ -75,13 +86,19 @@ async def test_charts_of_a_held_and_a_not_held_symbol_arrive_while_the_service_t
     assert any(line.startswith("Stop: ") and " · backstop: " in line for line in lines)
     assert [label for label, _ in held.buttons] == ["1m", "• 3m", "15m", "1h", "❌ Exit SOLUSDT"]
 
-    rec = await until(lambda: (r := tgbot.h.db_position(SYM)) and r.state.stage.value == "first_dca" and r,
-                      what="the first DCA filled meanwhile")
+    rec = await until(
+        lambda: (r := tgbot.h.db_position(SYM)) and r.state.stage.value == "first_dca" and r,
+        what="the first DCA filled meanwhile",
+    )
     await until(lambda: tgbot.alerts(CHAT, "DCA SOLUSDT"), what="the DCA alert")
-    await until(lambda: tgbot.h.assert_agree(SYM) is not None and
-                tgbot.h.db_position(SYM).backstop_price == (rec.state.avg_price * D("0.93")).quantize(D("0.01"),
-                                                                                                       "ROUND_DOWN"),
-                what="the backstop moved to the first-DCA stop")
+    await until(
+        lambda: (
+            tgbot.h.assert_agree(SYM) is not None
+            and tgbot.h.db_position(SYM).backstop_price
+            == (rec.state.avg_price * D("0.93")).quantize(D("0.01"), "ROUND_DOWN")
+        ),
+        what="the backstop moved to the first-DCA stop",
+    )
 
     # The DCA alert's Chart button: the position as it is now (a new position state: drawn anew).
     alert = next(m for m in tgbot.tg.bot_messages(CHAT) if m.text.startswith("🔵 DCA SOLUSDT"))
