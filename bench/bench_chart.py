@@ -51,8 +51,14 @@ def _walk(n: int, end_ms: int, start: float = 100.0, seed: int = 5) -> OHLCV:
     close = start * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
     open_ = np.r_[close[0], close[:-1]]
     times = end_ms - end_ms % MINUTE - np.arange(n, 0, -1, dtype=np.int64) * MINUTE
-    return OHLCV(times, open_, np.maximum(open_, close) * 1.001, np.minimum(open_, close) * 0.999, close,
-                 rng.uniform(1e3, 1e4, n))
+    return OHLCV(
+        times,
+        open_,
+        np.maximum(open_, close) * 1.001,
+        np.minimum(open_, close) * 0.999,
+        close,
+        rng.uniform(1e3, 1e4, n),
+    )
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -70,8 +76,17 @@ async def render_times(renders: int, kind: WorkerKind) -> dict[str, Any]:
         FillPoint("e", "BUY", 100.0, 1.0, int(candles.open_time[-MAX_BARS]), Stage.INITIAL),
         FillPoint("d", "BUY", 97.0, 1.3, int(candles.open_time[-150]), Stage.FIRST_DCA),
     )
-    request = ChartRequest("SOLUSDT", "1m", candles, cfg.signals, position_lines(state, cfg, backstop=Decimal("91")),
-                           fills, held=True, last_price=float(candles.close[-1]), timezone="Asia/Seoul")
+    request = ChartRequest(
+        "SOLUSDT",
+        "1m",
+        candles,
+        cfg.signals,
+        position_lines(state, cfg, backstop=Decimal("91")),
+        fills,
+        held=True,
+        last_price=float(candles.close[-1]),
+        timezone="Asia/Seoul",
+    )
     renderer = ChartRenderer(kind=kind)
     inside: list[float] = []
     waited: list[float] = []
@@ -108,8 +123,12 @@ async def hot_path(rounds: int) -> dict[str, Any]:
     from trading.settings import Settings
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO / "bench" / "bench_hot_path.py"), "--child", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)},
+        sys.executable,
+        str(REPO / "bench" / "bench_hot_path.py"),
+        "--child",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     child = Child(proc)
     assert proc.stdout is not None
@@ -134,9 +153,15 @@ async def hot_path(rounds: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="surgedca-bench-"))
     (tmp / "strategy.toml").write_text("reconcile_interval_s = 3600\nfallback_poll_interval_s = 3\n")
     settings = Settings(
-        _env_file=None, trading_mode="live", binance_api_key="k", binance_api_secret="s",  # type: ignore[call-arg]
-        binance_rest_url=info["rest"], binance_ws_url=info["ws"], db_path=tmp / "db.sqlite3",
-        strategy_file=tmp / "strategy.toml", log_level="WARNING",
+        _env_file=None,
+        trading_mode="live",
+        binance_api_key="k",
+        binance_api_secret="s",  # type: ignore[call-arg]
+        binance_rest_url=info["rest"],
+        binance_ws_url=info["ws"],
+        db_path=tmp / "db.sqlite3",
+        strategy_file=tmp / "strategy.toml",
+        log_level="WARNING",
     )
     logging.basicConfig(level=logging.WARNING)
     for sym in held:
@@ -151,8 +176,10 @@ async def hot_path(rounds: int) -> dict[str, Any]:
     now = engine.ctx.clock.now_ms()
     for sym in chart_symbols:
         c = _walk(MAX_BARS + 480, now - MINUTE, seed=hash(sym) % 1000)
-        klines = [Kline(int(t), float(o), float(h), float(lo), float(cl), float(v))
-                  for t, o, h, lo, cl, v in zip(c.open_time, c.open, c.high, c.low, c.close, c.volume, strict=True)]
+        klines = [
+            Kline(int(t), float(o), float(h), float(lo), float(cl), float(v))
+            for t, o, h, lo, cl, v in zip(c.open_time, c.open, c.high, c.low, c.close, c.volume, strict=True)
+        ]
         engine.candles.backfill(sym, "1m", klines, now_ms=now)
 
     async def measure() -> list[float]:
@@ -196,8 +223,11 @@ async def hot_path(rounds: int) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     try:
-        runs: list[tuple[str, WorkerKind | None]] = [("none", None), ("process", WorkerKind.PROCESS),
-                                                     ("thread", WorkerKind.THREAD)]
+        runs: list[tuple[str, WorkerKind | None]] = [
+            ("none", None),
+            ("process", WorkerKind.PROCESS),
+            ("thread", WorkerKind.THREAD),
+        ]
         for name, kind in runs:
             task = None
             drawn = 0
