@@ -40,3 +40,27 @@ class ConfirmCb(CallbackData, prefix="cf"):
     kind: ConfirmKind
     token: str
     yes: bool
+
+
+class ChartCb(CallbackData, prefix="ch"):
+    """📈 Chart under a position, a trade alert or a chart (another interval). Only shows: never changes anything.
+
+    ``position`` (an alert's position id, 0 = whatever is held) draws that position's fills even once it closed.
+    """
+
+    symbol: str
+    interval: str = "3m"
+    position: int = 0
+
+
+class BlockAction(StrEnum):
+    ASK = "a"  # show the choices (changes nothing)
+    DO = "d"  # block for ``hours`` (0 = permanently): a change
+
+
+class BlockCb(CallbackData, prefix="bl"):
+    """🚫 Block under an entry alert or a position, and the duration chosen after it."""
+
+    action: BlockAction
+    symbol: str
+    hours: int = 0

@@ -14,6 +14,9 @@ destination of a sink:
   message); while Telegram is unreachable the sender retries with backoff
   and the queue stays bounded: when full, the oldest non-trade alert goes
   first, every drop is counted and reported once sending resumes.
+* Trade alerts carry buttons (📈 Chart; 🚫 Block under an entry) and, with
+  ``alert_charts``, the position's chart as a photo: drawn while the alert
+  waits at most ``ALERT_CHART_TIMEOUT_S``, else the alert goes as text.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot import presenters
-from bot.formatting import TELEGRAM_TEXT_LIMIT, truncate
+from bot.formatting import TELEGRAM_CAPTION_LIMIT, TELEGRAM_TEXT_LIMIT, truncate
 from trading.clock import Clock, SystemClock
+from trading.core.chart import ChartLabels
 from trading.events import (
     DcaFilled,
     EngineEvent,
@@ -64,6 +68,14 @@ TRADE_EVENTS: tuple[type[EngineEvent], ...] = (
 )
 
 
+CHART_EVENTS: tuple[type[EngineEvent], ...] = (EntryFilled, DcaFilled, PositionClosed)  # with ``alert_charts``
+ALERT_CHART_TIMEOUT_S = 3.0  # the longest an alert waits for its chart: then it goes as text
+COMPOSE_TIMEOUT_S = 5.0  # the longest an alert waits for all its attachments (a safety net over the above)
+
+# symbol, position id, label sets -> the PNG, or None (disabled, too slow, failed)
+ChartSource = Callable[[str, int, Sequence[ChartLabels]], Awaitable[bytes | None]]
+
+
 def is_trade(event: EngineEvent) -> bool:
     return isinstance(event, TRADE_EVENTS)
 
@@ -90,6 +102,15 @@ class Alert:
     dropped_trades: int = 0
 
 
+@dataclass(slots=True)
+class AlertMessage:
+    """What a sink sends: the text, and for Telegram buttons and a chart."""
+
+    text: str
+    markup: Any = None  # aiogram InlineKeyboardMarkup
+    photo: bytes | None = None
+
+
 # ------------------------------------------------------------------ sinks
 class SinkRetryAfter(Exception):
     """The destination asks us to wait (Telegram 429)."""
@@ -109,7 +130,11 @@ class AlertSink(Protocol):
 
     def render(self, alert: Alert) -> str: ...
 
-    async def send(self, destination: int | None, text: str) -> None:
+    async def compose(self, alert: Alert, text: str) -> AlertMessage:
+        """The message to send (buttons, a chart); may take a while: the notifier bounds it."""
+        ...
+
+    async def send(self, destination: int | None, message: AlertMessage) -> None:
         """Deliver once. Raise SinkRetryAfter / SinkUnavailable to be retried; anything else is final."""
         ...
 
@@ -129,7 +154,11 @@ class ConsoleSink:
             return presenters.dropped_line(alert.dropped, alert.dropped_trades)
         return presenters.alert_line(alert.event, alert.more)
 
-    async def send(self, destination: int | None, text: str) -> None:
+    async def compose(self, alert: Alert, text: str) -> AlertMessage:
+        return AlertMessage(text)
+
+    async def send(self, destination: int | None, message: AlertMessage) -> None:
+        text = message.text
         alarming = text.startswith(("ERROR", "STOP LOSS", "BACKSTOP", "STREAM DOWN", "ORDER", "VANISHED", "DROPPED"))
         self._log.log(logging.WARNING if alarming else logging.INFO, "%s", text)
 
@@ -140,11 +169,22 @@ _TAG = re.compile(r"<[^>]+>")
 class TelegramSink:
     """Alerts as HTML messages to every allowed chat, in the service's default locale."""
 
-    def __init__(self, bot: Bot, chat_ids: Sequence[int], *, i18n: I18n, locale: str) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        chat_ids: Sequence[int],
+        *,
+        i18n: I18n,
+        locale: str,
+        chart_source: ChartSource | None = None,
+        chart_timeout_s: float = ALERT_CHART_TIMEOUT_S,
+    ) -> None:
         self._bot = bot
         self._chat_ids = tuple(chat_ids)
         self._i18n = i18n
         self._locale = locale
+        self.chart_source = chart_source  # set by the service once its API exists
+        self.chart_timeout_s = chart_timeout_s
 
     @property
     def destinations(self) -> Sequence[int | None]:
@@ -162,18 +202,54 @@ class TelegramSink:
             text = html.escape(truncate(html.unescape(_TAG.sub("", text)), TELEGRAM_TEXT_LIMIT // 2))
         return text
 
-    async def send(self, destination: int | None, text: str) -> None:
+    async def compose(self, alert: Alert, text: str) -> AlertMessage:
+        """Buttons under a trade alert; its chart for an entry, a DCA or a close when the source gives one."""
+        from bot.keyboards import alert_keyboard
+
+        e = alert.event
+        if e is None or alert.more or not is_trade(e) or e.symbol is None:
+            return AlertMessage(text)
+        position_id = int(getattr(e, "position_id", 0) or 0)
+        with self._i18n.context(), self._i18n.use_locale(self._locale):
+            markup = alert_keyboard(e.symbol, position_id=position_id, entry=isinstance(e, EntryFilled))
+            labels = presenters.chart_labels()
+        photo = None
+        if self.chart_source is not None and isinstance(e, CHART_EVENTS) and len(text) <= TELEGRAM_CAPTION_LIMIT:
+            try:
+                async with asyncio.timeout(self.chart_timeout_s):
+                    photo = await self.chart_source(e.symbol, position_id, (labels, ChartLabels()))
+            except TimeoutError:
+                log.warning(
+                    "no chart for the %s alert of %s within %.1f s: sent as text",
+                    e.kind,
+                    e.symbol,
+                    self.chart_timeout_s,
+                )
+            except Exception:  # the alert matters more than its picture
+                log.exception("chart for the %s alert failed; sending text", e.kind)
+        return AlertMessage(text, markup, photo)
+
+    async def send(self, destination: int | None, message: AlertMessage) -> None:
         from aiogram.exceptions import (
             TelegramBadRequest,
             TelegramNetworkError,
             TelegramRetryAfter,
             TelegramServerError,
         )
+        from aiogram.types import BufferedInputFile
 
         if destination is None:
             return
+        text, markup = message.text, message.markup
         try:
-            await self._bot.send_message(chat_id=destination, text=text)
+            if message.photo is not None:
+                try:
+                    photo = BufferedInputFile(message.photo, filename="chart.png")
+                    await self._bot.send_photo(chat_id=destination, photo=photo, caption=text, reply_markup=markup)
+                    return
+                except TelegramBadRequest as exc:  # the picture refused: the alert goes as text
+                    log.error("alert chart refused (%s); sending the text alone", exc.message)
+            await self._bot.send_message(chat_id=destination, text=text, reply_markup=markup)
         except TelegramRetryAfter as exc:
             raise SinkRetryAfter(float(exc.retry_after)) from exc
         except (TelegramNetworkError, TelegramServerError) as exc:
@@ -184,7 +260,7 @@ class TelegramSink:
             # A markup bug must not cost us the alert: send it as plain text.
             log.error("alert markup rejected (%s); sending it as plain text", exc.message)
             plain = html.unescape(_TAG.sub("", text))
-            await self._bot.send_message(chat_id=destination, text=plain, parse_mode=None)
+            await self._bot.send_message(chat_id=destination, text=plain, parse_mode=None, reply_markup=markup)
 
 
 # ------------------------------------------------------------------ the notifier
@@ -207,6 +283,7 @@ class AlertNotifier:
         max_queue: int = 500,
         min_backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
+        compose_timeout_s: float = COMPOSE_TIMEOUT_S,
     ) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
@@ -216,6 +293,7 @@ class AlertNotifier:
         self._max_queue = max_queue
         self._min_backoff_s = min_backoff_s
         self._max_backoff_s = max_backoff_s
+        self._compose_timeout_s = compose_timeout_s
         self._queue: deque[Alert] = deque()
         self._windows: dict[tuple[str, str], _Window] = {}
         self._wake: asyncio.Event | None = None
@@ -386,15 +464,25 @@ class AlertNotifier:
         except Exception:
             log.exception("cannot render %s; sending the plain line", _describe(alert))
             text = html.escape(ConsoleSink().render(alert))
+        message = await self._compose(alert, text)
         for destination in self._sink.destinations:
-            await self._deliver_to(destination, text, alert)
+            await self._deliver_to(destination, message, alert)
         self.delivered += 1
 
-    async def _deliver_to(self, destination: int | None, text: str, alert: Alert) -> None:
+    async def _compose(self, alert: Alert, text: str) -> AlertMessage:
+        """Buttons and a chart, within ``compose_timeout_s``: an alert is never held up longer (text alone)."""
+        try:
+            async with asyncio.timeout(self._compose_timeout_s):
+                return await self._sink.compose(alert, text)
+        except Exception:  # TimeoutError included
+            log.warning("%s: attachments failed or too slow; sending the text alone", _describe(alert), exc_info=True)
+            return AlertMessage(text)
+
+    async def _deliver_to(self, destination: int | None, message: AlertMessage, alert: Alert) -> None:
         backoff = self._min_backoff_s
         while True:
             try:
-                await self._sink.send(destination, text)
+                await self._sink.send(destination, message)
                 return
             except SinkRetryAfter as exc:
                 log.warning("alert to %s: rate limited, retrying after %.0f s", destination, exc.retry_after)

@@ -28,6 +28,7 @@ from bot.formatting import (
     truncate,
 )
 from bot.i18n import N_, _, ngettext
+from trading.core.chart import ChartLabels
 from trading.core.config import StrategyConfig
 from trading.core.reports import Condition, RiskTable, SignalReport
 from trading.events import (
@@ -48,6 +49,10 @@ from trading.events import (
     StreamUp,
 )
 from trading.views import (
+    BlockList,
+    BlockResult,
+    ChartProblem,
+    ChartView,
     ConfigChange,
     ConfigPreview,
     ExitPreview,
@@ -59,6 +64,7 @@ from trading.views import (
     ServiceError,
     StatsView,
     SyncReport,
+    UnblockResult,
 )
 
 POSITIONS_PER_PAGE = 5
@@ -365,7 +371,14 @@ _CONFIG_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (N_("Cooldowns"), ("cooldown_after_stop_h", "cooldown_after_exit_h")),
     (
         N_("Operations"),
-        ("backstop_on_exchange", "reconcile_interval_s", "fallback_poll_interval_s", "report_timezone", "taker_fee"),
+        (
+            "backstop_on_exchange",
+            "reconcile_interval_s",
+            "fallback_poll_interval_s",
+            "report_timezone",
+            "taker_fee",
+            "alert_charts",
+        ),
     ),
 )
 
@@ -605,6 +618,162 @@ def report_caption(r: Report) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ charts
+def chart_labels() -> ChartLabels:
+    """The words drawn in a chart, in the current locale (the renderer falls back to English when no installed
+    font can draw them)."""
+    return ChartLabels(
+        avg=_("Avg"),
+        stop=_("Stop"),
+        backstop=_("Backstop"),
+        next_dca=_("Next DCA"),
+        recovery=_("Recovery sell"),
+        take_half=_("Take half"),
+        trailing=_("Trailing stop"),
+        entry=_("Entry"),
+        dca=_("DCA"),
+        sell=_("Sell"),
+        close=_("Close"),
+        volume=_("Volume"),
+        last=_("Last"),
+        prefilter=_("1h pre-filter"),
+        strategy_1m=_("1m strategy"),
+        strategy_3m=_("3m strategy"),
+        filter_15m=_("15m filter"),
+        signal_yes=_("entry signal"),
+        signal_no=_("no entry"),
+        not_evaluated=_("not evaluated yet"),
+    )
+
+
+def chart_caption(v: ChartView) -> str:
+    """Under the picture: what it shows in figures (a caption holds at most 1,024 characters)."""
+    head = f"{_sym(v.symbol)} · {esc(v.interval)} · {fmt_time(v.candle_ms)}"
+    p = v.position
+    if p is not None:
+        lines = [
+            head + " · " + stage_name(p.stage),
+            _("Last {last} · avg {avg} ({pct})").format(
+                last=fmt_price(p.last_price), avg=fmt_price(p.avg_price), pct=fmt_pct(p.unrealized_pct, signed=True)
+            ),
+            _("Stop: {stop} · backstop: {backstop}").format(
+                stop=fmt_price(p.stop_price),
+                backstop=fmt_price(p.backstop_price) if p.backstop_price is not None else _("none"),
+            ),
+        ]
+        if p.next_dca_stage and p.next_dca_price is not None:
+            lines.append(
+                _("Next DCA: {stage} at {price}").format(
+                    stage=stage_name(p.next_dca_stage), price=fmt_price(p.next_dca_price)
+                )
+            )
+        if p.half_taken:
+            lines.append(_("Half taken · trailing stop: {price}").format(price=fmt_price(p.trailing_stop)))
+        return "\n".join(lines)
+    r = v.signal
+    if r is None:
+        return head + "\n" + _("Not held. No evaluation yet: too few candles.")
+    verdict = _("✅ entry signal") if r.entry else _("❌ no entry")
+    groups = (
+        (_("1h pre-filter"), r.prefilter, r.prefilter_ok),
+        (_("1m strategy"), r.m1, r.strategy_1m_ok),
+        (_("3m strategy"), r.m3, r.strategy_3m_ok),
+        (_("15m filter"), r.f15, r.filter_15m_ok),
+    )
+    parts = [f"{_ok(ok)} {title} {sum(1 for c in conds if c.ok)}/{len(conds)}" for title, conds, ok in groups if conds]
+    return "\n".join(
+        [
+            head,
+            _("Not held. Entry conditions: {verdict}").format(verdict=verdict),
+            " · ".join(parts),
+            _("Every value: /why {symbol}").format(symbol=esc(v.symbol)),
+        ]
+    )
+
+
+_CHART_PROBLEMS = {
+    ChartProblem.INTERVAL: N_("Charts come in 1m, 3m, 15m or 1h."),
+    ChartProblem.NO_CANDLES: N_("No candles of {symbol}: it is neither held nor among the scanned symbols."),
+    ChartProblem.FAILED: N_("The chart of {symbol} could not be drawn just now; please try again."),
+}
+
+
+# ------------------------------------------------------------------ blocks
+def _until(until_ms: int, now_ms: int) -> str:
+    left_s = max(0, until_ms - now_ms) / 1000
+    if left_s >= 60:  # whole minutes, rounded up: a fresh 24 h block reads "24h 0m", not "23h 59m"
+        left_s = -(-left_s // 60) * 60
+    return _("until {time} ({left} left)").format(time=fmt_time(until_ms), left=fmt_duration(left_s))
+
+
+def block_question(symbol: str, *, held: bool) -> str:
+    lines = [_("<b>Block {symbol}?</b> No new entries on it for the time you choose.").format(symbol=esc(symbol))]
+    if held:
+        lines.append(
+            _(
+                "You hold {symbol}: blocking does not sell it (DCA and exits go on). Exit sells it, after confirmation."
+            ).format(symbol=_sym(symbol))
+        )
+    return "\n".join(lines)
+
+
+def block_done(r: BlockResult, *, now_ms: int) -> str:
+    if r.already_permanent:
+        text = _("{symbol} is already blocked permanently (symbol_blacklist). /unblock {symbol} lifts it.").format(
+            symbol=_sym(r.symbol)
+        )
+    elif r.until_ms is None:
+        text = _("🚫 {symbol} blocked permanently: no new entries (added to symbol_blacklist).").format(
+            symbol=_sym(r.symbol)
+        )
+    else:
+        text = _("🚫 {symbol} blocked {until}: no new entries until then.").format(
+            symbol=_sym(r.symbol), until=_until(r.until_ms, now_ms)
+        )
+        if r.previous_until_ms is not None:
+            text += "\n" + _("It replaces the block that ran until {time}.").format(time=fmt_time(r.previous_until_ms))
+    if r.held:
+        text += "\n" + _("You hold {symbol}: the position goes on (DCA and exits). Exit it?").format(
+            symbol=_sym(r.symbol)
+        )
+    return text
+
+
+def unblock_done(r: UnblockResult, *, now_ms: int) -> str:
+    if not r.changed:
+        text = _("{symbol} is not blocked.").format(symbol=_sym(r.symbol))
+    else:
+        text = _("✅ {symbol} unblocked: new entries are allowed again.").format(symbol=_sym(r.symbol))
+    if r.cooldown_until_ms is not None:
+        text += "\n" + _("Its cooldown after the last close still runs {until}.").format(
+            until=_until(r.cooldown_until_ms, now_ms)
+        )
+    return text
+
+
+_COOLDOWN_REASONS = {"stop_loss": N_("after a stop loss"), "backstop": N_("after the backstop")}
+
+
+def blocked_text(b: BlockList, *, now_ms: int) -> str:
+    held = set(b.held)
+
+    def mark(symbol: str) -> str:
+        return _sym(symbol) + (" · " + _("held") if symbol in held else "")
+
+    lines = [_("<b>Blocked symbols</b> (no new entries)")]
+    lines += ["", _("<b>Permanently</b> (symbol_blacklist)")]
+    lines += [f"• {mark(s)}" for s in b.permanent] or [_("none")]
+    lines += ["", _("<b>For a time</b> (/block SYMBOL HOURS)")]
+    lines += [f"• {mark(t.symbol)} {_until(t.until_ms, now_ms)} · {esc(t.actor)}" for t in b.timed] or [_("none")]
+    if b.cooldowns:
+        lines += ["", _("<b>Cooldowns</b> of the strategy (after a close)")]
+        for c in b.cooldowns:
+            why = _(_COOLDOWN_REASONS[c.reason]) if c.reason in _COOLDOWN_REASONS else _("after a close")
+            lines.append(f"• {mark(c.symbol)} {_until(c.until_ms, now_ms)} · {why}")
+    lines += ["", _("/block SYMBOL [HOURS] adds one, /unblock SYMBOL lifts it.")]
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------ errors
 def service_error_text(exc: ServiceError) -> str:
     p = exc.params
@@ -621,6 +790,12 @@ def service_error_text(exc: ServiceError) -> str:
         return _("The exchange cannot be reached right now: {detail}").format(detail=_free(p.get("detail", "")))
     if code == "invalid_config":
         return invalid_config_text(p.get("problems") or [str(exc)])
+    if code == "chart_unavailable":
+        reason = p.get("reason")
+        template = _CHART_PROBLEMS.get(reason, _CHART_PROBLEMS[ChartProblem.FAILED])  # type: ignore[call-overload]
+        return _(template).format(symbol=_sym(p.get("symbol", "?")))
+    if code == "invalid_block":
+        return _("Hours must be more than 0 and at most {max}.").format(max=p.get("max_hours", "?"))
     if code == "service_stopping":
         return _("The service is stopping: nothing was done. Try again once it is back.")
     return _("The service refused: {reason}").format(reason=_free(str(exc)))

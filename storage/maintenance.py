@@ -26,6 +26,7 @@ CLEARED_TABLES = (
     "orders",
     "positions",
     "cooldowns",
+    "symbol_blocks",
     "daily_stats",
     "equity_log",
     "system_state",

@@ -202,9 +202,23 @@ def _sim_stop_qty(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE sim_algo_orders ADD COLUMN qty TEXT")
 
 
+# Timed blocks set from Telegram (/block SYMBOL HOURS): no new entries on the symbol until ``until_ms``.
+# The permanent blacklist stays the strategy key ``symbol_blacklist`` (config overrides).
+_V3_SYMBOL_BLOCKS: tuple[str, ...] = (
+    """
+    CREATE TABLE symbol_blocks (
+        symbol TEXT PRIMARY KEY,
+        until_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "simulated exchange tables", (*_V2_SIM, _sim_stop_qty)),
+    Migration(3, "timed symbol blocks", _V3_SYMBOL_BLOCKS),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

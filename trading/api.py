@@ -11,28 +11,49 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from trading.book import BookEntry
+from trading.charts.renderer import ChartError, ChartRenderer
 from trading.clock import Clock
+from trading.core.chart import (
+    CHART_INTERVALS,
+    DEFAULT_INTERVAL,
+    MAX_BARS,
+    ChartLabels,
+    ChartRequest,
+    FillPoint,
+    lookback_bars,
+    position_lines,
+)
 from trading.core.config import ConfigError, StrategyConfig
 from trading.core.reports import RiskTable, SignalReport
 from trading.core.risk import risk_table, validate_strategy
+from trading.core.series import OHLCV
 from trading.engine import Engine
 from trading.events import EngineEvent, ErrorEvent, Notifier, OrderRejected
 from trading.exchange.base import ExchangeError
 from trading.strategy import normalize_key, parse_value, validate_full
 from trading.views import (
+    BlockList,
+    BlockResult,
+    ChartProblem,
+    ChartUnavailable,
+    ChartView,
     ConfigChange,
     ConfigPreview,
+    CooldownView,
     ExchangeUnavailable,
     ExitPreview,
     ExitResult,
     HealthView,
+    InvalidBlock,
     InvalidConfig,
     LegView,
     NoPosition,
@@ -43,11 +64,17 @@ from trading.views import (
     StatsView,
     StreamHealth,
     SyncReport,
+    TimedBlock,
+    UnblockResult,
     UnknownSymbol,
 )
 
 log = logging.getLogger("surgedca.api")
 RISK_BALANCE_FALLBACK = Decimal(1000)
+CHART_TIMEOUT_S = 10.0  # /chart: the worker's first start (a process importing matplotlib) included
+ALERT_CHART_TIMEOUT_S = 3.0  # an alert never waits longer for its chart: it goes as text instead (bot.notifier too)
+MAX_BLOCK_HOURS = 24 * 365
+BLACKLIST_KEY = "symbol_blacklist"
 
 
 def normalize_symbol(raw: str) -> str:
@@ -102,6 +129,7 @@ class ServiceApi:
         errors: CountingNotifier | None = None,
         stream_age: Callable[[], float | None] | None = None,
         on_config_applied: Callable[[StrategyConfig, StrategyConfig], None] | None = None,
+        charts: ChartRenderer | None = None,
     ) -> None:
         self.engine = engine
         self.ctx = engine.ctx
@@ -111,6 +139,7 @@ class ServiceApi:
         self._errors = errors
         self._stream_age = stream_age
         self._on_config_applied = on_config_applied
+        self.charts = charts or ChartRenderer()  # the worker starts on the first chart
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -320,16 +349,21 @@ class ServiceApi:
     async def config_set(self, key: str, raw_value: str, actor: str) -> ConfigChange:
         self._not_stopping()
         key, old, new, new_cfg = self._candidate(key, raw_value)
+        now = self.ctx.clock.now_ms()
+        with self.ctx.store.db.transaction():
+            self.ctx.store.config.set(key, old, new, actor, now)  # override + history + audit
+        self._apply_config(new_cfg)
+        log.info("config %s: %r -> %r by %s", key, old, new, actor)
+        return ConfigChange(now, actor, key, old, new)
+
+    def _apply_config(self, new_cfg: StrategyConfig) -> None:
+        """A committed config change, made effective everywhere."""
         ctx = self.ctx
-        now = ctx.clock.now_ms()
-        ctx.store.config.set(key, old, new, actor, now)  # override + history + audit, one transaction
         previous = ctx.cfg
         ctx.cfg = new_cfg
         ctx.book.retrigger_all(new_cfg)
         if self._on_config_applied is not None:
             self._on_config_applied(previous, new_cfg)
-        log.info("config %s: %r -> %r by %s", key, old, new, actor)
-        return ConfigChange(now, actor, key, old, new)
 
     async def config_history(self, limit: int = 20) -> list[ConfigChange]:
         return [ConfigChange(r.ts_ms, r.actor, r.key, r.old, r.new) for r in self.ctx.store.config.history(limit)]
@@ -365,6 +399,159 @@ class ServiceApi:
         # connection, never the trading loop.
         return await asyncio.to_thread(live_report_at, path, self.ctx.clock.now_ms(), days)
 
+    # ------------------------------------------------------------------ charts
+    async def chart(
+        self,
+        symbol: str,
+        interval: str = DEFAULT_INTERVAL,
+        *,
+        labels: Sequence[ChartLabels] = (ChartLabels(),),
+        position_id: int | None = None,
+        timeout_s: float = CHART_TIMEOUT_S,
+    ) -> ChartView:
+        """The candles of ``symbol`` with the strategy's averages and band; for a held symbol (or the closed position
+        ``position_id``) its fills and the ladder's prices, else the entry conditions. Gathered here, on the loop
+        (a copy of a few hundred candles, one indexed read of the fills); drawn by the chart worker."""
+        sym = self._symbol(symbol)
+        if interval not in CHART_INTERVALS:
+            raise ChartUnavailable(symbol=sym, reason=ChartProblem.INTERVAL)
+        candles = self.engine.candles
+        minute = candles.last_open_time(sym) if sym in candles else None
+        if minute is None or not len(candles.series(sym, interval)):
+            raise ChartUnavailable(symbol=sym, reason=ChartProblem.NO_CANDLES)
+        entry = self.ctx.book.get(sym)
+        if entry is not None and position_id is not None and entry.position_id != position_id:
+            entry = None  # the alert is about an earlier position of this symbol
+        pid = entry.position_id if entry is not None else position_id
+        fills = self.ctx.store.fills.for_position(pid) if pid is not None else []
+        label_sets = tuple(labels) or (ChartLabels(),)
+        key = (sym, interval, minute, pid, entry.version if entry else None, len(fills), label_sets)
+        signal: SignalReport | None = None
+
+        def build() -> ChartRequest:
+            nonlocal signal
+            if pid is None:
+                signal = self.engine.scanner.why(sym)  # every condition at the newest close, as /why shows it
+            cfg = self.ctx.cfg
+            series = candles.series(sym, interval).tail(MAX_BARS + lookback_bars(cfg.signals))
+            last = entry.last_price if entry is not None else None
+            return ChartRequest(
+                symbol=sym,
+                interval=interval,
+                candles=_copy(series),
+                params=cfg.signals,
+                lines=position_lines(entry.state, cfg, backstop=_resting(entry)) if entry is not None else (),
+                fills=tuple(_fill_point(f) for f in fills),
+                signal=signal,
+                held=pid is not None,
+                last_price=float(last) if last is not None else candles.last_close(sym),
+                labels=label_sets,
+                timezone=cfg.report_timezone,
+            )
+
+        try:
+            result = await self.charts.render(key, build, timeout_s=timeout_s)
+        except ChartError as exc:
+            log.warning("chart of %s %s: %s", sym, interval, exc)
+            raise ChartUnavailable(symbol=sym, reason=ChartProblem.FAILED) from exc
+        if pid is None and signal is None:  # from the cache: the report evaluated for it is the scanner's last
+            signal = self.engine.scanner.reports.get(sym)
+        return ChartView(
+            symbol=sym,
+            interval=interval,
+            png=result.png,
+            candle_ms=int(candles.series(sym, interval).open_time[-1]),
+            position=self._view(entry) if entry is not None else None,
+            signal=signal,
+            render_ms=result.render_ms,
+            cached=result.cached,
+        )
+
+    async def alert_chart(self, symbol: str, position_id: int, labels: Sequence[ChartLabels]) -> bytes | None:
+        """The chart a trade alert carries (``alert_charts``), or None: disabled, or not drawn within
+        ``ALERT_CHART_TIMEOUT_S`` (the alert then goes as text; a late chart still lands in the cache)."""
+        if not self.ctx.cfg.alert_charts or self.ctx.stopping:
+            return None
+        try:
+            view = await self.chart(symbol, labels=labels, position_id=position_id, timeout_s=ALERT_CHART_TIMEOUT_S)
+        except ServiceError as exc:
+            log.info("alert for %s goes without its chart: %s", symbol, exc.params.get("reason", exc))
+            return None
+        return view.png
+
+    # ------------------------------------------------------------------ blocks
+    async def blocked(self) -> BlockList:
+        ctx = self.ctx
+        now = ctx.clock.now_ms()
+        timed = tuple(TimedBlock(b.symbol, b.until_ms, b.actor, b.created_at_ms) for b in ctx.store.blocks.active(now))
+        cooldowns = tuple(CooldownView(c.symbol, c.until_ms, c.reason) for c in ctx.store.cooldowns.active_details(now))
+        return BlockList(tuple(ctx.cfg.symbol_blacklist), timed, cooldowns, tuple(sorted(ctx.book.symbols())))
+
+    async def block(self, symbol: str, hours: float | None, actor: str) -> BlockResult:
+        """No new entries on ``symbol``: for ``hours`` (a timed block, ends by itself), or permanently (added to
+        the ``symbol_blacklist`` key, as ``/config set`` would: override, history, audit). Positions held go on
+        (DCA, exits)."""
+        self._not_stopping()
+        sym = self._symbol(symbol)
+        if hours is not None and not (0 < hours <= MAX_BLOCK_HOURS):
+            raise InvalidBlock(hours=hours, max_hours=MAX_BLOCK_HOURS)
+        ctx = self.ctx
+        now = ctx.clock.now_ms()
+        previous = self._timed_block(sym, now)
+        held = sym in ctx.book
+        if sym in ctx.cfg.symbol_blacklist:
+            return BlockResult(sym, None, previous, already_permanent=True, held=held, changed=False)
+        before = {"until_ms": previous}
+        if hours is None:
+            key, old, new, new_cfg = self._candidate(BLACKLIST_KEY, ",".join([*ctx.cfg.symbol_blacklist, sym]))
+            with ctx.store.db.transaction():
+                ctx.store.config.set(key, old, new, actor, now)
+                ctx.store.blocks.clear(sym)  # the permanent block replaces a timed one
+                ctx.store.audit.add(actor, "block", symbol=sym, before=before, after={"permanent": True}, ts_ms=now)
+            ctx.blocks.pop(sym, None)
+            self._apply_config(new_cfg)
+            until = None
+        else:
+            until = now + round(hours * 3_600_000)
+            with ctx.store.db.transaction():
+                ctx.store.blocks.set(sym, until, actor, now)
+                ctx.store.audit.add(actor, "block", symbol=sym, before=before, after={"until_ms": until}, ts_ms=now)
+            ctx.blocks[sym] = until
+        log.info("%s blocked %s by %s", sym, "permanently" if until is None else f"until {until}", actor)
+        return BlockResult(sym, until, previous, already_permanent=False, held=held, changed=True)
+
+    async def unblock(self, symbol: str, actor: str) -> UnblockResult:
+        """Lift the permanent and the timed block of ``symbol`` (the strategy's cooldown, if any, still runs)."""
+        self._not_stopping()
+        sym = self._symbol(symbol)
+        ctx = self.ctx
+        now = ctx.clock.now_ms()
+        permanent = sym in ctx.cfg.symbol_blacklist
+        timed = self._timed_block(sym, now)
+        cooldown = ctx.cooldowns.get(sym)
+        cooldown = cooldown if cooldown is not None and cooldown > now else None
+        if not permanent and timed is None:
+            return UnblockResult(sym, False, None, cooldown, changed=False)
+        new_cfg = None
+        with ctx.store.db.transaction():
+            if permanent:
+                rest = [s for s in ctx.cfg.symbol_blacklist if s != sym]
+                key, old, new, new_cfg = self._candidate(BLACKLIST_KEY, ",".join(rest) or "none")
+                ctx.store.config.set(key, old, new, actor, now)
+            ctx.store.blocks.clear(sym)
+            ctx.store.audit.add(
+                actor, "unblock", symbol=sym, before={"permanent": permanent, "until_ms": timed}, after=None, ts_ms=now
+            )
+        ctx.blocks.pop(sym, None)
+        if new_cfg is not None:
+            self._apply_config(new_cfg)
+        log.info("%s unblocked by %s", sym, actor)
+        return UnblockResult(sym, permanent, timed, cooldown, changed=True)
+
+    def _timed_block(self, symbol: str, now_ms: int) -> int | None:
+        until = self.ctx.blocks.get(symbol)
+        return until if until is not None and until > now_ms else None
+
     # ------------------------------------------------------------------ chat settings and audit
     def chat_locale(self, chat_id: int) -> str | None:
         value = self.ctx.store.state.get(f"chat_locale:{chat_id}")
@@ -387,6 +574,21 @@ class ServiceApi:
         self.ctx.store.audit.add(
             actor, action, symbol=symbol, before=before, after=after, ts_ms=self.ctx.clock.now_ms()
         )
+
+
+def _copy(series: OHLCV) -> OHLCV:
+    """The candle store's arrays are views updated in place: the worker gets its own copy."""
+    return OHLCV(
+        *(np.array(a) for a in (series.open_time, series.open, series.high, series.low, series.close, series.volume))
+    )
+
+
+def _resting(entry: BookEntry) -> Decimal | None:
+    return entry.backstop_price if entry.backstop_client_id else None
+
+
+def _fill_point(f: Any) -> FillPoint:
+    return FillPoint(f.client_order_id, f.side, float(f.price), float(f.qty), f.ts_ms, f.stage, f.reason)
 
 
 def _lookup(data: dict[str, Any], key: str) -> Any:

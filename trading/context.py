@@ -44,6 +44,7 @@ class EngineContext:
     mode: str = "sim"
     paused: bool = False  # no new entries (exits and DCA continue); persisted in SystemState
     cooldowns: dict[str, int] = field(default_factory=dict)  # symbol -> until ms (the ledger's cache of the table)
+    blocks: dict[str, int] = field(default_factory=dict)  # timed /block: symbol -> until ms (cache of the table)
     halts: dict[str, str] = field(default_factory=dict)  # source -> why the service refuses to trade now
 
     @property
@@ -79,10 +80,21 @@ class EngineContext:
         """Cache what the scanner reads at every 1m close (no DB reads per scan)."""
         self.paused = bool(self.store.state.get("paused", False))
         self.cooldowns = dict(self.store.cooldowns.active(self.clock.now_ms()))
+        self.blocks = {b.symbol: b.until_ms for b in self.store.blocks.active(self.clock.now_ms())}
 
     def in_cooldown(self, symbol: str) -> bool:
         until = self.cooldowns.get(symbol)
         return until is not None and until > self.clock.now_ms()
+
+    def block_reason(self, symbol: str) -> str | None:
+        """Why the trader keeps ``symbol`` from new entries: the permanent blacklist or a timed /block (in
+        memory: the scanner asks for every symbol at every minute)."""
+        if symbol in self.cfg.symbol_blacklist:
+            return "blacklisted"
+        until = self.blocks.get(symbol)
+        if until is not None and until > self.clock.now_ms():
+            return "blocked"
+        return None
 
     def local_day(self, ts_ms: int) -> str:
         tz = ZoneInfo(self.cfg.report_timezone)

@@ -219,8 +219,8 @@ class Executor:
             return "an entry is in flight"
         if ctx.in_cooldown(symbol):
             return "in cooldown"
-        if symbol in ctx.cfg.symbol_blacklist:
-            return "blacklisted"
+        if (why := ctx.block_reason(symbol)) is not None:
+            return why
         return self._room(Decimal(0))
 
     def _room(self, extra_margin: Decimal) -> str | None:

@@ -120,8 +120,8 @@ class Scanner:
             return "max_positions"
         if ctx.in_cooldown(symbol):
             return "cooldown"
-        if symbol in ctx.cfg.symbol_blacklist:
-            return "blacklisted"
+        if (why := ctx.block_reason(symbol)) is not None:
+            return why
         wallet = ctx.account.wallet
         if wallet > 0:
             usage, weight = self._margin_fractions()

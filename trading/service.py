@@ -102,6 +102,7 @@ class Service:
         self.alerts: Any = None
         self.scheduler: Any = None
         self.bot: Any = None
+        self.telegram_sink: Any = None
         self.dispatcher: Any = None
         self._resubscribe_pending = False
         self._stop_reason = "stop requested"
@@ -163,6 +164,10 @@ class Service:
             stream_age=self.bundle.market.last_message_age,
             on_config_applied=self._config_applied,
         )
+        if self.telegram_sink is not None:
+            self.telegram_sink.chart_source = self.api.alert_chart  # trade alerts carry charts (alert_charts)
+        if cfg.alert_charts and not s.headless:
+            self.api.charts.warm()  # the first alert's chart must not wait for the worker to start
         await engine.start()
         watched = engine.watched_symbols()
         log.info("backfilling candles of %d symbols", len(watched))
@@ -243,6 +248,8 @@ class Service:
         if self.alerts is not None:
             with contextlib.suppress(Exception):
                 await self.alerts.stop(grace_s=5.0)
+        if self.api is not None:
+            self.api.charts.close()
         if self.bot is not None:
             with contextlib.suppress(Exception):
                 await self.bot.session.close()
@@ -390,6 +397,8 @@ class Service:
                 engine.runner.spawn(self._resync_backstop(entry.state.symbol))
         if (old.universe_size, old.symbol_blacklist) != (new.universe_size, new.symbol_blacklist):
             engine.scanner.universe.refreshed_ms = 0  # refreshed at the next minute
+        if new.alert_charts and not old.alert_charts and not self.settings.headless and self.api is not None:
+            self.api.charts.warm()
         if old.reconcile_interval_s != new.reconcile_interval_s and self.scheduler is not None:
             self.scheduler.reschedule_job("reconcile", trigger="interval", seconds=new.reconcile_interval_s)
 
@@ -414,7 +423,9 @@ class Service:
 
             assert s.telegram_bot_token is not None
             self.bot = create_bot(s.telegram_bot_token.get_secret_value(), s.telegram_api_url)
-            sink = TelegramSink(self.bot, s.telegram_allowed_chat_ids, i18n=build_i18n(s.locale), locale=s.locale)
+            sink = self.telegram_sink = TelegramSink(
+                self.bot, s.telegram_allowed_chat_ids, i18n=build_i18n(s.locale), locale=s.locale
+            )
         alerts = AlertNotifier(sink)
         await alerts.start()
         return alerts

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from storage.audit import AuditLog
+from storage.blocks import SymbolBlocks
 from storage.config_store import ConfigStore
 from storage.db import Database
 from storage.fills import FillsRepo
@@ -26,6 +27,7 @@ class Store:
     audit: AuditLog
     config: ConfigStore
     cooldowns: Cooldowns
+    blocks: SymbolBlocks
     daily: DailyStats
     equity: EquityLog
     state: SystemState
@@ -40,6 +42,7 @@ class Store:
             audit=AuditLog(db),
             config=ConfigStore(db),
             cooldowns=Cooldowns(db),
+            blocks=SymbolBlocks(db),
             daily=DailyStats(db),
             equity=EquityLog(db),
             state=SystemState(db),

@@ -6,10 +6,13 @@ Telegram or the exchange.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Protocol
 
+from trading.core.chart import DEFAULT_INTERVAL, ChartLabels
 from trading.core.config import StrategyConfig
 from trading.core.reports import RiskTable, SignalReport
 
@@ -42,6 +45,14 @@ class ExchangeUnavailable(ServiceError):
 
 class InvalidConfig(ServiceError):
     code = "invalid_config"  # params: problems (list[str])
+
+
+class ChartUnavailable(ServiceError):
+    code = "chart_unavailable"  # params: symbol, reason (ChartProblem)
+
+
+class InvalidBlock(ServiceError):
+    code = "invalid_block"  # params: hours, max_hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +201,71 @@ class Report:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+class ChartProblem(StrEnum):
+    INTERVAL = "interval"  # not one of trading.core.chart.CHART_INTERVALS
+    NO_CANDLES = "no_candles"  # the symbol is neither held nor scanned: no candles kept
+    FAILED = "failed"  # the worker failed or was too slow
+
+
+@dataclass(frozen=True, slots=True)
+class ChartView:
+    """``/chart``: the PNG and what its caption tells (the position, or the entry conditions of a symbol not held)."""
+
+    symbol: str
+    interval: str
+    png: bytes
+    candle_ms: int  # open time of the newest candle drawn
+    position: PositionView | None
+    signal: SignalReport | None
+    render_ms: float
+    cached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TimedBlock:
+    symbol: str
+    until_ms: int
+    actor: str
+    since_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownView:
+    symbol: str
+    until_ms: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockList:
+    """``/blocked``: what keeps symbols from new entries. The permanent blacklist (strategy key
+    ``symbol_blacklist``), timed blocks (``/block SYMBOL HOURS``), and the strategy's own cooldowns."""
+
+    permanent: tuple[str, ...]
+    timed: tuple[TimedBlock, ...]
+    cooldowns: tuple[CooldownView, ...]
+    held: tuple[str, ...]  # symbols held now (blocking them stops new entries only)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    symbol: str
+    until_ms: int | None  # None: permanently (the blacklist)
+    previous_until_ms: int | None  # a timed block it replaced
+    already_permanent: bool  # nothing changed: the symbol was on the blacklist
+    held: bool  # a position is open on it (offer to exit)
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UnblockResult:
+    symbol: str
+    was_permanent: bool
+    was_until_ms: int | None
+    cooldown_until_ms: int | None  # the strategy's cooldown still runs until then
+    changed: bool
+
+
 class ServiceAPI(Protocol):
     """Everything a front end may ask of the running service. ``actor`` is e.g. ``tg:12345``."""
 
@@ -214,6 +290,17 @@ class ServiceAPI(Protocol):
     async def why(self, symbol: str) -> SignalReport | None: ...  # raises UnknownSymbol
     async def risk(self) -> RiskTable: ...
     async def report(self, days: int) -> Report: ...
+    async def chart(
+        self,
+        symbol: str,
+        interval: str = DEFAULT_INTERVAL,
+        *,
+        labels: Sequence[ChartLabels] = (ChartLabels(),),
+        position_id: int | None = None,
+    ) -> ChartView: ...  # raises UnknownSymbol / ChartUnavailable
+    async def blocked(self) -> BlockList: ...
+    async def block(self, symbol: str, hours: float | None, actor: str) -> BlockResult: ...  # None: permanently
+    async def unblock(self, symbol: str, actor: str) -> UnblockResult: ...
     def chat_locale(self, chat_id: int) -> str | None: ...  # the language chosen with /lang (persisted)
     async def set_chat_locale(self, chat_id: int, locale: str, actor: str) -> None: ...
     def audit(

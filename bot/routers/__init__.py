@@ -8,6 +8,8 @@ from aiogram import Router
 def all_routers() -> list[Router]:
     # Imported here so that importing ``bot.routers`` alone has no side effects.
     from bot.routers import (
+        block,
+        chart,
         config,
         control,
         errors,
@@ -38,5 +40,7 @@ def all_routers() -> list[Router]:
         risk.create_router(),
         lang.create_router(),
         report.create_router(),
+        chart.create_router(),
+        block.create_router(),
         fallback.create_router(),  # must stay last: it takes whatever the others did not
     ]

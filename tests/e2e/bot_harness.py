@@ -157,6 +157,9 @@ class BotE2E:
 _ALERT_ICONS = ("🟢", "🔵", "🟡", "🛑", "✅ <b>Closed", "🔻", "📥", "❓", "⚖️", "⏭", "⛔", "📡", "⚠️ <b>", "▶️", "⏹")
 
 
+_ALERT_BUTTONS = ("ch:", "bl:")  # trade alerts carry 📈 Chart (and 🚫 Block under an entry)
+
+
 def _is_alert(m: FakeMessage) -> bool:
     html = m.html or m.text
-    return html.startswith(_ALERT_ICONS) and not m.buttons
+    return html.startswith(_ALERT_ICONS) and all(data.startswith(_ALERT_BUTTONS) for _, data in m.buttons)

@@ -68,7 +68,8 @@ async def test_positions_of_an_adopted_position_refresh_in_place_and_details(tgb
     assert "Next DCA: first DCA at 97" in text
     assert "Stop: 90 · backstop: 90" in text
     buttons = listing.buttons  # the message object follows its edits: keep what it showed
-    assert [label for label, _ in buttons] == ["❌ Exit SOLUSDT", "🔎 Details", "🔄 Refresh"]
+    assert [label for label, _ in buttons] == ["❌ Exit SOLUSDT", "🔎 Details", "📈 Chart", "🚫 Block",
+                                                "🔄 Refresh"]
 
     await tgbot.h.fake.set_price(SYM, "101.50")
     await until(lambda: tgbot.h.engine.ctx.book.get(SYM).last_price == D("101.50"), what="the price on the stream")
@@ -89,7 +90,7 @@ async def test_positions_of_an_adopted_position_refresh_in_place_and_details(tgb
     assert "Origin: adopted" in details.text
     lots = details.text.split("Lots held\n", 1)[1].splitlines()
     assert lots == ["• initial entry: 1 @ 100"]
-    assert [label for label, _ in details.buttons] == ["❌ Exit SOLUSDT"]
+    assert [label for label, _ in details.buttons] == ["❌ Exit SOLUSDT", "📈 Chart", "🚫 Block"]
 
     # The Exit button asks first; "No" sells nothing.
     before = len(tgbot.tg.bot_messages(CHAT))

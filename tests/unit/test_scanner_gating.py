@@ -77,3 +77,23 @@ def test_reserved_margin_counts_against_max_margin_usage(tmp_path: Path) -> None
     assert sc.executor.admit("AUSDT") and sc.executor.admit("BUSDT")  # 15 + 15 of 40
     assert sc.blocked("CUSDT") == "max_margin_usage"  # 15 + 15 + 15 > 40
     assert not sc.executor.admit("CUSDT")
+def test_blacklist_and_timed_blocks_from_memory_alone_and_they_expire(tmp_path: Path) -> None:
+    sc = _scanner(tmp_path, symbol_blacklist=("DUSDT",))
+    ctx = sc.ctx
+    clock: ManualClock = ctx.clock  # type: ignore[assignment]
+    now = clock.now_ms()
+    ctx.store.blocks.set("EUSDT", now + 3_600_000, "tg:1", now)
+    ctx.load_flags()  # what the engine does at start: the table, read once
+    statements: list[str] = []
+    ctx.store.db.conn.set_trace_callback(statements.append)
+    try:
+        assert sc.blocked("DUSDT") == "blacklisted" and sc.executor.entry_blocker("DUSDT") == "blacklisted"
+        assert sc.blocked("EUSDT") == "blocked" and sc.executor.entry_blocker("EUSDT") == "blocked"
+        assert sc.blocked("FUSDT") is None
+        clock.advance(3599)
+        assert sc.blocked("EUSDT") == "blocked"
+        clock.advance(1)  # the block ends by itself, exactly at its time
+        assert sc.blocked("EUSDT") is None and sc.executor.entry_blocker("EUSDT") is None
+    finally:
+        ctx.store.db.conn.set_trace_callback(None)
+    assert statements == []  # no database read per symbol per minute

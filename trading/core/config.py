@@ -94,6 +94,7 @@ class StrategyConfig:
     fallback_poll_interval_s: float = 3
     report_timezone: str = "Asia/Seoul"
     taker_fee: float = 0.0005  # Binance USD-M VIP0 taker; used by the risk table and the simulator
+    alert_charts: bool = False  # entry, DCA and close alerts carry the position's chart (Telegram)
     signals: SignalParams = field(default_factory=SignalParams)
 
     # ---- derived values (Decimal, for exact sizing)
@@ -282,7 +283,7 @@ def parse_config(data: Mapping[str, Any]) -> StrategyConfig:
 
     if "margin_mode" in data and data["margin_mode"] not in ("cross", "isolated"):
         problems.append(f"margin_mode = {data['margin_mode']!r} is invalid: allowed 'cross' or 'isolated'")
-    for key in ("backstop_on_exchange",):
+    for key in ("backstop_on_exchange", "alert_charts"):
         if key in data and not isinstance(data[key], bool):
             problems.append(f"{key} = {data[key]!r} is invalid: allowed true or false")
     if "report_timezone" in data and (not isinstance(data["report_timezone"], str) or not data["report_timezone"]):

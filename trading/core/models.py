@@ -37,6 +37,11 @@ class ExitReason(StrEnum):
     DELISTING = "delisting"  # closed ahead of the symbol's delivery (delisting)
 
     @property
+    def closes_all(self) -> bool:
+        """Whether a sell for this reason ends the position (the others sell a part of it)."""
+        return self not in (ExitReason.RECOVERY_SECOND_DCA, ExitReason.RECOVERY_FIRST_DCA, ExitReason.TAKE_HALF)
+
+    @property
     def is_stop(self) -> bool:
         """Closes that start the long (after-stop) cooldown."""
         return self in (ExitReason.STOP_LOSS, ExitReason.BACKSTOP, ExitReason.LIQUIDATION)

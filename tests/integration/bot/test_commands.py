@@ -48,7 +48,11 @@ async def test_positions_shows_every_figure_and_buttons(harness: BotHarness) -> 
         assert figure in text, figure
     assert f"{btc.qty}" in text
     labels = [label for label, _ in reply.buttons]
-    assert labels == ["❌ Exit BTCUSDT", "🔎 Details", "❌ Exit ETHUSDT", "🔎 Details", "🔄 Refresh"]
+    assert labels == [
+        "❌ Exit BTCUSDT", "🔎 Details", "📈 Chart", "🚫 Block",
+        "❌ Exit ETHUSDT", "🔎 Details", "📈 Chart", "🚫 Block",
+        "🔄 Refresh",
+    ]
 
 
 async def test_positions_before_their_first_price(harness: BotHarness) -> None:

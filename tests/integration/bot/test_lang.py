@@ -34,7 +34,8 @@ async def test_default_locale_is_korean_and_lang_switches(harness: BotHarness) -
     # Buttons follow the chat's language too.
     harness.service.add_position("BTCUSDT", "64000")
     listing = await harness.say("/positions")
-    assert [label for label, _ in listing.buttons] == ["❌ Exit BTCUSDT", "🔎 Details", "🔄 Refresh"]
+    labels = [label for label, _ in listing.buttons]
+    assert labels == ["❌ Exit BTCUSDT", "🔎 Details", "📈 Chart", "🚫 Block", "🔄 Refresh"]
 
     # Another chat keeps the default.
     reply = await harness.say("/help", chat=GROUP)
@@ -43,7 +44,8 @@ async def test_default_locale_is_korean_and_lang_switches(harness: BotHarness) -
     reply = await harness.say("/lang ko")
     assert reply.text == "이 채팅의 언어: 한국어."
     listing = await harness.say("/positions")
-    assert [label for label, _ in listing.buttons] == ["❌ BTCUSDT 청산", "🔎 상세", "🔄 새로고침"]
+    labels = [label for label, _ in listing.buttons]
+    assert labels == ["❌ BTCUSDT 청산", "🔎 상세", "📈 차트", "🚫 차단", "🔄 새로고침"]
 
 
 async def test_unknown_language_changes_nothing(harness: BotHarness) -> None:
@@ -72,6 +74,10 @@ async def test_command_menus_in_both_languages(harness: BotHarness) -> None:
             "resume",
             "stats",
             "why",
+            "chart",
+            "block",
+            "unblock",
+            "blocked",
             "risk",
             "report",
             "lang",

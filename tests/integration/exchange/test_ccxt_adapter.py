@@ -185,6 +185,7 @@ async def test_market_order_result_fill_and_reduce_only_exit(fake: FakeBinance, 
     assert fake.position("BTCUSDT").qty == Decimal("0.004")
     sent = _requests(fake, "POST", "/fapi/v1/order")[0].params
     assert sent["newOrderRespType"] == "RESULT" and sent["quantity"] == "0.004" and "reduceOnly" not in sent
+    fake.advance_time_ms(5)  # the exit's trade a few ms later on the exchange's clock (never the same ms)
     await fake.set_price("BTCUSDT", "49000")
     exit_order = await adapter.create_market_order("BTCUSDT", Side.SELL, Decimal("0.004"),
                                                    client_order_id="sdca-1-stop-1", reduce_only=True)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from decimal import Decimal
 
-from bot.notifier import Alert, AlertNotifier, SinkRetryAfter, coalesce_key, is_trade
+from bot.notifier import Alert, AlertMessage, AlertNotifier, SinkRetryAfter, coalesce_key, is_trade
 from trading.clock import ManualClock
 from trading.events import (
     DcaFilled,
@@ -38,11 +38,14 @@ class MemorySink:
         suffix = f" +{alert.more}" if alert.more else ""
         return f"{alert.event.kind}:{getattr(alert.event, 'where', '')}:{alert.event.ts_ms - T}{suffix}"
 
-    async def send(self, destination: int | None, text: str) -> None:
+    async def compose(self, alert: Alert, text: str) -> AlertMessage:
+        return AlertMessage(text)
+
+    async def send(self, destination: int | None, message: AlertMessage) -> None:
         self.attempts += 1
         if self.attempts <= self.fail_first:
             raise SinkRetryAfter(0.01)
-        self.sent.append(text)
+        self.sent.append(message.text)
 
 
 def err(i: int, where: str = "scanner") -> ErrorEvent:

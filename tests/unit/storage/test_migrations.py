@@ -90,6 +90,16 @@ def test_a_version_1_file_with_the_brokers_own_sim_tables_gains_the_stop_quantit
         assert rows == [("sdca-1-bs-1", None)]
 
 
+def test_a_version_1_file_gets_every_later_migration(db_path: Path) -> None:
+    with Database.open(db_path, migrations=MIGRATIONS[:1]) as db:
+        assert db.schema_version == 1
+        db.conn.execute("INSERT INTO cooldowns VALUES ('ETHUSDT', 5, 'stop_loss')")
+    with Database.open(db_path) as db:
+        assert db.schema_version == SCHEMA_VERSION
+        assert "symbol_blocks" in db.db.table_names()
+        assert db.conn.execute("SELECT symbol FROM cooldowns").fetchall() == [("ETHUSDT",)]
+
+
 def test_failed_migration_rolls_back_to_the_previous_version(db_path: Path) -> None:
     Database.open(db_path).close()
     bad = (*MIGRATIONS, Migration(NEXT, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL")))
