@@ -363,6 +363,7 @@ _CONFIG_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (N_("Cooldowns"), ("cooldown_after_stop_h", "cooldown_after_exit_h")),
+    (N_("Delistings"), ("delist_guard_days", "exit_before_delist_h")),
     (
         N_("Operations"),
         ("backstop_on_exchange", "reconcile_interval_s", "fallback_poll_interval_s", "report_timezone", "taker_fee"),

@@ -17,9 +17,10 @@ from decimal import Decimal
 from trading.candles import CandleStore
 from trading.context import EngineContext
 from trading.core import signals
+from trading.core.delisting import universe_exclusion
 from trading.core.models import Stage
 from trading.core.reports import SignalReport
-from trading.exchange.base import ExchangeError
+from trading.exchange.base import ExchangeError, Ticker24h
 from trading.executor import Executor
 
 log = logging.getLogger("surgedca.scanner")
@@ -69,25 +70,32 @@ class Scanner:
         self.keep_signal_log = False
         self._fractions_of: object = None
         self._fractions = (Decimal(0), Decimal(0))
+        self.excluded: dict[str, str] = {}  # symbol -> why it is kept out of the universe (last refresh)
 
     # ------------------------------------------------------------------ universe
     async def refresh_universe(self) -> list[str]:
-        """Top ``universe_size`` USDT perpetuals that are trading, by 24h quote volume, minus the blacklist."""
+        """Top ``universe_size`` USDT perpetuals by 24h quote volume that are trading and not being delisted
+        (``delist_guard_days``), minus the blacklist."""
         ctx = self.ctx
         try:
             tickers = await ctx.port.fetch_tickers_24h()
         except ExchangeError as exc:
             log.warning("universe refresh failed (%r); keeping %d symbols", exc, len(self.universe.symbols))
             return self.universe.symbols
+        now = ctx.clock.now_ms()
         blacklist = set(ctx.cfg.symbol_blacklist)
-        eligible = [
-            t
-            for t in tickers
-            if (m := ctx.markets.get(t.symbol)) is not None
-            and m.trading
-            and m.quote == "USDT"
-            and t.symbol not in blacklist
-        ]
+        eligible = []
+        excluded: dict[str, str] = {}
+        for t in tickers:
+            m = ctx.markets.get(t.symbol)
+            if m is None or m.quote != "USDT" or t.symbol in blacklist:
+                continue
+            why = universe_exclusion(m, now, ctx.cfg)
+            if why is not None:
+                excluded[t.symbol] = why
+                continue
+            eligible.append(t)
+        self._log_exclusions(excluded, tickers)
         eligible.sort(key=lambda t: t.quote_volume, reverse=True)
         chosen = [t.symbol for t in eligible[: ctx.cfg.universe_size]]
         changed = set(chosen) != set(self.universe.symbols)
@@ -99,6 +107,19 @@ class Scanner:
             len(eligible),
         )
         return chosen
+
+    def _log_exclusions(self, excluded: dict[str, str], tickers: list[Ticker24h]) -> None:
+        """Delistings that would otherwise rank among the scanned symbols: once each, when they appear."""
+        if not excluded:
+            self.excluded = {}
+            return
+        volumes = sorted((t.quote_volume for t in tickers), reverse=True)
+        cutoff = volumes[min(len(volumes), self.ctx.cfg.universe_size) - 1] if volumes else 0.0
+        for t in tickers:
+            why = excluded.get(t.symbol)
+            if why is not None and self.excluded.get(t.symbol) != why and t.quote_volume >= cutoff:
+                log.info("universe: %s left out (%s)", t.symbol, why)
+        self.excluded = excluded
 
     # ------------------------------------------------------------------ evaluation
     def blocked(self, symbol: str) -> str | None:

@@ -443,11 +443,20 @@ async def build_bundle(settings: Settings, db: Database, *, taker_fee: float = 0
 
         return build_sim_bundle(settings, db.conn, taker_fee=taker_fee)
     from trading.exchange.ccxt_adapter import CcxtBinanceAdapter
+    from trading.exchange.environments import (
+        TESTNET_WARNING,
+        BinanceEnv,
+        environment_of,
+        rest_base_url,
+        ws_base_url,
+    )
     from trading.exchange.streams import BinanceMarketStream, BinanceUserStream
 
-    ws_base = settings.binance_ws_url or (
-        "wss://fstream.binancefuture.com" if settings.binance_testnet else "wss://fstream.binance.com"
-    )
+    env = environment_of(settings)
+    ws_base = ws_base_url(settings)
+    if env is BinanceEnv.TESTNET:
+        log.warning(TESTNET_WARNING)
+    log.info("exchange: Binance USD-M %s (REST %s, WebSocket %s)", env.value, rest_base_url(settings), ws_base)
     adapter = CcxtBinanceAdapter.from_settings(settings)
     market = BinanceMarketStream(ws_base)
     if mode == "paper":

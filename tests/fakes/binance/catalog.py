@@ -48,7 +48,7 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
         "symbol": spec.symbol,
         "pair": spec.symbol,
         "contractType": spec.contract_type,
-        "deliveryDate": 4133404800000,
+        "deliveryDate": spec.delivery_date,
         "onboardDate": spec.onboard_date,
         "status": spec.status,
         "maintMarginPercent": "2.5000",

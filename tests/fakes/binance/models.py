@@ -59,6 +59,7 @@ class SymbolSpec:
     status: str
     contract_type: str = "PERPETUAL"
     onboard_date: int = 1569398400000
+    delivery_date: int = 4133404800000  # a perpetual's (2100-12-25); Binance sets the settlement time on a delisting
 
     @property
     def price_decimals(self) -> int:
