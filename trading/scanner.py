@@ -36,6 +36,7 @@ class ScanStats:
     prefilter_passed: int = 0
     signals: int = 0
     entries: int = 0
+    incomplete: int = 0  # skipped: their candles have a hole being repaired (or their history is loading)
     cpu_ms: float = 0.0
     finished_ms: int = 0
 
@@ -71,6 +72,10 @@ class Scanner:
         self._fractions_of: object = None
         self._fractions = (Decimal(0), Decimal(0))
         self.excluded: dict[str, str] = {}  # symbol -> why it is kept out of the universe (last refresh)
+        # Symbols skipped because their candles were incomplete, with the minute skipped: evaluated when the
+        # repair completes if no newer minute has closed by then.
+        self.waiting: dict[str, int] = {}
+        candles.completion_listeners.append(self._on_candles_complete)
 
     # ------------------------------------------------------------------ universe
     async def refresh_universe(self) -> list[str]:
@@ -100,6 +105,7 @@ class Scanner:
         chosen = [t.symbol for t in eligible[: ctx.cfg.universe_size]]
         changed = set(chosen) != set(self.universe.symbols)
         self.universe.replace(chosen, ctx.clock.now_ms())
+        self.waiting = {s: m for s, m in self.waiting.items() if s in self.universe}
         log.log(
             logging.INFO if changed else logging.DEBUG,
             "universe: %d symbols (of %d eligible)",
@@ -185,6 +191,35 @@ class Scanner:
         stats.symbols += 1
         if self.blocked(symbol):
             return
+        why = self.candles.incomplete(symbol)
+        if why is not None:
+            # Never on a series with missing minutes: the rules could signal where the complete one would not.
+            stats.incomplete += 1
+            if symbol not in self.waiting:
+                log.info("%s not evaluated at %d: %s; evaluated once its candles are complete", symbol, minute_ms, why)
+            self.waiting[symbol] = minute_ms
+            return
+        if self.waiting.pop(symbol, None) is not None:
+            log.info("%s evaluated again at %d: candles complete", symbol, minute_ms)
+        await self._evaluate_minute(symbol, minute_ms, stats)
+
+    def _on_candles_complete(self, symbol: str) -> None:
+        """The repair of ``symbol`` finished: evaluate the minute it skipped, if that is still its newest one."""
+        minute = self.waiting.pop(symbol, None)
+        if minute is None:
+            return
+        if self.candles.last_open_time(symbol) != minute:
+            return  # a newer minute has closed: its own evaluation follows
+        log.info("%s candles repaired within the minute: evaluating %d now", symbol, minute)
+        cur = self.current
+        stats = cur if cur is not None and cur.minute_ms == minute else ScanStats(minute)
+        self.executor.spawn(self._evaluate_late(symbol, minute, stats))
+
+    async def _evaluate_late(self, symbol: str, minute_ms: int, stats: ScanStats) -> None:
+        if symbol in self.universe and not self.blocked(symbol) and self.candles.complete(symbol):
+            await self._evaluate_minute(symbol, minute_ms, stats)
+
+    async def _evaluate_minute(self, symbol: str, minute_ms: int, stats: ScanStats) -> None:
         t0 = time.perf_counter()
         report = self.evaluate(symbol, minute_ms)
         stats.cpu_ms += (time.perf_counter() - t0) * 1000
