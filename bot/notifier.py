@@ -130,7 +130,9 @@ class ConsoleSink:
         return presenters.alert_line(alert.event, alert.more)
 
     async def send(self, destination: int | None, text: str) -> None:
-        alarming = text.startswith(("ERROR", "STOP LOSS", "BACKSTOP", "STREAM DOWN", "ORDER", "VANISHED", "DROPPED"))
+        alarming = text.startswith(
+            ("ERROR", "STOP LOSS", "BACKSTOP", "STREAM DOWN", "ORDER", "VANISHED", "DROPPED", "TELEGRAM")
+        )
         self._log.log(logging.WARNING if alarming else logging.INFO, "%s", text)
 
 
@@ -145,6 +147,7 @@ class TelegramSink:
         self._chat_ids = tuple(chat_ids)
         self._i18n = i18n
         self._locale = locale
+        self.moved: dict[int, int] = {}  # a group that became a supergroup -> its new id (alerts follow it)
 
     @property
     def destinations(self) -> Sequence[int | None]:
@@ -165,6 +168,7 @@ class TelegramSink:
     async def send(self, destination: int | None, text: str) -> None:
         from aiogram.exceptions import (
             TelegramBadRequest,
+            TelegramMigrateToChat,
             TelegramNetworkError,
             TelegramRetryAfter,
             TelegramServerError,
@@ -172,8 +176,17 @@ class TelegramSink:
 
         if destination is None:
             return
+        destination = self.moved.get(destination, destination)
         try:
             await self._bot.send_message(chat_id=destination, text=text)
+        except TelegramMigrateToChat as exc:
+            # The group became a supergroup: the same people, a new id. Alerts follow it (a stop-loss alert must
+            # not be lost); commands from it stay ignored until the operator lists the new id.
+            new = exc.migrate_to_chat_id
+            log.error("alerts: chat %s became the supergroup %s; put %s in TELEGRAM_ALLOWED_CHAT_IDS in place of %s. "
+                      "Alerts go to %s meanwhile.", destination, new, new, destination, new)
+            self.moved[destination] = new
+            await self.send(destination, text)
         except TelegramRetryAfter as exc:
             raise SinkRetryAfter(float(exc.retry_after)) from exc
         except (TelegramNetworkError, TelegramServerError) as exc:

@@ -431,6 +431,7 @@ class Service:
             allowed_chat_ids=s.telegram_allowed_chat_ids,
             default_locale=s.locale,
             clock=self.api.ctx.clock,  # confirmations expire on the engine's clock (the exchange's)
+            publish_alert=self.api.ctx.notify,  # 409 Conflict, a group that moved: through the alert path
         )
         self.bot_task = asyncio.create_task(start_bot(self.bot, self.dispatcher), name="telegram-bot")
 
