@@ -390,7 +390,9 @@ class Service:
         if old.stop_loss_by_stage != new.stop_loss_by_stage or old.backstop_on_exchange != new.backstop_on_exchange:
             for entry in engine.ctx.book.entries():
                 engine.executor.spawn(self._resync_backstop(entry.state.symbol))
-        if (old.universe_size, old.symbol_blacklist) != (new.universe_size, new.symbol_blacklist):
+        if (old.universe_size, old.symbol_blacklist, old.delist_guard_days) != (
+            new.universe_size, new.symbol_blacklist, new.delist_guard_days
+        ):
             engine.scanner.universe.refreshed_ms = 0  # refreshed at the next minute
         if old.reconcile_interval_s != new.reconcile_interval_s and self.scheduler is not None:
             self.scheduler.reschedule_job("reconcile", trigger="interval", seconds=new.reconcile_interval_s)
@@ -423,15 +425,21 @@ class Service:
 
     async def _start_bot(self) -> None:
         from bot.app import create_dispatcher, start_bot
+        from bot.polling import StaleUpdates
 
         s = self.settings
         assert self.api is not None and self.bot is not None
+        clock = self.api.ctx.clock
+        # Telegram dates messages by real time: use the exchange-corrected clock when there is one (a host clock
+        # minutes off would otherwise make every command look stale), never the simulated clock of sim mode.
+        wall = (lambda: clock.now_ms() / 1000) if isinstance(clock, ExchangeClock) else time.time
         self.dispatcher = create_dispatcher(
             self.api,
             allowed_chat_ids=s.telegram_allowed_chat_ids,
             default_locale=s.locale,
             clock=self.api.ctx.clock,  # confirmations expire on the engine's clock (the exchange's)
             publish_alert=self.api.ctx.notify,  # 409 Conflict, a group that moved: through the alert path
+            stale_updates=StaleUpdates(now=wall),
         )
         self.bot_task = asyncio.create_task(start_bot(self.bot, self.dispatcher), name="telegram-bot")
 
