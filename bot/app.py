@@ -177,7 +177,9 @@ def _conflicts_stop(dp: Dispatcher, conflicts: int, detail: str) -> None:
     log.error(
         "Telegram answered 409 Conflict %d times: another process is polling this bot token (%s). Polling stopped "
         "so that commands are not split between the two; trading and alerts go on. Stop the other instance and "
-        "restart this one.", conflicts, detail,
+        "restart this one.",
+        conflicts,
+        detail,
     )
     dp.workflow_data[_STOP_FLAG] = True  # if polling has not started yet, it never does
     publish = dp.workflow_data.get(ALERTS)

@@ -183,8 +183,15 @@ class TelegramSink:
             # The group became a supergroup: the same people, a new id. Alerts follow it (a stop-loss alert must
             # not be lost); commands from it stay ignored until the operator lists the new id.
             new = exc.migrate_to_chat_id
-            log.error("alerts: chat %s became the supergroup %s; put %s in TELEGRAM_ALLOWED_CHAT_IDS in place of %s. "
-                      "Alerts go to %s meanwhile.", destination, new, new, destination, new)
+            log.error(
+                "alerts: chat %s became the supergroup %s; put %s in TELEGRAM_ALLOWED_CHAT_IDS in place of %s. "
+                "Alerts go to %s meanwhile.",
+                destination,
+                new,
+                new,
+                destination,
+                new,
+            )
             self.moved[destination] = new
             await self.send(destination, text)
         except TelegramRetryAfter as exc:

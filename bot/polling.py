@@ -113,13 +113,17 @@ class StaleUpdates(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         what = _describe(update)
         self.ignored += 1
-        log.info("ignored %s from chat %s (user %s): %s", what, chat.id if chat else None,
-                 user.id if user else None, reason)
+        log.info(
+            "ignored %s from chat %s (user %s): %s", what, chat.id if chat else None, user.id if user else None, reason
+        )
         service = data.get("service")
         if service is not None:
             try:
-                service.audit(actor=f"tg:{user.id}" if user else "tg:unknown", action="stale_update_ignored",
-                              after={"chat_id": chat.id if chat else None, "update": what, "why": reason})
+                service.audit(
+                    actor=f"tg:{user.id}" if user else "tg:unknown",
+                    action="stale_update_ignored",
+                    after={"chat_id": chat.id if chat else None, "update": what, "why": reason},
+                )
             except Exception:  # the audit must not turn an ignored update into a crash
                 log.exception("could not audit an ignored update")
         locale = _locale(data, chat)
@@ -245,8 +249,7 @@ async def drain_backlog(
             await asyncio.sleep(exc.retry_after)
             continue
         except (TelegramNetworkError, TelegramServerError) as exc:
-            log.warning("Telegram not reachable while reading the waiting updates (%s); retrying in %.0f s", exc,
-                        delay)
+            log.warning("Telegram not reachable while reading the waiting updates (%s); retrying in %.0f s", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay_s)
             continue

@@ -794,11 +794,15 @@ def alert_line(event: EngineEvent, more: int = 0) -> str:
     elif isinstance(e, ErrorEvent):
         text = f"ERROR in {e.where}{' ' + sym if e.symbol else ''}: {e.message}"
     elif isinstance(e, BotPollingStopped):
-        text = (f"TELEGRAM CONFLICT: another process polls this bot token ({e.conflicts} x 409); "
-                f"command polling stopped, alerts go on ({e.detail})")
+        text = (
+            f"TELEGRAM CONFLICT: another process polls this bot token ({e.conflicts} x 409); "
+            f"command polling stopped, alerts go on ({e.detail})"
+        )
     elif isinstance(e, ChatMigrated):
-        text = (f"TELEGRAM CHAT MIGRATED: group {e.old_chat_id} is now supergroup {e.new_chat_id}; "
-                f"put {e.new_chat_id} in TELEGRAM_ALLOWED_CHAT_IDS")
+        text = (
+            f"TELEGRAM CHAT MIGRATED: group {e.old_chat_id} is now supergroup {e.new_chat_id}; "
+            f"put {e.new_chat_id} in TELEGRAM_ALLOWED_CHAT_IDS"
+        )
     elif isinstance(e, ServiceStarted):
         details = ", ".join(f"{k}={v}" for k, v in e.details.items())
         text = f"STARTED mode={e.mode}" + (f" ({details})" if details else "")

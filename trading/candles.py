@@ -426,8 +426,11 @@ class CandleStore:
             if holes:
                 first, end = holes[0]
                 n = sum((b - a) // MINUTE_MS + 1 for a, b in holes)
-                return f"{n} missing 1m candle(s) from {first} to {end}" if len(holes) == 1 else (
-                    f"{n} missing 1m candle(s) in {len(holes)} holes, the first from {first} to {end}")
+                return (
+                    f"{n} missing 1m candle(s) from {first} to {end}"
+                    if len(holes) == 1
+                    else (f"{n} missing 1m candle(s) in {len(holes)} holes, the first from {first} to {end}")
+                )
         what = self._loading.get(symbol)
         if what is not None:
             return f"{what} in progress"

@@ -391,7 +391,9 @@ class Service:
             for entry in engine.ctx.book.entries():
                 engine.executor.spawn(self._resync_backstop(entry.state.symbol))
         if (old.universe_size, old.symbol_blacklist, old.delist_guard_days) != (
-            new.universe_size, new.symbol_blacklist, new.delist_guard_days
+            new.universe_size,
+            new.symbol_blacklist,
+            new.delist_guard_days,
         ):
             engine.scanner.universe.refreshed_ms = 0  # refreshed at the next minute
         if old.reconcile_interval_s != new.reconcile_interval_s and self.scheduler is not None:

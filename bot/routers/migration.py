@@ -35,10 +35,15 @@ async def group_migrated(
     assert new is not None  # the filter
     log.warning(
         "Telegram: group %s became the supergroup %s. Put %s in TELEGRAM_ALLOWED_CHAT_IDS in place of %s and "
-        "restart; until then commands from it are ignored.", old, new, new, old,
+        "restart; until then commands from it are ignored.",
+        old,
+        new,
+        new,
+        old,
     )
-    service.audit(actor=actor_of(message.from_user), action="chat_migrated",
-                  before={"chat_id": old}, after={"chat_id": new})
+    service.audit(
+        actor=actor_of(message.from_user), action="chat_migrated", before={"chat_id": old}, after={"chat_id": new}
+    )
     text = _(
         "This group became a supergroup and Telegram gave it a new id: <code>{new}</code>. Put {new} in "
         "TELEGRAM_ALLOWED_CHAT_IDS in place of {old} and restart the service; until then I ignore commands here."

@@ -52,7 +52,9 @@ async def test_commands_that_waited_while_the_service_was_down_are_ignored_and_t
     assert tgbot.h.store.audit.recent(10, action="config.set") == []
     rows = list(reversed(tgbot.h.store.audit.recent(10, action="stale_update_ignored")))
     assert [(r.actor, r.after["update"]) for r in rows] == [
-        (f"tg:{CHAT}", "'/pause'"), (f"tg:{CHAT}", "'/config set max_positions 3'"), (f"tg:{CHAT}", f"button {yes!r}"),
+        (f"tg:{CHAT}", "'/pause'"),
+        (f"tg:{CHAT}", "'/config set max_positions 3'"),
+        (f"tg:{CHAT}", f"button {yes!r}"),
     ]
     # Commands sent now run as usual.
     assert (await tgbot.say("/pause")).text.startswith("⏸ Paused")
@@ -106,14 +108,19 @@ async def test_a_second_poller_makes_the_service_stop_polling_and_say_so(tgbot: 
         alert = await tg.wait_for(lambda: tgbot.alerts(CHAT, "Another bot instance"), 30)
         assert "409 Conflict, 3 times" in alert[0] and "trading and alerts go on" in alert[0]
         await tg.wait_for(lambda: tgbot.alerts(GROUP, "Another bot instance"), 10)  # every allowed chat is told
-        await until(lambda: service.bot_task is not None and service.bot_task.done(), timeout=15,
-                    what="the service's polling to stop")
+        await until(
+            lambda: service.bot_task is not None and service.bot_task.done(),
+            timeout=15,
+            what="the service's polling to stop",
+        )
         assert service.bot_task.exception() is None
         ours = len([c for c in tg.calls("getUpdates") if "rival" not in c.params])
         # From now on only the rival polls: it receives the commands, the service no longer takes any.
         tg.push_message(CHAT, CHAT, "/pause")
-        await until(lambda: any(u.get("message", {}).get("text") == "/pause" for u in rival.updates),
-                    what="the rival receiving the command")
+        await until(
+            lambda: any(u.get("message", {}).get("text") == "/pause" for u in rival.updates),
+            what="the rival receiving the command",
+        )
         assert len([c for c in tg.calls("getUpdates") if "rival" not in c.params]) == ours
         assert not tgbot.h.engine.ctx.paused
         assert rival.conflicts >= 1  # both sides saw conflicts, as on Telegram
@@ -139,6 +146,11 @@ async def test_a_group_upgraded_to_a_supergroup_is_reported_with_its_new_id(tgbo
 
     # The new id is not allowed until the operator says so: its commands are ignored (and audited).
     tg.push_message(SUPERGROUP, TRADER_A, "/resume")
-    await until(lambda: any(r.after.get("chat_id") == SUPERGROUP and r.after.get("text") == "/resume"
-                            for r in tgbot.h.store.audit.recent(10, action="unauthorized")), what="the audit row")
+    await until(
+        lambda: any(
+            r.after.get("chat_id") == SUPERGROUP and r.after.get("text") == "/resume"
+            for r in tgbot.h.store.audit.recent(10, action="unauthorized")
+        ),
+        what="the audit row",
+    )
     assert tgbot.h.engine.ctx.paused

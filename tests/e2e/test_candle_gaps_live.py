@@ -23,14 +23,24 @@ async def test_a_missed_minute_is_repaired_before_the_scanner_decides(harness: H
     missed = SIGNAL_MINUTE - 60_000
     assert _report_at(rows, SIGNAL_MINUTE).entry  # with every minute, the rules signal at SIGNAL_MINUTE
 
-    fake.add_symbol(SYM, price=f"{rows[-2][4]:.7f}", tick_size="0.0000001", step_size="1", min_notional="5",
-                    max_leverage=25, quote_volume="800000000")
+    fake.add_symbol(
+        SYM,
+        price=f"{rows[-2][4]:.7f}",
+        tick_size="0.0000001",
+        step_size="1",
+        min_notional="5",
+        max_leverage=25,
+        quote_volume="800000000",
+    )
     fake.load_klines(SYM, "1m", [r for r in rows if r[0] <= missed])  # REST has the minute the stream will skip
     fake.time_offset_ms = missed + 30_000 - int(time.time() * 1000)  # the exchange lives in the missed minute
     await harness.start()
     engine = harness.engine
-    await until(lambda: SYM in engine.scanner.universe and engine.candles.last_open_time(SYM) == missed - 60_000,
-                timeout=30, what="backfill of the real history")
+    await until(
+        lambda: SYM in engine.scanner.universe and engine.candles.last_open_time(SYM) == missed - 60_000,
+        timeout=30,
+        what="backfill of the real history",
+    )
     assert engine.candles.complete(SYM)
     stream = f"{SYM.lower()}@kline_1m"
     await until(lambda: any(stream in c.streams for c in fake.ws_clients("market")), what="kline subscription")
@@ -51,11 +61,15 @@ async def test_a_missed_minute_is_repaired_before_the_scanner_decides(harness: H
     assert [o for o in fake.orders if o.symbol == SYM] == []
 
     # The repair lands (over REST, exactly the missing minute): the same minute is evaluated and the entry made.
-    rec = await until(lambda: (p := harness.db_position(SYM)) is not None and p.status == "open" and p,
-                      timeout=20, what="the entry after the repair")
+    rec = await until(
+        lambda: (p := harness.db_position(SYM)) is not None and p.status == "open" and p,
+        timeout=20,
+        what="the entry after the repair",
+    )
     repair = [r for r in fake.requests if r.path == "/fapi/v1/klines"][klines_before:]
     assert [(q.params.get("interval"), q.params.get("startTime"), q.params.get("endTime")) for q in repair] == [
-        ("1m", str(missed), str(missed))]
+        ("1m", str(missed), str(missed))
+    ]
     report = engine.scanner.reports[SYM]
     assert report.at_ms == SIGNAL_MINUTE and report.entry and engine.scanner.waiting == {}
     assert engine.candles.missing_minutes(SYM) == [] and engine.candles.complete(SYM)

@@ -35,8 +35,9 @@ async def test_live_mode_with_demo_settings_trades_through_the_overridden_urls(
     await until(lambda: fake.ws_clients("private") and fake.ws_clients("market"), what="user and market streams")
     # An order through the whole path: -3% -> first DCA, filled, reported on the user stream.
     await fake.set_price("SOLUSDT", "97.00")
-    rec = await until(lambda: (r := harness.db_position("SOLUSDT")) and r.state.stage.value == "first_dca" and r,
-                      what="first DCA")
+    rec = await until(
+        lambda: (r := harness.db_position("SOLUSDT")) and r.state.stage.value == "first_dca" and r, what="first DCA"
+    )
     assert rec.state.qty == harness.exchange_qty("SOLUSDT")
     await until(lambda: harness.assert_agree("SOLUSDT") is not None, what="backstop moved")
 
@@ -84,10 +85,15 @@ async def test_an_announced_delisting_leaves_the_universe_at_the_next_markets_re
     fake.faults.clear()
     scanner.universe.refreshed_ms = 0
     await _next_minute_closes(harness, "SOLUSDT")
-    await until(lambda: "DOGEUSDT" not in scanner.universe and "BTCUSDT" not in scanner.universe,
-                timeout=15, what="the delisted symbols leaving the universe")
+    await until(
+        lambda: "DOGEUSDT" not in scanner.universe and "BTCUSDT" not in scanner.universe,
+        timeout=15,
+        what="the delisted symbols leaving the universe",
+    )
     assert scanner.excluded == {"DOGEUSDT": "delisting announced", "BTCUSDT": "status SETTLING"}
     assert "SOLUSDT" in scanner.universe
     assert harness.engine.ctx.markets["DOGEUSDT"].delivery_ms < now + 11 * DAY_MS
-    await until(lambda: not any("dogeusdt@kline_1m" in c.streams for c in fake.ws_clients("market")),
-                what="DOGEUSDT's klines unsubscribed")
+    await until(
+        lambda: not any("dogeusdt@kline_1m" in c.streams for c in fake.ws_clients("market")),
+        what="DOGEUSDT's klines unsubscribed",
+    )

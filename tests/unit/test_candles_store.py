@@ -453,7 +453,7 @@ def test_complete_means_no_hole_no_pending_rest_work_and_whole_candles_in_progre
 
     store.accept_gap("SOL", 0, 0)  # accepted holes that are not in the buffer change nothing
     store.on_closed_1m("SOL", ks[day + 709])
-    (first, last), = store.missing_minutes("SOL")
+    ((first, last),) = store.missing_minutes("SOL")
     store.accept_gap("SOL", first, last)  # the exchange has none either (maintenance)
     assert store.complete("SOL")
     store.drop("SOL")

@@ -264,18 +264,24 @@ class FakeTelegram:
         if not (-(10**12) < old_chat_id < 0) or new_chat_id >= -(10**12):
             raise ValueError("a group id (> -10^12) migrates to a supergroup id (-100...)")
         now = int(time.time())
-        for chat_id, key, value in ((new_chat_id, "migrate_from_chat_id", old_chat_id),
-                                    (old_chat_id, "migrate_to_chat_id", new_chat_id)):
+        for chat_id, key, value in (
+            (new_chat_id, "migrate_from_chat_id", old_chat_id),
+            (old_chat_id, "migrate_to_chat_id", new_chat_id),
+        ):
             chat = self._chat(chat_id)
             message_id = chat.next_id
             chat.next_id += 1
-            self._push_update({"message": {
-                "message_id": message_id,
-                "from": self._user(user_id),
-                "chat": self._chat_json(chat_id),
-                "date": now,
-                key: value,
-            }})
+            self._push_update(
+                {
+                    "message": {
+                        "message_id": message_id,
+                        "from": self._user(user_id),
+                        "chat": self._chat_json(chat_id),
+                        "date": now,
+                        key: value,
+                    }
+                }
+            )
         self._migrated[old_chat_id] = new_chat_id
 
     def _push_update(self, body: dict[str, Any]) -> None:
@@ -487,8 +493,11 @@ class FakeTelegram:
                 self._new_update.clear()
                 arrived = asyncio.ensure_future(self._new_update.wait())
                 try:
-                    await asyncio.wait({arrived, terminated}, timeout=min(timeout, self.max_poll_s),
-                                       return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {arrived, terminated},
+                        timeout=min(timeout, self.max_poll_s),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
                 finally:
                     arrived.cancel()
             if terminated.done():
