@@ -5,6 +5,11 @@ module only wires aiogram. Handlers get the service API and helpers through
 the dispatcher's workflow data (``service``, ``clock``, ``confirmations``,
 ``locales``), never through globals.
 
+Polling hygiene (``bot.polling``): updates that waited while the service was
+down are read first and stale commands among them ignored (each chat told
+how many); polling stops after repeated 409 Conflicts (another process polls
+the same token) with an alert through ``publish_alert``.
+
 Stopping: ``dp.stop_polling()`` (or :func:`stop_bot`) returns once polling
 has stopped *and* the updates being handled have finished (at most
 ``stop_grace_s``; the rest are cancelled). aiogram itself would leave them
@@ -17,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -38,8 +43,10 @@ from bot.middlewares import (
     RetryAfterMiddleware,
     UpdatesInFlight,
 )
+from bot.polling import ALERTS, ConflictGuard, StaleUpdates, drain_backlog, feed_backlog
 from bot.routers import all_routers
 from trading.clock import Clock, SystemClock
+from trading.events import BotPollingStopped, EngineEvent
 from trading.views import ServiceAPI
 
 log = logging.getLogger(__name__)
@@ -68,7 +75,10 @@ def create_dispatcher(
     i18n: I18n | None = None,
     confirm_ttl_s: float = CONFIRM_TTL_S,
     stop_grace_s: float = STOP_GRACE_S,
+    publish_alert: Callable[[EngineEvent], None] | None = None,
+    stale_updates: StaleUpdates | None = None,
 ) -> Dispatcher:
+    """``publish_alert``: where the bot's own alerts go (409 Conflict, a group that moved): the service's notifier."""
     allowed = [int(c) for c in allowed_chat_ids]
     if not allowed:
         raise ValueError("allowed_chat_ids is empty: the bot would answer nobody")
@@ -83,6 +93,7 @@ def create_dispatcher(
         confirmations=ConfirmationStore(clock, ttl_s=confirm_ttl_s),
         locales=locales,
         i18n=i18n,
+        **{ALERTS: publish_alert},
     )
     in_flight = UpdatesInFlight(stop_grace_s)
     dp.update.outer_middleware(in_flight)  # outermost: every update is seen, whatever happens inside
@@ -94,6 +105,9 @@ def create_dispatcher(
     dp["updates_in_flight"] = in_flight
     # Auth next (outer, on the raw update): unknown chats never reach i18n, handlers or the error router.
     dp.update.outer_middleware(AuthMiddleware(service, allowed))
+    stale = stale_updates or StaleUpdates()
+    dp.update.outer_middleware(stale)  # after auth: strangers are never told anything
+    dp["stale_updates"] = stale
     ChatLocaleMiddleware(locales).setup(dp)
     dp.include_routers(*all_routers())
     return dp
@@ -126,12 +140,15 @@ async def _until_reachable(bot: Bot, max_delay_s: float = 30.0) -> None:
             delay = min(delay * 2, max_delay_s)
 
 
-async def start_bot(bot: Bot, dp: Dispatcher, *, polling_timeout: int = 10) -> None:
-    """Set the command menus and poll for updates in the current loop until :func:`stop_bot`.
+async def start_bot(bot: Bot, dp: Dispatcher, *, polling_timeout: int = 10, guard: ConflictGuard | None = None) -> None:
+    """Set the command menus, handle the updates that waited, and poll in the current loop until :func:`stop_bot`
+    (or until another process polling the same token makes Telegram answer 409 Conflict repeatedly).
 
     No signal handlers are installed: the service owns SIGINT/SIGTERM.
     """
     dp.workflow_data[_STOP_FLAG] = False
+    guard = guard or ConflictGuard(lambda n, detail: _conflicts_stop(dp, n, detail))
+    bot.session.middleware(guard)
     await _until_reachable(bot)
     i18n: I18n = dp["i18n"]
     try:
@@ -141,12 +158,40 @@ async def start_bot(bot: Bot, dp: Dispatcher, *, polling_timeout: int = 10) -> N
         log.warning("could not set the command menu: %s", exc)
     if dp.workflow_data.get(_STOP_FLAG):  # stop_bot came while we were still getting ready
         return
+    waiting = await drain_backlog(bot, dp, should_stop=lambda: bool(dp.workflow_data.get(_STOP_FLAG)) or guard.tripped)
+    if dp.workflow_data.get(_STOP_FLAG) or guard.tripped:
+        return
+    if waiting:
+        log.info("%d Telegram update(s) waited while the service was not running", len(waiting))
+        dp.workflow_data["backlog_tasks"] = feed_backlog(bot, dp, waiting)
     await dp.start_polling(
         bot,
         polling_timeout=polling_timeout,
         handle_signals=False,
         close_bot_session=False,  # the notifier may still send alerts while the service stops
     )
+
+
+def _conflicts_stop(dp: Dispatcher, conflicts: int, detail: str) -> None:
+    """Another process polls this token: stop polling (updates would be split between the two), say so loudly."""
+    log.error(
+        "Telegram answered 409 Conflict %d times: another process is polling this bot token (%s). Polling stopped "
+        "so that commands are not split between the two; trading and alerts go on. Stop the other instance and "
+        "restart this one.",
+        conflicts,
+        detail,
+    )
+    dp.workflow_data[_STOP_FLAG] = True  # if polling has not started yet, it never does
+    publish = dp.workflow_data.get(ALERTS)
+    if publish is not None:
+        clock: Clock = dp.workflow_data.get("clock") or SystemClock()
+        publish(BotPollingStopped(ts_ms=clock.now_ms(), conflicts=conflicts, detail=detail))
+
+    async def stop() -> None:
+        with contextlib.suppress(RuntimeError):  # "Polling is not started": start_bot sees the flag instead
+            await dp.stop_polling()
+
+    dp.workflow_data["conflict_stop"] = asyncio.get_running_loop().create_task(stop(), name="telegram-conflict-stop")
 
 
 async def stop_bot(bot: Bot, dp: Dispatcher, *, close_session: bool = True) -> None:

@@ -159,7 +159,9 @@ class ConsoleSink:
 
     async def send(self, destination: int | None, message: AlertMessage) -> None:
         text = message.text
-        alarming = text.startswith(("ERROR", "STOP LOSS", "BACKSTOP", "STREAM DOWN", "ORDER", "VANISHED", "DROPPED"))
+        alarming = text.startswith(
+            ("ERROR", "STOP LOSS", "BACKSTOP", "STREAM DOWN", "ORDER", "VANISHED", "DROPPED", "TELEGRAM")
+        )
         self._log.log(logging.WARNING if alarming else logging.INFO, "%s", text)
 
 
@@ -185,6 +187,7 @@ class TelegramSink:
         self._locale = locale
         self.chart_source = chart_source  # set by the service once its API exists
         self.chart_timeout_s = chart_timeout_s
+        self.moved: dict[int, int] = {}  # a group that became a supergroup -> its new id (alerts follow it)
 
     @property
     def destinations(self) -> Sequence[int | None]:
@@ -232,6 +235,7 @@ class TelegramSink:
     async def send(self, destination: int | None, message: AlertMessage) -> None:
         from aiogram.exceptions import (
             TelegramBadRequest,
+            TelegramMigrateToChat,
             TelegramNetworkError,
             TelegramRetryAfter,
             TelegramServerError,
@@ -240,6 +244,7 @@ class TelegramSink:
 
         if destination is None:
             return
+        destination = self.moved.get(destination, destination)
         text, markup = message.text, message.markup
         try:
             if message.photo is not None:
@@ -250,6 +255,21 @@ class TelegramSink:
                 except TelegramBadRequest as exc:  # the picture refused: the alert goes as text
                     log.error("alert chart refused (%s); sending the text alone", exc.message)
             await self._bot.send_message(chat_id=destination, text=text, reply_markup=markup)
+        except TelegramMigrateToChat as exc:
+            # The group became a supergroup: the same people, a new id. Alerts follow it (a stop-loss alert must
+            # not be lost); commands from it stay ignored until the operator lists the new id.
+            new = exc.migrate_to_chat_id
+            log.error(
+                "alerts: chat %s became the supergroup %s; put %s in TELEGRAM_ALLOWED_CHAT_IDS in place of %s. "
+                "Alerts go to %s meanwhile.",
+                destination,
+                new,
+                new,
+                destination,
+                new,
+            )
+            self.moved[destination] = new
+            await self.send(destination, message)
         except TelegramRetryAfter as exc:
             raise SinkRetryAfter(float(exc.retry_after)) from exc
         except (TelegramNetworkError, TelegramServerError) as exc:

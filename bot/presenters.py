@@ -32,6 +32,8 @@ from trading.core.chart import ChartLabels
 from trading.core.config import StrategyConfig
 from trading.core.reports import Condition, RiskTable, SignalReport
 from trading.events import (
+    BotPollingStopped,
+    ChatMigrated,
     DcaFilled,
     EngineEvent,
     EntryFilled,
@@ -369,6 +371,7 @@ _CONFIG_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (N_("Cooldowns"), ("cooldown_after_stop_h", "cooldown_after_exit_h")),
+    (N_("Delistings"), ("delist_guard_days", "exit_before_delist_h")),
     (
         N_("Operations"),
         (
@@ -882,6 +885,17 @@ def alert_text(event: EngineEvent) -> str:
     if isinstance(e, ErrorEvent):
         where = esc(e.where) + (f" {_sym(e.symbol)}" if e.symbol else "")
         return _("⚠️ <b>Error</b> in {where}: {message}").format(where=where, message=_free(e.message))
+    if isinstance(e, BotPollingStopped):
+        return _(
+            "⛔ <b>Another bot instance</b> reads this bot's commands (Telegram: 409 Conflict, {count} times). "
+            "This service stopped reading commands so that they are not split between the two; trading and alerts "
+            "go on. Stop the other instance, then restart this one."
+        ).format(count=e.conflicts)
+    if isinstance(e, ChatMigrated):
+        return _(
+            "⚠️ <b>Group upgraded</b>: chat {old} became a supergroup with the id <code>{new}</code>. Put {new} in "
+            "TELEGRAM_ALLOWED_CHAT_IDS in place of {old} and restart; until then commands from it are ignored."
+        ).format(old=e.old_chat_id, new=e.new_chat_id)
     if isinstance(e, ServiceStarted):
         text = _("▶️ <b>SurgeDCA started</b> in {mode} mode").format(mode=esc(e.mode))
         if e.details:
@@ -954,6 +968,16 @@ def alert_line(event: EngineEvent, more: int = 0) -> str:
         text = f"STREAM UP {e.name} (down {fmt_duration(e.down_for_s)})"
     elif isinstance(e, ErrorEvent):
         text = f"ERROR in {e.where}{' ' + sym if e.symbol else ''}: {e.message}"
+    elif isinstance(e, BotPollingStopped):
+        text = (
+            f"TELEGRAM CONFLICT: another process polls this bot token ({e.conflicts} x 409); "
+            f"command polling stopped, alerts go on ({e.detail})"
+        )
+    elif isinstance(e, ChatMigrated):
+        text = (
+            f"TELEGRAM CHAT MIGRATED: group {e.old_chat_id} is now supergroup {e.new_chat_id}; "
+            f"put {e.new_chat_id} in TELEGRAM_ALLOWED_CHAT_IDS"
+        )
     elif isinstance(e, ServiceStarted):
         details = ", ".join(f"{k}={v}" for k, v in e.details.items())
         text = f"STARTED mode={e.mode}" + (f" ({details})" if details else "")

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -253,6 +253,9 @@ class _SymbolCandles:
     # Open time of the higher-timeframe row that was built from 1m candles and may be extended in place.
     agg_time: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(HIGHER_TIMEFRAMES))
     accepted_holes: set[tuple[int, int]] = field(default_factory=set)
+    # Holes in the 1m ring, oldest first, kept up to date as candles arrive (so that checking a symbol before each
+    # evaluation costs nothing when, as usual, there is none); recomputed after a REST merge.
+    holes: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _aggregate(t: np.ndarray, f: np.ndarray, tf: str) -> tuple[np.ndarray, np.ndarray]:
@@ -278,6 +281,29 @@ def _klines_to_arrays(klines: Sequence[Kline]) -> tuple[np.ndarray, np.ndarray]:
     return t, f
 
 
+def _find_holes(data: _SymbolCandles) -> None:
+    """Recompute the holes of the 1m ring from scratch (after a REST merge: rare, O(n))."""
+    t = data.rings["1m"].times()
+    if t.shape[0] < 2:
+        data.holes = []
+    else:
+        idx = np.flatnonzero(np.diff(t) != MINUTE_MS)
+        data.holes = [(int(t[i]) + MINUTE_MS, int(t[i + 1]) - MINUTE_MS) for i in idx]
+    data.accepted_holes &= set(data.holes)
+
+
+def _trim_holes(data: _SymbolCandles) -> None:
+    """Forget holes that lie before the oldest row of the 1m ring (evicted with it)."""
+    m1 = data.rings["1m"]
+    if m1.end == m1.start:
+        data.holes = []
+        return
+    first = int(m1.t[m1.start])
+    holes = data.holes
+    while holes and holes[0][1] < first:
+        data.accepted_holes.discard(holes.pop(0))
+
+
 # ------------------------------------------------------------------ the store
 class CandleStore:
     """Closed 1m candles plus 3m/15m/1h/1d candles (closed ones and the one in progress), per symbol."""
@@ -296,6 +322,10 @@ class CandleStore:
             )
         self.capacities: dict[str, int] = caps
         self._data: dict[str, _SymbolCandles] = {}
+        self._loading: dict[str, str] = {}  # symbol -> REST work pending on it ("backfill", "repair")
+        # Called with a symbol when the REST work on it is done and its candles are complete (the scanner
+        # evaluates a minute it had to skip). Listeners must not raise; errors are logged.
+        self.completion_listeners: list[Callable[[str], None]] = []
 
     # ---- bookkeeping
     def _get(self, symbol: str) -> _SymbolCandles:
@@ -320,6 +350,7 @@ class CandleStore:
 
     def drop(self, symbol: str) -> None:
         self._data.pop(symbol, None)
+        self._loading.pop(symbol, None)
 
     def memory_bytes(self) -> int:
         return sum(r.nbytes for d in self._data.values() for r in d.rings.values())
@@ -351,18 +382,69 @@ class CandleStore:
     def missing_minutes(self, symbol: str) -> list[tuple[int, int]]:
         """Holes in the 1m buffer as (first missing open time, last missing open time), minus accepted ones."""
         data = self._data.get(symbol)
-        if data is None:
+        if data is None or not data.holes:
             return []
-        t = data.rings["1m"].times()
-        if t.shape[0] < 2:
-            return []
-        idx = np.flatnonzero(np.diff(t) != MINUTE_MS)
-        holes = [(int(t[i]) + MINUTE_MS, int(t[i + 1]) - MINUTE_MS) for i in idx]
-        return [h for h in holes if h not in data.accepted_holes]
+        _trim_holes(data)
+        return [h for h in data.holes if h not in data.accepted_holes]
 
     def accept_gap(self, symbol: str, first_ms: int, last_ms: int) -> None:
         """Mark a hole as known to be missing at the exchange too (e.g. maintenance): ``ready`` ignores it."""
         self._get(symbol).accepted_holes.add((first_ms, last_ms))
+
+    # ---- completeness: what the signals read
+    def mark_loading(self, symbol: str, what: str = "backfill") -> None:
+        """REST work on ``symbol`` is pending (its history is loading, a hole is being repaired): not complete."""
+        self._loading[symbol] = what
+
+    def mark_loaded(self, symbol: str) -> None:
+        """The REST work on ``symbol`` is done; tells the completion listeners if its candles are complete now."""
+        if self._loading.pop(symbol, None) is None or self.incomplete(symbol) is not None:
+            return
+        for listener in list(self.completion_listeners):
+            try:
+                listener(symbol)
+            except Exception:  # a listener's bug must not stop the candle keeper
+                log.exception("candles: completion listener failed for %s", symbol)
+
+    def incomplete(self, symbol: str) -> str | None:
+        """Why what the signals read of ``symbol`` is not complete now (None when it is). Cheap: O(timeframes).
+
+        Complete means: no REST backfill or repair pending on it, no unrepaired hole in the 1m buffer (the 1m
+        signals read its last bars directly and every 3m/15m/1h/1d candle the buffer covers is built from it),
+        and the candles in progress of 3m..1d rebuilt from 1m since the start of their period. A short history
+        (a young listing) is not incomplete: a condition that lacks candles is false.
+        """
+        data = self._data.get(symbol)
+        if data is None:
+            return "no candles"
+        m1 = data.rings["1m"]
+        last = m1.last_t
+        if last < 0:
+            return "no candles"
+        if data.holes:
+            holes = self.missing_minutes(symbol)
+            if holes:
+                first, end = holes[0]
+                n = sum((b - a) // MINUTE_MS + 1 for a, b in holes)
+                return (
+                    f"{n} missing 1m candle(s) from {first} to {end}"
+                    if len(holes) == 1
+                    else (f"{n} missing 1m candle(s) in {len(holes)} holes, the first from {first} to {end}")
+                )
+        what = self._loading.get(symbol)
+        if what is not None:
+            return f"{what} in progress"
+        first_1m = int(m1.t[m1.start])
+        agg_time = data.agg_time
+        for tf, size, ring in data.higher:
+            p = last - last % size
+            # A row rebuilt from a 1m buffer that starts inside its period lacks the first minutes.
+            if ring.last_t != p or (first_1m > p and agg_time[tf] == p):
+                return f"the {tf} candle in progress lacks minutes"
+        return None
+
+    def complete(self, symbol: str) -> bool:
+        return self.incomplete(symbol) is None
 
     def ready(self, symbol: str, need: Mapping[str, int]) -> bool:
         """Enough candles for ``need``, the in-progress candles fully rebuilt from 1m, and no unrepaired 1m hole."""
@@ -409,6 +491,10 @@ class CandleStore:
         missing = 0 if last < 0 else (t - last) // MINUTE_MS - 1
         row = (o, h, lo, c, v)
         m1.append(t, row)
+        if missing:
+            data.holes.append((last + MINUTE_MS, t - MINUTE_MS))
+        if data.holes:
+            _trim_holes(data)  # the oldest rows may have left the ring, and the holes before them
         agg_time = data.agg_time
         for tf, size, ring in data.higher:
             p = t - t % size
@@ -451,6 +537,7 @@ class CandleStore:
         data = self._get(symbol)
         if tf == "1m":
             data.rings["1m"].upsert(t, f)
+            _find_holes(data)
             return self._after_1m_merge(data, int(t[0]))
         last = data.rings["1m"].last_time()
         if last is not None:
@@ -680,6 +767,8 @@ class CandleKeeper:
     async def _backfill_one(self, symbol: str, now_ms: int) -> str | None:
         if symbol not in self._symbols:
             return "removed"
+        if ("repair", symbol) not in self._tasks:
+            self.store.mark_loading(symbol, "backfill")  # not evaluated until its history is in
         try:
             async with self._sem:
                 fetched: dict[str, list[Kline]] = {}
@@ -702,6 +791,8 @@ class CandleKeeper:
         self._attempts.pop(symbol, None)
         if self.store.missing_minutes(symbol):
             self._schedule_repair(symbol)
+        elif ("repair", symbol) not in self._tasks:
+            self.store.mark_loaded(symbol)
         return None
 
     async def _fetch_range(self, symbol: str, tf: str, first_ms: int, last_ms: int) -> list[Kline]:
@@ -770,6 +861,7 @@ class CandleKeeper:
     def _schedule_repair(self, symbol: str) -> None:
         if self._closed:
             return
+        self.store.mark_loading(symbol, "repair")  # the scanner waits for the repair rather than guessing
         task = self._tasks.get(("repair", symbol))
         if task is not None and not task.done():
             self._repair_again.add(symbol)  # the running repair looks again when it is done
@@ -813,6 +905,8 @@ class CandleKeeper:
                     self.store.accept_gap(symbol, first, last)
             if symbol not in self._repair_again:
                 break
+        if symbol in self._symbols and ("retry", symbol) not in self._tasks and symbol not in self._failed:
+            self.store.mark_loaded(symbol)  # complete again: the scanner may evaluate the minute it skipped
 
     def _spawn(self, kind: str, symbol: str, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ from trading.scanner import Scanner
 log = logging.getLogger("surgedca.engine")
 
 HOUR_MS = 3_600_000
+MARKETS_RETRY_MS = 300_000  # a failed markets refresh is tried again after this
 
 
 class Engine:
@@ -169,11 +170,16 @@ class Engine:
         self._refreshing = True
         try:
             before = set(self.scanner.universe.symbols)
+            markets_fresh = True
             try:
                 self.ctx.markets = await self.ctx.port.load_markets()  # listings and delistings (weight 1)
             except ExchangeError as exc:
-                log.warning("markets not refreshed (%r); keeping the known ones", exc)
+                markets_fresh = False
+                log.warning("markets not refreshed (%r); keeping the known ones, retrying in 5 minutes", exc)
             await self.scanner.refresh_universe()
+            if not markets_fresh:
+                # A delisting announced meanwhile is only seen in fresh markets: try again soon, not in an hour.
+                self.scanner.universe.refreshed_ms = self.ctx.clock.now_ms() - HOUR_MS + MARKETS_RETRY_MS
             after = set(self.scanner.universe.symbols)
             if after == before:
                 return

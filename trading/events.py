@@ -159,6 +159,23 @@ class ServiceStopping(EngineEvent):
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BotPollingStopped(EngineEvent):
+    """Telegram answered 409 Conflict: another process polls the same bot token. This one stopped reading
+    commands (they would be split between the two); alerts are still sent."""
+
+    conflicts: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatMigrated(EngineEvent):
+    """An allowed group became a supergroup: it has a new chat id, which the settings do not list yet."""
+
+    old_chat_id: int
+    new_chat_id: int
+
+
 class Notifier(Protocol):
     """Where engine events go. ``publish`` must never block trading (queue, don't await I/O)."""
 

@@ -20,9 +20,10 @@ from decimal import Decimal
 from trading.candles import CandleStore
 from trading.context import EngineContext
 from trading.core import signals
+from trading.core.delisting import universe_exclusion
 from trading.core.models import Stage
 from trading.core.reports import SignalReport
-from trading.exchange.base import ExchangeError
+from trading.exchange.base import ExchangeError, Ticker24h
 from trading.executor import Executor
 
 log = logging.getLogger("surgedca.scanner")
@@ -38,6 +39,7 @@ class ScanStats:
     prefilter_passed: int = 0
     signals: int = 0
     entries: int = 0
+    incomplete: int = 0  # skipped: their candles have a hole being repaired (or their history is loading)
     cpu_ms: float = 0.0
     finished_ms: int = 0
 
@@ -72,29 +74,41 @@ class Scanner:
         self.keep_signal_log = False
         self._fractions_of: object = None
         self._fractions = (Decimal(0), Decimal(0))
+        self.excluded: dict[str, str] = {}  # symbol -> why it is kept out of the universe (last refresh)
+        # Symbols skipped because their candles were incomplete, with the minute skipped: evaluated when the
+        # repair completes if no newer minute has closed by then.
+        self.waiting: dict[str, int] = {}
+        candles.completion_listeners.append(self._on_candles_complete)
 
     # ------------------------------------------------------------------ universe
     async def refresh_universe(self) -> list[str]:
-        """Top ``universe_size`` USDT perpetuals that are trading, by 24h quote volume, minus the blacklist."""
+        """Top ``universe_size`` USDT perpetuals by 24h quote volume that are trading and not being delisted
+        (``delist_guard_days``), minus the blacklist."""
         ctx = self.ctx
         try:
             tickers = await ctx.port.fetch_tickers_24h()
         except ExchangeError as exc:
             log.warning("universe refresh failed (%r); keeping %d symbols", exc, len(self.universe.symbols))
             return self.universe.symbols
+        now = ctx.clock.now_ms()
         blacklist = set(ctx.cfg.symbol_blacklist)
-        eligible = [
-            t
-            for t in tickers
-            if (m := ctx.markets.get(t.symbol)) is not None
-            and m.trading
-            and m.quote == "USDT"
-            and t.symbol not in blacklist
-        ]
+        eligible = []
+        excluded: dict[str, str] = {}
+        for t in tickers:
+            m = ctx.markets.get(t.symbol)
+            if m is None or m.quote != "USDT" or t.symbol in blacklist:
+                continue
+            why = universe_exclusion(m, now, ctx.cfg)
+            if why is not None:
+                excluded[t.symbol] = why
+                continue
+            eligible.append(t)
+        self._log_exclusions(excluded, tickers)
         eligible.sort(key=lambda t: t.quote_volume, reverse=True)
         chosen = [t.symbol for t in eligible[: ctx.cfg.universe_size]]
         changed = set(chosen) != set(self.universe.symbols)
         self.universe.replace(chosen, ctx.clock.now_ms())
+        self.waiting = {s: m for s, m in self.waiting.items() if s in self.universe}
         log.log(
             logging.INFO if changed else logging.DEBUG,
             "universe: %d symbols (of %d eligible)",
@@ -102,6 +116,19 @@ class Scanner:
             len(eligible),
         )
         return chosen
+
+    def _log_exclusions(self, excluded: dict[str, str], tickers: list[Ticker24h]) -> None:
+        """Delistings that would otherwise rank among the scanned symbols: once each, when they appear."""
+        if not excluded:
+            self.excluded = {}
+            return
+        volumes = sorted((t.quote_volume for t in tickers), reverse=True)
+        cutoff = volumes[min(len(volumes), self.ctx.cfg.universe_size) - 1] if volumes else 0.0
+        for t in tickers:
+            why = excluded.get(t.symbol)
+            if why is not None and self.excluded.get(t.symbol) != why and t.quote_volume >= cutoff:
+                log.info("universe: %s left out (%s)", t.symbol, why)
+        self.excluded = excluded
 
     # ------------------------------------------------------------------ evaluation
     def blocked(self, symbol: str) -> str | None:
@@ -170,6 +197,35 @@ class Scanner:
         stats.symbols += 1
         if self.blocked(symbol):
             return
+        why = self.candles.incomplete(symbol)
+        if why is not None:
+            # Never on a series with missing minutes: the rules could signal where the complete one would not.
+            stats.incomplete += 1
+            if symbol not in self.waiting:
+                log.info("%s not evaluated at %d: %s; evaluated once its candles are complete", symbol, minute_ms, why)
+            self.waiting[symbol] = minute_ms
+            return
+        if self.waiting.pop(symbol, None) is not None:
+            log.info("%s evaluated again at %d: candles complete", symbol, minute_ms)
+        await self._evaluate_minute(symbol, minute_ms, stats)
+
+    def _on_candles_complete(self, symbol: str) -> None:
+        """The repair of ``symbol`` finished: evaluate the minute it skipped, if that is still its newest one."""
+        minute = self.waiting.pop(symbol, None)
+        if minute is None:
+            return
+        if self.candles.last_open_time(symbol) != minute:
+            return  # a newer minute has closed: its own evaluation follows
+        log.info("%s candles repaired within the minute: evaluating %d now", symbol, minute)
+        cur = self.current
+        stats = cur if cur is not None and cur.minute_ms == minute else ScanStats(minute)
+        self.executor.runner.spawn(self._evaluate_late(symbol, minute, stats))
+
+    async def _evaluate_late(self, symbol: str, minute_ms: int, stats: ScanStats) -> None:
+        if symbol in self.universe and not self.blocked(symbol) and self.candles.complete(symbol):
+            await self._evaluate_minute(symbol, minute_ms, stats)
+
+    async def _evaluate_minute(self, symbol: str, minute_ms: int, stats: ScanStats) -> None:
         t0 = time.perf_counter()
         report = self.evaluate(symbol, minute_ms)
         stats.cpu_ms += (time.perf_counter() - t0) * 1000

@@ -395,7 +395,11 @@ class Service:
         if old.stop_loss_by_stage != new.stop_loss_by_stage or old.backstop_on_exchange != new.backstop_on_exchange:
             for entry in engine.ctx.book.entries():
                 engine.runner.spawn(self._resync_backstop(entry.state.symbol))
-        if (old.universe_size, old.symbol_blacklist) != (new.universe_size, new.symbol_blacklist):
+        if (old.universe_size, old.symbol_blacklist, old.delist_guard_days) != (
+            new.universe_size,
+            new.symbol_blacklist,
+            new.delist_guard_days,
+        ):
             engine.scanner.universe.refreshed_ms = 0  # refreshed at the next minute
         if new.alert_charts and not old.alert_charts and not self.settings.headless and self.api is not None:
             self.api.charts.warm()
@@ -432,14 +436,21 @@ class Service:
 
     async def _start_bot(self) -> None:
         from bot.app import create_dispatcher, start_bot
+        from bot.polling import StaleUpdates
 
         s = self.settings
         assert self.api is not None and self.bot is not None
+        clock = self.api.ctx.clock
+        # Telegram dates messages by real time: use the exchange-corrected clock when there is one (a host clock
+        # minutes off would otherwise make every command look stale), never the simulated clock of sim mode.
+        wall = (lambda: clock.now_ms() / 1000) if isinstance(clock, ExchangeClock) else time.time
         self.dispatcher = create_dispatcher(
             self.api,
             allowed_chat_ids=s.telegram_allowed_chat_ids,
             default_locale=s.locale,
             clock=self.api.ctx.clock,  # confirmations expire on the engine's clock (the exchange's)
+            publish_alert=self.api.ctx.notify,  # 409 Conflict, a group that moved: through the alert path
+            stale_updates=StaleUpdates(now=wall),
         )
         self.bot_task = asyncio.create_task(start_bot(self.bot, self.dispatcher), name="telegram-bot")
 
@@ -452,11 +463,20 @@ async def build_bundle(settings: Settings, db: Database, *, taker_fee: float = 0
 
         return build_sim_bundle(settings, db.conn, taker_fee=taker_fee)
     from trading.exchange.ccxt_adapter import CcxtBinanceAdapter
+    from trading.exchange.environments import (
+        TESTNET_WARNING,
+        BinanceEnv,
+        environment_of,
+        rest_base_url,
+        ws_base_url,
+    )
     from trading.exchange.streams import BinanceMarketStream, BinanceUserStream
 
-    ws_base = settings.binance_ws_url or (
-        "wss://fstream.binancefuture.com" if settings.binance_testnet else "wss://fstream.binance.com"
-    )
+    env = environment_of(settings)
+    ws_base = ws_base_url(settings)
+    if env is BinanceEnv.TESTNET:
+        log.warning(TESTNET_WARNING)
+    log.info("exchange: Binance USD-M %s (REST %s, WebSocket %s)", env.value, rest_base_url(settings), ws_base)
     adapter = CcxtBinanceAdapter.from_settings(settings)
     market = BinanceMarketStream(ws_base)
     if mode == "paper":

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     trading_mode: Literal["sim", "paper", "live"] = "sim"
     binance_api_key: SecretStr | None = None
     binance_api_secret: SecretStr | None = None
-    binance_testnet: bool = False
+    binance_demo: bool = False  # Binance's demo trading (play money): the safe place to try live mode
+    binance_testnet: bool = False  # the older futures testnet (deprecated by ccxt; kept with a warning)
     binance_rest_url: str | None = None
     binance_ws_url: str | None = None
     telegram_bot_token: SecretStr | None = None
@@ -97,6 +98,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "TELEGRAM_BOT_TOKEN is set but TELEGRAM_ALLOWED_CHAT_IDS is empty: the bot would answer "
                 "nobody (or, worse, anybody). Set TELEGRAM_ALLOWED_CHAT_IDS to your chat id(s)."
+            )
+        if self.binance_demo and self.binance_testnet:
+            raise ValueError(
+                "BINANCE_DEMO and BINANCE_TESTNET are both true: choose one. BINANCE_DEMO=true (Binance's demo "
+                "trading, keys from demo.binance.com) is the one to use; the futures testnet is deprecated."
+            )
+        if self.trading_mode != "live" and (self.binance_demo or self.binance_testnet):
+            which = "BINANCE_DEMO" if self.binance_demo else "BINANCE_TESTNET"
+            raise ValueError(
+                f"{which}=true has no effect with TRADING_MODE={self.trading_mode}: demo trading is live trading "
+                f"with Binance's play money. Set TRADING_MODE=live (with a demo-trading API key) or unset {which}."
             )
         if self.trading_mode == "live" and (self.binance_api_key is None or self.binance_api_secret is None):
             raise ValueError(

@@ -17,6 +17,7 @@ def all_routers() -> list[Router]:
         fallback,
         health,
         lang,
+        migration,
         positions,
         report,
         risk,
@@ -28,6 +29,7 @@ def all_routers() -> list[Router]:
 
     return [
         errors.create_router(),
+        migration.create_router(),  # before anything that would answer the old group's service message
         start.create_router(),
         positions.create_router(),
         health.create_router(),

@@ -252,6 +252,43 @@ async def test_gap_is_repaired_in_the_background_with_exactly_the_missing_minute
     await keeper.close()
 
 
+async def test_a_symbol_is_complete_only_when_its_backfill_or_repair_is_done() -> None:
+    now = start_ms()
+    clock = ManualClock(now)
+    port = MemoryKlines(clock, FILES)
+    port.fail["SOLUSDT"] = [RetriableError("timeout")]
+    store = CandleStore()
+    completed: list[str] = []
+    store.completion_listeners.append(completed.append)
+    keeper = CandleKeeper(store, port, clock=clock, retry_delays_s=(5,))  # type: ignore[arg-type]
+    port.gate.clear()
+    loading = asyncio.ensure_future(keeper.backfill(["BTCUSDT", "SOLUSDT"], now))
+    await asyncio.sleep(0.01)
+    assert store.incomplete("BTCUSDT") == "no candles"
+    port.gate.set()
+    result = await loading
+    assert result.done == ("BTCUSDT",) and store.complete("BTCUSDT")
+    # The failed one is not complete, even after klines arrived from the stream, until its retry succeeds.
+    c = real("SOLUSDT")
+    i = int(np.searchsorted(c.open_time, now - now % 60_000))
+    keeper.on_kline_event(event("SOLUSDT", c, i))
+    assert store.incomplete("SOLUSDT") == "backfill in progress"
+    await keeper.wait_idle()
+    assert store.complete("SOLUSDT") and sorted(completed) == ["BTCUSDT", "SOLUSDT"]
+
+    # A missed minute: incomplete from the moment it is seen until the REST repair has filled it.
+    b = real("BTCUSDT")
+    j = int(np.searchsorted(b.open_time, now - now % 60_000))
+    port.gate.clear()
+    clock.set(int(b.open_time[j + 2]) + 60_100)
+    assert keeper.on_kline_event(event("BTCUSDT", b, j + 2)) == 2
+    assert "2 missing 1m candle(s)" in (store.incomplete("BTCUSDT") or "")
+    port.gate.set()
+    await keeper.wait_idle()
+    assert store.complete("BTCUSDT") and completed[-1] == "BTCUSDT" and len(completed) == 3
+    await keeper.close()
+
+
 async def test_a_hole_the_exchange_does_not_have_is_accepted() -> None:
     now = start_ms()
     clock = ManualClock(now)

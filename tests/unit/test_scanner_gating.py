@@ -77,6 +77,8 @@ def test_reserved_margin_counts_against_max_margin_usage(tmp_path: Path) -> None
     assert sc.executor.admit("AUSDT") and sc.executor.admit("BUSDT")  # 15 + 15 of 40
     assert sc.blocked("CUSDT") == "max_margin_usage"  # 15 + 15 + 15 > 40
     assert not sc.executor.admit("CUSDT")
+
+
 def test_blacklist_and_timed_blocks_from_memory_alone_and_they_expire(tmp_path: Path) -> None:
     sc = _scanner(tmp_path, symbol_blacklist=("DUSDT",))
     ctx = sc.ctx
@@ -97,3 +99,66 @@ def test_blacklist_and_timed_blocks_from_memory_alone_and_they_expire(tmp_path: 
     finally:
         ctx.store.db.conn.set_trace_callback(None)
     assert statements == []  # no database read per symbol per minute
+
+
+# ------------------------------------------------------------------ complete candles before a decision
+def _day_of_candles(symbol_file: str = "SOLUSDT") -> list:
+    from tests.conftest import KLINES_DIR
+    from trading.candle_files import read_candles
+    from trading.exchange.base import Kline
+
+    c = read_candles(KLINES_DIR / f"{symbol_file}-1m.csv.gz")
+    day = next(i for i, t in enumerate(c.open_time.tolist()) if t % 86_400_000 == 0)
+    return [Kline(int(c.open_time[i]), float(c.open[i]), float(c.high[i]), float(c.low[i]), float(c.close[i]),
+                  float(c.volume[i])) for i in range(day, day + 800)]
+
+
+async def test_a_symbol_with_a_hole_is_skipped_then_evaluated_when_repaired_within_the_minute(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    sc = _scanner(tmp_path)
+    ks = _day_of_candles()
+    store = sc.candles
+    for k in ks[:700]:
+        store.on_closed_1m("SOLUSDT", k)
+    sc.universe.replace(["SOLUSDT"], 0)
+    await sc.on_minute_closed("SOLUSDT", ks[699].open_time)
+    assert sc.reports["SOLUSDT"].at_ms == ks[699].open_time  # complete: evaluated
+
+    store.on_closed_1m("SOLUSDT", ks[702])  # minutes 700 and 701 never arrived
+    store.mark_loading("SOLUSDT", "repair")  # the keeper starts its REST repair
+    await sc.on_minute_closed("SOLUSDT", ks[702].open_time)
+    assert sc.reports["SOLUSDT"].at_ms == ks[699].open_time  # not evaluated on the series with a hole
+    assert sc.current is not None and sc.current.incomplete == 1 and sc.waiting == {"SOLUSDT": ks[702].open_time}
+
+    store.backfill("SOLUSDT", "1m", ks[700:702])  # the repair's reply; the keeper then says it is done
+    store.mark_loaded("SOLUSDT")
+    await asyncio.sleep(0.01)
+    assert sc.reports["SOLUSDT"].at_ms == ks[702].open_time  # evaluated at the same minute, complete now
+    assert sc.waiting == {}
+
+
+async def test_a_repair_that_ends_after_the_next_minute_leaves_the_skipped_minute_alone(tmp_path: Path) -> None:
+    import asyncio
+
+    sc = _scanner(tmp_path)
+    ks = _day_of_candles()
+    store = sc.candles
+    for k in ks[:700]:
+        store.on_closed_1m("SOLUSDT", k)
+    sc.universe.replace(["SOLUSDT"], 0)
+    store.on_closed_1m("SOLUSDT", ks[701])
+    store.mark_loading("SOLUSDT", "repair")
+    await sc.on_minute_closed("SOLUSDT", ks[701].open_time)
+    store.on_closed_1m("SOLUSDT", ks[702])  # the next minute closes while the repair still runs
+    await sc.on_minute_closed("SOLUSDT", ks[702].open_time)
+    assert "SOLUSDT" not in sc.reports and sc.waiting == {"SOLUSDT": ks[702].open_time}
+    store.on_closed_1m("SOLUSDT", ks[703])  # stored; the engine has not reached the scanner yet
+    store.backfill("SOLUSDT", "1m", ks[700:701])
+    store.mark_loaded("SOLUSDT")
+    await asyncio.sleep(0.01)
+    assert "SOLUSDT" not in sc.reports  # 702 is no longer the newest minute: no late evaluation of it
+    await sc.on_minute_closed("SOLUSDT", ks[703].open_time)
+    assert sc.reports["SOLUSDT"].at_ms == ks[703].open_time and sc.waiting == {}

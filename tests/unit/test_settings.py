@@ -14,6 +14,7 @@ ENV_KEYS = (
     "BINANCE_API_KEY",
     "BINANCE_API_SECRET",
     "BINANCE_TESTNET",
+    "BINANCE_DEMO",
     "BINANCE_REST_URL",
     "BINANCE_WS_URL",
     "TELEGRAM_BOT_TOKEN",
@@ -35,7 +36,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_defaults_are_the_architecture_table() -> None:
     s = load_settings()
-    assert s.trading_mode == "sim" and s.binance_testnet is False and s.locale == "ko" and s.log_level == "INFO"
+    assert s.trading_mode == "sim" and s.binance_testnet is False and s.binance_demo is False
+    assert s.locale == "ko" and s.log_level == "INFO"
     assert s.db_path == Path("data/surgedca.sqlite3") and s.strategy_file is None and s.headless
     assert s.binance_rest_url is None and s.binance_ws_url is None and s.telegram_api_url is None
 
@@ -109,3 +111,25 @@ def test_the_command_line_reports_bad_settings_and_exits_2(
         main(["status"])
     assert exc.value.code == 2
     assert "TELEGRAM_ALLOWED_CHAT_IDS" in capsys.readouterr().err
+
+
+def test_demo_and_testnet_are_live_only_and_exclusive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINANCE_DEMO", "true")
+    with pytest.raises(SettingsError, match="BINANCE_DEMO=true has no effect with TRADING_MODE=sim"):
+        load_settings()
+    monkeypatch.setenv("TRADING_MODE", "paper")
+    with pytest.raises(SettingsError, match="TRADING_MODE=paper"):
+        load_settings()
+    monkeypatch.setenv("TRADING_MODE", "live")
+    monkeypatch.setenv("BINANCE_API_KEY", "demo-key")
+    monkeypatch.setenv("BINANCE_API_SECRET", "demo-secret")
+    s = load_settings()
+    assert s.binance_demo and not s.binance_testnet
+    monkeypatch.setenv("BINANCE_TESTNET", "true")
+    with pytest.raises(SettingsError, match="both true: choose one"):
+        load_settings()
+    monkeypatch.setenv("BINANCE_DEMO", "false")
+    assert load_settings().binance_testnet  # kept: the service warns at start (see the adapter tests)
+    monkeypatch.setenv("BINANCE_DEMO", "maybe")
+    with pytest.raises(SettingsError, match="BINANCE_DEMO"):
+        load_settings()

@@ -89,6 +89,8 @@ class StrategyConfig:
     runner_ma_slow: int = 20
     cooldown_after_stop_h: float = 24
     cooldown_after_exit_h: float = 1
+    delist_guard_days: int = 14  # a contract settling within this many days leaves the universe
+    exit_before_delist_h: float = 24  # a held one is closed this many hours before its settlement
     backstop_on_exchange: bool = True
     reconcile_interval_s: int = 15
     fallback_poll_interval_s: float = 3
@@ -194,6 +196,8 @@ _TOP_RULES: dict[str, _Rule] = {
     "runner_ma_slow": _int(2, 1000),
     "cooldown_after_stop_h": _num(0, 24 * 365),
     "cooldown_after_exit_h": _num(0, 24 * 365),
+    "delist_guard_days": _int(1, 365),
+    "exit_before_delist_h": _num(1, 24 * 365),
     "reconcile_interval_s": _int(5, 3600),
     "fallback_poll_interval_s": _num(0.5, 60),
     "taker_fee": _num(0, 0.01),
@@ -367,6 +371,12 @@ def cross_field_problems(cfg: StrategyConfig) -> list[str]:
     per_position = cfg.initial_weight + cfg.first_dca_weight + cfg.second_dca_weight
     if per_position > 1:
         p.append(f"initial + first + second DCA weights = {per_position:g} exceed the whole balance (max 1)")
+    if cfg.exit_before_delist_h >= cfg.delist_guard_days * 24:
+        p.append(
+            f"exit_before_delist_h = {cfg.exit_before_delist_h:g} must be below delist_guard_days = "
+            f"{cfg.delist_guard_days} x 24 h: a held position is closed before its settlement, which is only "
+            f"watched from delist_guard_days ahead"
+        )
     if cfg.runner_ma_fast >= cfg.runner_ma_slow:
         p.append(f"runner_ma_fast = {cfg.runner_ma_fast} must be below runner_ma_slow = {cfg.runner_ma_slow}")
     s = cfg.signals

@@ -90,6 +90,10 @@ class Market:
     rules: SymbolRules
     max_leverage: int
     brackets: tuple[Bracket, ...] = ()
+    # exchangeInfo's deliveryDate (ms UTC): far in the future (year 2100) for a perpetual; Binance sets it to the
+    # settlement time when it announces a delisting. None when the exchange did not say.
+    delivery_ms: int | None = None
+    onboard_ms: int | None = None  # exchangeInfo's onboardDate: when the contract was listed
 
     @property
     def trading(self) -> bool:

@@ -1,4 +1,4 @@
-"""The live/testnet exchange port on ccxt's async ``binanceusdm``.
+"""The live exchange port (production, demo trading or testnet) on ccxt's async ``binanceusdm``.
 
 ccxt is used as a signer and HTTP client only: every call goes through its
 implicit API (``request(path, [api], method, params)``) and the raw Binance
@@ -53,6 +53,7 @@ from trading.exchange.base import (
     Ticker24h,
     Trade,
 )
+from trading.exchange.environments import REST_BASE, BinanceEnv
 from trading.exchange.errors import (
     MARGIN_TYPE_LOCKED,
     NO_NEED_TO_CHANGE_MARGIN_TYPE,
@@ -70,7 +71,6 @@ from trading.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PRODUCTION_FAPI_HOST = "https://fapi.binance.com"
 WEIGHT_HEADER = "x-mbx-used-weight-1m"
 RETRY_AFTER_HEADER = "retry-after"
 DEFAULT_MAX_LEVERAGE = 20  # when brackets cannot be read (no API key): a conservative stand-in
@@ -120,7 +120,7 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 
 class CcxtBinanceAdapter:
-    """``ExchangePort`` + ``ListenKeyAPI`` for Binance USD-M futures (live or testnet)."""
+    """``ExchangePort`` + ``ListenKeyAPI`` for Binance USD-M futures (production, demo trading or testnet)."""
 
     name = "binance-usdm"
 
@@ -130,6 +130,7 @@ class CcxtBinanceAdapter:
         api_key: str | SecretStr | None = None,
         api_secret: str | SecretStr | None = None,
         testnet: bool = False,
+        demo: bool = False,
         rest_url: str | None = None,
         timeout_s: float = 10.0,
         retry_tries: int = 4,
@@ -144,6 +145,8 @@ class CcxtBinanceAdapter:
             raise ValueError("retry_tries must be at least 1")
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        if demo and testnet:
+            raise ValueError("demo trading and the testnet exclude each other: choose one")
         key, secret = _reveal(api_key), _reveal(api_secret)
         self._has_credentials = bool(key) and bool(secret)
         self._ex = _BinanceUsdm({
@@ -160,12 +163,16 @@ class CcxtBinanceAdapter:
                 "disableFuturesSandboxWarning": True,
             },
         })
-        if testnet:
+        if demo:
+            self._ex.enable_demo_trading(True)  # ccxt's own table of Binance's demo-trading hosts
+        elif testnet:
             self._ex.set_sandbox_mode(True)
         if rest_url:
             _rewrite_fapi_urls(self._ex, rest_url)
         self._ex.response_hook = self._on_response
         self.testnet = testnet
+        self.demo = demo
+        self.environment = BinanceEnv.DEMO if demo else BinanceEnv.TESTNET if testnet else BinanceEnv.PRODUCTION
         self.rest_url = rest_url.rstrip("/") if rest_url else None
         self._retry_tries = retry_tries
         self._retry_base_s = retry_base_s
@@ -184,19 +191,20 @@ class CcxtBinanceAdapter:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> CcxtBinanceAdapter:
-        """Credentials, testnet and ``BINANCE_REST_URL`` from the service settings."""
+        """Credentials, environment (demo, testnet) and ``BINANCE_REST_URL`` from the service settings."""
         kwargs: dict[str, Any] = {
             "api_key": settings.binance_api_key,
             "api_secret": settings.binance_api_secret,
             "testnet": settings.binance_testnet,
+            "demo": settings.binance_demo,
             "rest_url": settings.binance_rest_url,
         }
         kwargs.update(overrides)
         return cls(**kwargs)
 
     def __repr__(self) -> str:  # never the key or the secret
-        where = self.rest_url or ("testnet" if self.testnet else PRODUCTION_FAPI_HOST)
-        return f"CcxtBinanceAdapter({where}, signed={self._has_credentials})"
+        where = self.rest_url or REST_BASE[self.environment]
+        return f"CcxtBinanceAdapter({self.environment.value}: {where}, signed={self._has_credentials})"
 
     # ------------------------------------------------------------ introspection
     @property
@@ -261,7 +269,16 @@ class CcxtBinanceAdapter:
         self._order_limits(info.get("rateLimits", []))
         markets: dict[str, Market] = {}
         for sym in info.get("symbols", []):
-            market = parse_market(sym, brackets.get(sym.get("symbol", "")), self._default_max_leverage)
+            name = str(sym.get("symbol", ""))
+            try:
+                market = parse_market(sym, brackets.get(name), self._default_max_leverage)
+            except (ExchangeError, KeyError, TypeError, ValueError) as exc:
+                # One malformed entry must not hide every other market; a known one keeps its last good rules
+                # (a held position still needs them to exit).
+                known = self._markets.get(name)
+                log.error("exchangeInfo entry of %s unreadable (%s); %s", name or "?", exc,
+                          "keeping its last known rules" if known else "skipping it")
+                market = known
             if market is not None:
                 markets[market.symbol] = market
         self._markets = markets
@@ -695,6 +712,8 @@ def parse_market(raw: Mapping[str, Any], brackets: Sequence[Mapping[str, Any]] |
         rules=rules,
         max_leverage=max_leverage,
         brackets=tiers,
+        delivery_ms=_epoch_ms(raw.get("deliveryDate"), "deliveryDate", symbol),
+        onboard_ms=_epoch_ms(raw.get("onboardDate"), "onboardDate", symbol),
     )
 
 
@@ -841,6 +860,16 @@ def _dec(value: Any) -> Decimal:
         return Decimal(str(value))  # str() of a JSON float is its shortest exact repr
     except InvalidOperation as exc:
         raise ExchangeError(f"unreadable number from the exchange: {value!r}") from exc
+
+
+def _epoch_ms(value: Any, name: str, symbol: str) -> int | None:
+    """A time field of exchangeInfo (ms since the epoch); None when absent or 0, an error when unreadable."""
+    if value is None or value == "" or (value == 0 and not isinstance(value, bool)):
+        return None
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():  # JSON numbers or digit strings only: no 1.5, -3 or 1e12
+        raise ExchangeError(f"unreadable {name} of {symbol}: {value!r}")
+    return int(text)
 
 
 def _bool(value: Any) -> bool:

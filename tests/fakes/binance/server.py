@@ -282,6 +282,10 @@ class FakeBinance:
             event = payloads.contract_info_event(spec, brackets, self.now_ms())
             self._hub.publish("!contractInfo", event)
 
+    def set_delivery_date(self, symbol: str, delivery_ms: int) -> None:
+        """exchangeInfo's deliveryDate: Binance sets it to the settlement time when it announces a delisting."""
+        self.exchange.spec(symbol).delivery_date = int(delivery_ms)
+
     def set_ticker_stats(
         self, symbol: str, *, quote_volume: object | None = None, open_price: object | None = None
     ) -> None:

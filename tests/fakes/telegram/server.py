@@ -6,7 +6,10 @@ Real HTTP on 127.0.0.1 (aiohttp), the real request encoding aiogram uses
 ``tests/data/telegram-api``), and Telegram's own refusals where the bot
 could trip on them: HTML that does not parse, text over 4,096 characters,
 an edit that changes nothing ("message is not modified"), a callback query
-answered twice ("query is too old").
+answered twice ("query is too old"), two overlapping ``getUpdates`` (the older
+one ends with 409 Conflict, as when a second process polls the same token),
+and a group upgraded to a supergroup (its last message carries
+``migrate_to_chat_id``; sending to the old id is refused with that parameter).
 
 Control API (for tests)::
 
@@ -15,6 +18,8 @@ Control API (for tests)::
     fake.push_message(chat_id, user_id, "/positions")
     await fake.wait_for(lambda: fake.messages(chat_id), timeout=5)
     fake.push_callback(chat_id, user_id, message_id, data)
+    fake.push_message(chat_id, user_id, "/pause", date=int(time.time()) - 3600)  # sent an hour ago
+    fake.migrate_group(old_group_id, new_supergroup_id, user_id)
     fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
     await fake.stop()
 """
@@ -22,7 +27,6 @@ Control API (for tests)::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
@@ -53,6 +57,8 @@ NOT_MODIFIED = (
     "as a current content and reply markup of the message"
 )
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+UPGRADED = "Bad Request: group chat was upgraded to a supergroup chat"
 
 
 class ApiError(Exception):
@@ -152,6 +158,9 @@ class FakeTelegram:
         self._port: int | None = None
         self._closing = False
         self.polls = 0
+        self.conflicts = 0  # getUpdates requests ended with 409 by a newer one
+        self._pending_poll: asyncio.Future[None] | None = None  # resolved when a newer getUpdates terminates it
+        self._migrated: dict[int, int] = {}  # old group id -> its supergroup id
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -200,12 +209,16 @@ class FakeTelegram:
             return {"id": chat_id, "first_name": f"User{chat_id}", "username": f"user{chat_id}", "type": "private"}
         return {"id": chat_id, "title": "SurgeDCA desk", "type": "supergroup" if chat_id < -(10**12) else "group"}
 
-    def push_message(self, chat_id: int, user_id: int, text: str, *, language_code: str = "en") -> int:
-        """A user's text message, as an update for the next getUpdates; returns its message_id."""
+    def push_message(
+        self, chat_id: int, user_id: int, text: str, *, language_code: str = "en", date: int | None = None
+    ) -> int:
+        """A user's text message, as an update for the next getUpdates; returns its message_id. ``date`` (Unix
+        seconds, default now) is when the user sent it: an older one stands for a message that waited at Telegram
+        while the bot was not polling."""
         chat = self._chat(chat_id)
         message_id = chat.next_id
         chat.next_id += 1
-        now = int(time.time())
+        now = int(time.time()) if date is None else int(date)
         message: dict[str, Any] = {
             "message_id": message_id,
             "from": self._user(user_id, language_code),
@@ -244,6 +257,32 @@ class FakeTelegram:
             }
         )
         return query_id
+
+    def migrate_group(self, old_chat_id: int, new_chat_id: int, user_id: int) -> None:
+        """A group upgraded to a supergroup (by ``user_id``): Telegram posts ``migrate_from_chat_id`` in the new
+        supergroup and ``migrate_to_chat_id`` in the old group, then refuses messages to the old id."""
+        if not (-(10**12) < old_chat_id < 0) or new_chat_id >= -(10**12):
+            raise ValueError("a group id (> -10^12) migrates to a supergroup id (-100...)")
+        now = int(time.time())
+        for chat_id, key, value in (
+            (new_chat_id, "migrate_from_chat_id", old_chat_id),
+            (old_chat_id, "migrate_to_chat_id", new_chat_id),
+        ):
+            chat = self._chat(chat_id)
+            message_id = chat.next_id
+            chat.next_id += 1
+            self._push_update(
+                {
+                    "message": {
+                        "message_id": message_id,
+                        "from": self._user(user_id),
+                        "chat": self._chat_json(chat_id),
+                        "date": now,
+                        key: value,
+                    }
+                }
+            )
+        self._migrated[old_chat_id] = new_chat_id
 
     def _push_update(self, body: dict[str, Any]) -> None:
         self._updates.append({"update_id": next(self._update_ids), **body})
@@ -377,12 +416,15 @@ class FakeTelegram:
             body["reply_markup"] = m.reply_markup
         return body
 
-    @staticmethod
-    def _chat_id(params: dict[str, Any]) -> int:
+    def _chat_id(self, params: dict[str, Any]) -> int:
         try:
-            return int(params["chat_id"])
+            chat_id = int(params["chat_id"])
         except (KeyError, ValueError):
             raise ApiError(400, "Bad Request: chat not found") from None
+        moved = self._migrated.get(chat_id)
+        if moved is not None:
+            raise ApiError(400, UPGRADED, {"migrate_to_chat_id": moved})
+        return chat_id
 
     @staticmethod
     def _render(text: str, parse_mode: str | None, limit: int, what: str) -> tuple[str, str | None]:
@@ -439,13 +481,32 @@ class FakeTelegram:
         offset = int(params.get("offset", 0) or 0)
         timeout = float(params.get("timeout", 0) or 0)
         limit = int(params.get("limit", 100) or 100)
-        if offset:  # confirms (forgets) every update below the offset, as Telegram does
-            self._updates = [u for u in self._updates if u["update_id"] >= offset]
-        if not self._updates and timeout > 0 and not self._closing:
-            self._new_update.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new_update.wait(), timeout=min(timeout, self.max_poll_s))
-        return self._updates[:limit]
+        older = self._pending_poll
+        if older is not None and not older.done():
+            older.set_result(None)  # Telegram ends the waiting request: 409 Conflict for its poller
+        terminated: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_poll = terminated
+        try:
+            if offset:  # confirms (forgets) every update below the offset, as Telegram does
+                self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            if not self._updates and timeout > 0 and not self._closing:
+                self._new_update.clear()
+                arrived = asyncio.ensure_future(self._new_update.wait())
+                try:
+                    await asyncio.wait(
+                        {arrived, terminated},
+                        timeout=min(timeout, self.max_poll_s),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    arrived.cancel()
+            if terminated.done():
+                self.conflicts += 1
+                raise ApiError(409, CONFLICT)
+            return self._updates[:limit]
+        finally:
+            if self._pending_poll is terminated:
+                self._pending_poll = None
 
     async def _m_sendmessage(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = self._chat_id(params)

@@ -100,3 +100,50 @@ async def test_refuses_what_telegram_refuses(telegram: FakeTelegram) -> None:
     status, _ = await call(telegram, "sendMessage", chat_id=1, text="&lt;ok&gt; " + "x" * 4086, parse_mode="HTML")
     assert status == 200  # the limit counts the text after entity parsing
     assert telegram.messages(1) == ["<ok> " + "x" * 4086]
+
+
+async def test_two_overlapping_pollers_end_the_older_with_409_conflict(telegram: FakeTelegram) -> None:
+    import asyncio
+
+    telegram.max_poll_s = 2.0
+    first = asyncio.ensure_future(call(telegram, "getUpdates", timeout=5))
+    await telegram.wait_for(lambda: telegram.polls == 1)
+    await asyncio.sleep(0.05)  # the first request is now waiting at the server
+    second = asyncio.ensure_future(call(telegram, "getUpdates", timeout=5))
+    status, body = await first
+    # Telegram's own body (409, as recorded from the live API)
+    assert status == 409 and body == {
+        "ok": False,
+        "error_code": 409,
+        "description": "Conflict: terminated by other getUpdates request; make sure that only one bot instance is "
+        "running",
+    }
+    telegram.push_message(408258968, 408258968, "/health")
+    status, body = await second  # the newer poller gets the update
+    assert status == 200 and body["result"][0]["message"]["text"] == "/health"
+    assert telegram.conflicts == 1
+    # Polls that do not overlap never conflict.
+    status, _ = await call(telegram, "getUpdates", timeout=0)
+    assert status == 200 and telegram.conflicts == 1
+
+
+async def test_message_dates_and_a_group_upgraded_to_a_supergroup(telegram: FakeTelegram) -> None:
+    hour_ago = 1_767_225_600
+    telegram.push_message(408258968, 408258968, "/pause", date=hour_ago)
+    telegram.migrate_group(-4_012_345_678, -1_002_345_678_901, 996202131)
+    _, body = await call(telegram, "getUpdates", timeout=0)
+    old, moved_from, moved_to = body["result"]
+    assert old["message"]["date"] == hour_ago
+    assert moved_from["message"]["chat"] == {"id": -1_002_345_678_901, "title": "SurgeDCA desk", "type": "supergroup"}
+    assert moved_from["message"]["migrate_from_chat_id"] == -4_012_345_678
+    assert moved_to["message"]["chat"]["type"] == "group"
+    assert moved_to["message"]["migrate_to_chat_id"] == -1_002_345_678_901
+    status, refused = await call(telegram, "sendMessage", chat_id=-4_012_345_678, text="hello")
+    assert status == 400 and refused == {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: group chat was upgraded to a supergroup chat",
+        "parameters": {"migrate_to_chat_id": -1_002_345_678_901},
+    }
+    status, _ = await call(telegram, "sendMessage", chat_id=-1_002_345_678_901, text="hello")
+    assert status == 200

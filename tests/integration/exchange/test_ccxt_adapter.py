@@ -26,6 +26,8 @@ from trading.exchange.base import (
     Side,
 )
 from trading.exchange.ccxt_adapter import CcxtBinanceAdapter
+from trading.exchange.environments import BinanceEnv, environment_of, rest_base_url, ws_base_url
+from trading.exchange.streams import BinanceMarketStream, BinanceUserStream, _MarketConnection
 from trading.settings import Settings
 
 KEY, SECRET = "test-key", "test-secret"
@@ -106,6 +108,39 @@ def test_testnet_then_rewrite() -> None:
     assert all(u.startswith("http://127.0.0.1:9/") for u in both.api_urls.values())
     plain = CcxtBinanceAdapter()
     assert all(u.startswith("https://fapi.binance.com/") for u in plain.api_urls.values())
+
+
+def test_demo_trading_uses_ccxts_demo_table_and_the_overrides_still_win() -> None:
+    demo = CcxtBinanceAdapter(demo=True)
+    assert demo.environment == BinanceEnv.DEMO and "demo: https://demo-fapi.binance.com" in repr(demo)
+    urls = demo.api_urls
+    assert set(urls) >= PRODUCTION_FAPI_KEYS - {"fapiData"}  # ccxt's demo table has no futures/data entry
+    assert all(u.startswith("https://demo-fapi.binance.com/fapi/") for u in urls.values()), urls
+    assert urls["fapiPrivateV3"] == "https://demo-fapi.binance.com/fapi/v3"
+    proxied = CcxtBinanceAdapter(demo=True, rest_url="http://127.0.0.1:9")
+    assert all(u.startswith("http://127.0.0.1:9/") for u in proxied.api_urls.values())
+    with pytest.raises(ValueError, match="choose one"):
+        CcxtBinanceAdapter(demo=True, testnet=True)
+
+
+def test_the_streams_of_each_environment() -> None:
+    def urls(**env: object) -> tuple[str, str]:
+        settings = Settings(_env_file=None, trading_mode="live", binance_api_key="k", binance_api_secret="s",
+                            **env)  # type: ignore[call-arg]
+        market = BinanceMarketStream(ws_base_url(settings))
+        market._conns.append(conn := _MarketConnection(market, "market:0", {"btcusdt@kline_1m"}))
+        user = BinanceUserStream(ws_base_url(settings), CcxtBinanceAdapter.from_settings(settings))
+        return conn._url()[0], user.base_ws_url
+
+    assert urls() == ("wss://fstream.binance.com/market/stream?streams=btcusdt@kline_1m", "wss://fstream.binance.com")
+    assert urls(binance_demo=True) == (
+        "wss://demo-fstream.binance.com/market/stream?streams=btcusdt@kline_1m", "wss://demo-fstream.binance.com")
+    assert urls(binance_testnet=True)[1] == "wss://fstream.binancefuture.com"
+    assert urls(binance_demo=True, binance_ws_url="ws://127.0.0.1:9/")[1] == "ws://127.0.0.1:9"
+    settings = Settings(_env_file=None, trading_mode="live", binance_api_key="k", binance_api_secret="s",
+                        binance_demo=True)  # type: ignore[call-arg]
+    assert environment_of(settings) == BinanceEnv.DEMO and rest_base_url(settings) == "https://demo-fapi.binance.com"
+    assert CcxtBinanceAdapter.from_settings(settings).environment == BinanceEnv.DEMO
 
 
 def test_from_settings_and_bad_url() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BINANCE_SAMPLES
-from trading.exchange.base import OrderStatus, Side
+from trading.exchange.base import ExchangeError, OrderStatus, Side
 from trading.exchange.ccxt_adapter import (
     fmt_decimal,
     parse_algo_order,
@@ -54,6 +54,22 @@ def test_2026_exchange_info_keeps_only_usdt_perpetuals() -> None:
     assert kept == ["BTCUSDT"]  # not the quarterly, not the TRADIFI_PERPETUAL XAUUSDT
     rules = parsed[0].rules
     assert rules.min_notional == Decimal("5") and rules.max_qty == Decimal("1000")  # no MARKET_LOT_SIZE here
+
+
+def test_delivery_and_onboard_dates_of_a_perpetual_and_of_a_delisting() -> None:
+    info = _load("nautilus/crates__futures__http_json__exchange_info_usdm__commit_27a8e54.json")
+    raw = next(s for s in info["symbols"] if s["symbol"] == "BTCUSDT")
+    btc = parse_market(raw, None)
+    assert btc is not None
+    assert btc.delivery_ms == 4133404800000 and btc.onboard_ms == 1569398400000  # 2100-12-25: not being delisted
+    # Binance announces a delisting by moving deliveryDate to the settlement time (as a string here: tolerated).
+    announced = parse_market({**raw, "deliveryDate": "1790323200000", "status": "TRADING"}, None)
+    assert announced is not None and announced.delivery_ms == 1790323200000 and announced.trading
+    silent = parse_market({k: v for k, v in raw.items() if k not in ("deliveryDate", "onboardDate")}, None)
+    assert silent is not None and silent.delivery_ms is None and silent.onboard_ms is None
+    for bad in (-1, 1.5, "soon", True, [1]):
+        with pytest.raises(ExchangeError, match="unreadable deliveryDate of BTCUSDT"):
+            parse_market({**raw, "deliveryDate": bad}, None)
 
 
 def test_position_risk_v3_real_testnet_reply() -> None:
