@@ -28,18 +28,22 @@ from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramR
 from aiogram.types import BotCommand
 from aiogram.utils.i18n import I18n
 
+from bot.access import AccessPolicy, HourlyTally, RateLimiter
 from bot.commands import COMMANDS
 from bot.confirmations import CONFIRM_TTL_S, ConfirmationStore
 from bot.i18n import SUPPORTED_LOCALES, make_i18n, translate
 from bot.middlewares import (
+    AccessMiddleware,
     AuthMiddleware,
     ChatLocaleMiddleware,
     LocaleResolver,
     RetryAfterMiddleware,
     UpdatesInFlight,
+    audit_tally,
 )
 from bot.routers import all_routers
 from trading.clock import Clock, SystemClock
+from trading.settings import group_chat_ids
 from trading.views import ServiceAPI
 
 log = logging.getLogger(__name__)
@@ -63,26 +67,32 @@ def create_dispatcher(
     service: ServiceAPI,
     *,
     allowed_chat_ids: Iterable[int],
+    allowed_user_ids: Iterable[int] = (),
     default_locale: str = "ko",
     clock: Clock | None = None,
     i18n: I18n | None = None,
     confirm_ttl_s: float = CONFIRM_TTL_S,
     stop_grace_s: float = STOP_GRACE_S,
 ) -> Dispatcher:
-    allowed = [int(c) for c in allowed_chat_ids]
-    if not allowed:
+    policy = AccessPolicy.of(allowed_chat_ids, allowed_user_ids)
+    if not policy.chats:
         raise ValueError("allowed_chat_ids is empty: the bot would answer nobody")
+    if group_chat_ids(policy.chats) and not policy.users:
+        raise ValueError("a group is allowed but allowed_user_ids is empty: every member could act")
     # The service's own clock when it has one (live: the exchange's time, on which every stored timestamp is),
     # so that ages in /health and /positions do not drift with the host's clock.
     clock = clock or getattr(service, "clock", None) or SystemClock()
     i18n = i18n or make_i18n(default_locale)
     locales = LocaleResolver(i18n, service)
+    tally = HourlyTally(clock, audit_tally(service))
     dp = Dispatcher(
         service=service,
         clock=clock,
         confirmations=ConfirmationStore(clock, ttl_s=confirm_ttl_s),
         locales=locales,
         i18n=i18n,
+        rate_limiter=RateLimiter(clock),
+        audit_tally=tally,
     )
     in_flight = UpdatesInFlight(stop_grace_s)
     dp.update.outer_middleware(in_flight)  # outermost: every update is seen, whatever happens inside
@@ -93,8 +103,12 @@ def create_dispatcher(
     dp.shutdown.register(finish_updates)
     dp["updates_in_flight"] = in_flight
     # Auth next (outer, on the raw update): unknown chats never reach i18n, handlers or the error router.
-    dp.update.outer_middleware(AuthMiddleware(service, allowed))
+    dp.update.outer_middleware(AuthMiddleware(service, policy, tally))
     ChatLocaleMiddleware(locales).setup(dp)
+    # Who may act: inner, so it sees the chosen handler's flags (and runs inside the chat's language).
+    access = AccessMiddleware(policy, tally)
+    dp.message.middleware(access)
+    dp.callback_query.middleware(access)
     dp.include_routers(*all_routers())
     return dp
 
@@ -164,5 +178,8 @@ async def stop_bot(bot: Bot, dp: Dispatcher, *, close_session: bool = True) -> N
     in_flight = dp.workflow_data.get("updates_in_flight")
     if isinstance(in_flight, UpdatesInFlight):  # polling never ran, or already stopped: nothing else waits for them
         await in_flight.finish()
+    tally = dp.workflow_data.get("audit_tally")
+    if isinstance(tally, HourlyTally):  # the hour's counts of unknown chats and refusals, before the database closes
+        tally.flush()
     if close_session:
         await bot.session.close()

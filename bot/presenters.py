@@ -626,6 +626,17 @@ def service_error_text(exc: ServiceError) -> str:
     return _("The service refused: {reason}").format(reason=_free(str(exc)))
 
 
+def not_allowed_text() -> str:
+    # Short: it is also a button's pop-up, which Telegram caps at 200 characters.
+    return _(
+        "🚫 Only the users in TELEGRAM_ALLOWED_USER_IDS can do this. Everyone here may read (/positions, /health)."
+    )
+
+
+def rate_limited_text(seconds: int) -> str:
+    return _("⏳ Too many of these requests: try again in {seconds} s.").format(seconds=seconds)
+
+
 def unexpected_error_text() -> str:
     return _("⚠️ Something went wrong; it is in the log. Please try again.")
 

@@ -225,9 +225,11 @@ class Service:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(STOP_GRACE_S), engine.reconciler.busy():
                         pass
-        if self.dispatcher is not None:
-            with contextlib.suppress(Exception):
-                await self.dispatcher.stop_polling()
+        if self.dispatcher is not None and self.bot is not None:
+            from bot.app import stop_bot
+
+            with contextlib.suppress(Exception):  # polling stops, updates in hand finish, the audit tally is written
+                await stop_bot(self.bot, self.dispatcher, close_session=False)  # alerts still use the session
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -429,6 +431,7 @@ class Service:
         self.dispatcher = create_dispatcher(
             self.api,
             allowed_chat_ids=s.telegram_allowed_chat_ids,
+            allowed_user_ids=s.telegram_allowed_user_ids,
             default_locale=s.locale,
             clock=self.api.ctx.clock,  # confirmations expire on the engine's clock (the exchange's)
         )

@@ -15,6 +15,7 @@ def all_routers() -> list[Router]:
         fallback,
         health,
         lang,
+        membership,
         positions,
         report,
         risk,
@@ -38,5 +39,6 @@ def all_routers() -> list[Router]:
         risk.create_router(),
         lang.create_router(),
         report.create_router(),
+        membership.create_router(),
         fallback.create_router(),  # must stay last: it takes whatever the others did not
     ]
