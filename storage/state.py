@@ -11,6 +11,7 @@ from storage.codec import to_json
 from storage.db import Database
 
 PAUSED_KEY = "paused"
+BINDING_KEY = "binding"  # the mode, exchange environment and account the database belongs to (trading.binding)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,9 @@ from storage.backup import backup
 from storage.db import Database
 from storage.errors import AlreadyRunning, StorageError
 from storage.lock import InstanceLock
+from storage.permissions import private_umask, secure_files
 from trading.api import CountingNotifier, ServiceApi
+from trading.binding import check_binding, refuse_legacy_default
 from trading.candles import CandleKeeper, CandleStore, capacities_for, history_needed
 from trading.clock import ExchangeClock
 from trading.context import EngineContext
@@ -35,7 +37,7 @@ from trading.core.config import ConfigError, StrategyConfig
 from trading.engine import Engine
 from trading.events import EngineEvent, ErrorEvent, ServiceStarted, ServiceStopping
 from trading.exchange.base import ExchangeBundle, ExchangeError
-from trading.settings import Settings
+from trading.settings import Settings, StartupError
 from trading.store import Store
 from trading.strategy import load_strategy, validate_full
 
@@ -75,14 +77,19 @@ def effective_config(settings: Settings, store: Store) -> StrategyConfig:
 
 def run_service(settings: Settings) -> int:
     setup_logging(settings.log_level)
+    private_umask()  # the database, its WAL, backups and the lock: the owner's only
     try:
+        refuse_legacy_default(settings)  # before the lock file appears beside a database that should not exist
         lock = InstanceLock.acquire(settings.db_path)
     except AlreadyRunning as exc:
         print(f"surgedca: {exc}", file=sys.stderr)
         return 3
+    except StartupError as exc:
+        print(f"surgedca: {exc}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(Service(settings).run())
-    except (StorageError, ConfigError) as exc:
+    except (StorageError, ConfigError, StartupError) as exc:
         print(f"surgedca: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -119,6 +126,9 @@ class Service:
             log.error("start-up failed: %s", exc)
             await self.shutdown("start-up failed")
             return 1
+        except BaseException:  # a refusal (StartupError...) reaches the operator; what was opened is closed first
+            await self.shutdown("start-up refused")
+            raise
         await self.stop_event.wait()
         await self.shutdown(self._stop_reason)
         return 0
@@ -129,7 +139,11 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
+        refuse_legacy_default(s)
+        secure_files(s.db_path, s.backup_dir)  # files an older version left readable by others
         self.db = Database.open(s.db_path, backup_dir=s.backup_dir)
+        # Whose database this is, before anything is read from or sent to the exchange.
+        check_binding(self.db, s, int(time.time() * 1000))
         # WAL checkpoints on a background thread: never inside an order's journal insert.
         self.db.start_checkpointer()
         store = Store.of(self.db)

@@ -17,6 +17,10 @@ class SettingsError(ValueError):
     """A start-up configuration problem, with a message meant for the operator."""
 
 
+class StartupError(RuntimeError):
+    """The service refuses to start (wrong database, token rejected...): a message meant for the operator."""
+
+
 def default_db_path(mode: str) -> Path:
     """``DB_PATH`` when it is not set: one file per trading mode, so switching modes never shares a database."""
     return Path(f"data/surgedca-{mode}.sqlite3")
