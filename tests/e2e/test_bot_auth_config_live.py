@@ -69,6 +69,10 @@ async def test_config_set_refusals_change_nothing(tgbot: BotE2E) -> None:
     out_of_range = (await tgbot.say("/config set stop_loss_by_stage.initial 0.05")).text
     assert out_of_range.startswith("❌ Invalid value; nothing was changed:")
     assert "stop_loss_by_stage" in out_of_range
+    # A number no float can hold (it used to raise decimal.Overflow inside the handler).
+    overflow = (await tgbot.say("/config set taker_fee 9e999999999%")).text
+    assert overflow.startswith("❌ Invalid value; nothing was changed:")
+    assert "taker_fee = '9e999999999%' is out of range: allowed [0, 0.01]" in overflow
     wrong_type = (await tgbot.say("/config set leverage 5%")).text
     assert wrong_type.startswith("❌ Invalid value; nothing was changed:") and "leverage" in wrong_type
     # Passes the type checks, fails the SPEC 6 risk limit (10 positions x 30% stops = far over 30% of the account).
