@@ -24,7 +24,14 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.types import BotCommand
 from aiogram.utils.i18n import I18n
 
@@ -32,6 +39,7 @@ from bot.access import AccessPolicy, HourlyTally, RateLimiter
 from bot.commands import COMMANDS
 from bot.confirmations import CONFIRM_TTL_S, ConfirmationStore
 from bot.i18n import SUPPORTED_LOCALES, make_i18n, translate
+from bot.link import POLLING_BACKOFF, TelegramLink
 from bot.middlewares import (
     AccessMiddleware,
     AuthMiddleware,
@@ -52,9 +60,12 @@ _STOP_FLAG = "bot_stop_requested"
 STOP_GRACE_S = 10.0  # an /exit asks the exchange for a lost reply for up to ~8 s (executor.ask_delays)
 
 
-def create_bot(token: str, api_url: str | None = None) -> Bot:
-    """An aiogram ``Bot`` speaking HTML; ``api_url`` (``TELEGRAM_API_URL``) replaces https://api.telegram.org."""
+def create_bot(token: str, api_url: str | None = None, *, link: TelegramLink | None = None) -> Bot:
+    """An aiogram ``Bot`` speaking HTML; ``api_url`` (``TELEGRAM_API_URL``) replaces https://api.telegram.org;
+    ``link`` records whether Telegram answers (``/health``)."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_url)) if api_url else AiohttpSession()
+    if link is not None:
+        session.middleware(link)  # outermost: it sees what the caller finally gets
     session.middleware(RetryAfterMiddleware())
     return Bot(
         token=token,
@@ -126,7 +137,8 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
 
 
 async def _until_reachable(bot: Bot, max_delay_s: float = 30.0) -> None:
-    """``getMe`` until Telegram answers: an outage at start must not end the bot (a bad token still does)."""
+    """``getMe`` until Telegram answers: an outage at start must not end the bot, nor a token rejected after the
+    start-up check (``bot.link.check_token``) passed: the bot keeps trying and says so, trading goes on."""
     delay = 1.0
     while True:
         try:
@@ -134,10 +146,10 @@ async def _until_reachable(bot: Bot, max_delay_s: float = 30.0) -> None:
             return
         except TelegramRetryAfter as exc:
             await asyncio.sleep(exc.retry_after)
-        except (TelegramNetworkError, TelegramServerError) as exc:
-            log.warning("Telegram not reachable (%s); retrying in %.0f s", exc, delay)
+        except (TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError, TelegramNotFound) as exc:
+            log.warning("Telegram not answering the bot (%s); retrying in %.0f s", exc, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay_s)
+            delay = min(delay * 2, max_delay_s * (10 if isinstance(exc, TelegramUnauthorizedError) else 1))
 
 
 async def start_bot(bot: Bot, dp: Dispatcher, *, polling_timeout: int = 10) -> None:
@@ -158,6 +170,7 @@ async def start_bot(bot: Bot, dp: Dispatcher, *, polling_timeout: int = 10) -> N
     await dp.start_polling(
         bot,
         polling_timeout=polling_timeout,
+        backoff_config=POLLING_BACKOFF,
         handle_signals=False,
         close_bot_session=False,  # the notifier may still send alerts while the service stops
     )

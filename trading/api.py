@@ -35,6 +35,7 @@ from trading.views import (
     HealthView,
     InvalidConfig,
     LegView,
+    LinkHealth,
     NoPosition,
     PeriodStats,
     PositionView,
@@ -102,6 +103,7 @@ class ServiceApi:
         errors: CountingNotifier | None = None,
         stream_age: Callable[[], float | None] | None = None,
         on_config_applied: Callable[[StrategyConfig, StrategyConfig], None] | None = None,
+        telegram: Callable[[], LinkHealth] | None = None,
     ) -> None:
         self.engine = engine
         self.ctx = engine.ctx
@@ -111,6 +113,7 @@ class ServiceApi:
         self._errors = errors
         self._stream_age = stream_age
         self._on_config_applied = on_config_applied
+        self._telegram = telegram  # the bot's link to Telegram (None: headless)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -216,6 +219,7 @@ class ServiceApi:
             open_positions=len(ctx.book),
             paused=ctx.paused,
             errors_last_hour=self._errors.errors_since(now - 3_600_000) if self._errors else 0,
+            telegram=self._telegram() if self._telegram is not None else None,
         )
 
     # ------------------------------------------------------------------ actions

@@ -113,6 +113,7 @@ class Service:
         self._resubscribe_pending = False
         self._stop_reason = "stop requested"
         self.bot_task: asyncio.Task[Any] | None = None
+        self.telegram_link: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, *, install_signals: bool = True) -> int:
@@ -144,6 +145,8 @@ class Service:
         self.db = Database.open(s.db_path, backup_dir=s.backup_dir)
         # Whose database this is, before anything is read from or sent to the exchange.
         check_binding(self.db, s, int(time.time() * 1000))
+        if not s.headless:
+            await self._check_telegram()  # a token Telegram rejects: refused before trading starts
         # WAL checkpoints on a background thread: never inside an order's journal insert.
         self.db.start_checkpointer()
         store = Store.of(self.db)
@@ -176,6 +179,7 @@ class Service:
             errors=counting,
             stream_age=self.bundle.market.last_message_age,
             on_config_applied=self._config_applied,
+            telegram=self.telegram_link.health if self.telegram_link is not None else None,
         )
         await engine.start()
         watched = engine.watched_symbols()
@@ -426,16 +430,24 @@ class Service:
         if s.headless:
             sink: Any = ConsoleSink(logging.getLogger("surgedca.alerts"))
         else:
-            from bot.app import create_bot
             from bot.i18n import build_i18n
             from bot.notifier import TelegramSink
 
-            assert s.telegram_bot_token is not None
-            self.bot = create_bot(s.telegram_bot_token.get_secret_value(), s.telegram_api_url)
+            assert self.bot is not None  # made by _check_telegram
             sink = TelegramSink(self.bot, s.telegram_allowed_chat_ids, i18n=build_i18n(s.locale), locale=s.locale)
         alerts = AlertNotifier(sink)
         await alerts.start()
         return alerts
+
+    async def _check_telegram(self) -> None:
+        from bot.app import create_bot
+        from bot.link import TelegramLink, check_token
+
+        s = self.settings
+        assert s.telegram_bot_token is not None
+        self.telegram_link = TelegramLink()
+        self.bot = create_bot(s.telegram_bot_token.get_secret_value(), s.telegram_api_url, link=self.telegram_link)
+        await check_token(self.bot)
 
     async def _start_bot(self) -> None:
         from bot.app import create_dispatcher, start_bot
@@ -450,6 +462,7 @@ class Service:
             clock=self.api.ctx.clock,  # confirmations expire on the engine's clock (the exchange's)
         )
         self.bot_task = asyncio.create_task(start_bot(self.bot, self.dispatcher), name="telegram-bot")
+        self.bot_task.add_done_callback(_report_bot_end)
 
 
 async def build_bundle(settings: Settings, db: Database, *, taker_fee: float = 0.0005) -> ExchangeBundle:
@@ -475,6 +488,15 @@ async def build_bundle(settings: Settings, db: Database, *, taker_fee: float = 0
 
     user = BinanceUserStream(ws_base, adapter)
     return ExchangeBundle("live", adapter, market, user, ExchangeClock())
+
+
+def _report_bot_end(task: asyncio.Task[Any]) -> None:
+    """The bot task never ends by itself while the service runs: if it does, the log says why (never silently)."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("the Telegram bot stopped: %r; trading goes on without it", exc, exc_info=exc)
 
 
 def _jsonable(o: Any) -> Any:

@@ -64,6 +64,7 @@ def collect_status(settings: Settings) -> dict[str, Any] | None:
             "now_ms": now,
             "health": store.state.get("health"),
             "paused": bool(store.state.get("paused", False)),
+            "binding": store.state.get("binding"),
             "open_positions": positions,
             "recent_trades": [
                 {
@@ -95,6 +96,12 @@ def _num(x: Any, places: int = 6) -> str:
 
 def render(status: dict[str, Any]) -> str:
     lines = [f"SurgeDCA status  (database {status['db_path']})"]
+    binding = status.get("binding")
+    if binding:
+        lines.append(
+            f"  belongs to mode {binding.get('mode')}, exchange environment {binding.get('environment')}, "
+            f"account {binding.get('account')}"
+        )
     h = status.get("health")
     if h:
         age = (status["now_ms"] - h.get("written_wall_ms", h.get("written_ms", 0))) / 1000
@@ -107,6 +114,16 @@ def render(status: dict[str, Any]) -> str:
             f"  balance {_num(h.get('balance'), 2)} USDT · margin in use {_num(h.get('margin_in_use'), 2)} · "
             f"errors last hour {h.get('errors_last_hour', 0)} · REST weight {h.get('rest_weight_1m', 0)}/2400"
         )
+        tg = h.get("telegram")
+        if tg:
+            if tg.get("up"):
+                lines.append("  telegram: up")
+            else:
+                what = "REJECTS THE TOKEN" if tg.get("rejected") else "UNREACHABLE"
+                lines.append(
+                    f"  telegram: {what} since {_ts(tg.get('since_ms'))} ({tg.get('failures')} failed requests): "
+                    f"{tg.get('last_error')}"
+                )
         for s in h.get("streams", []):
             age_s = s.get("last_message_age_s")
             lines.append(

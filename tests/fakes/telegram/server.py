@@ -18,6 +18,7 @@ Control API (for tests)::
     fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
     fake.add_bot_to_group(-1001999, by_user=42)  # my_chat_member + new_chat_members, as Telegram sends them
     fake.revoke_token()  # every call now gets 401 Unauthorized (the token was revoked in @BotFather)
+    fake.outage(502); fake.outage(None)  # Telegram down (every call: 502 Bad Gateway), then back
     await fake.stop()
 
 Groups: any negative chat id is a group (``-100...`` a supergroup) with whoever writes in it as a member; the
@@ -165,6 +166,7 @@ class FakeTelegram:
         self._titles: dict[int, str] = {}
         self._allowed_updates: list[str] | None = None  # as last given to getUpdates (None: Telegram's default)
         self._revoked = False
+        self._outage: int | None = None  # HTTP status every call gets during an outage
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._closing = False
@@ -292,6 +294,11 @@ class FakeTelegram:
             }
         )
 
+    def outage(self, status: int | None = 502) -> None:
+        """Until ``outage(None)``, every call gets ``status`` (a gateway error, as when Telegram is down);
+        a long poll already waiting still ends normally."""
+        self._outage = status
+
     def revoke_token(self) -> None:
         """The token is revoked (or was never valid): every call now gets 401 Unauthorized."""
         self._revoked = True
@@ -376,6 +383,8 @@ class FakeTelegram:
         call = SentCall(method, params, at=time.monotonic())
         self.requests.append(call)
         try:
+            if self._outage is not None:
+                raise ApiError(self._outage, "Bad Gateway" if self._outage == 502 else "Internal Server Error")
             if request.match_info["token"] != self.token or self._revoked:
                 raise ApiError(401, "Unauthorized")
             failure = self._take_failure(method)
