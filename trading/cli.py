@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from trading.status import print_status
 
-    return print_status(_settings(), as_json=args.json)
+    return print_status(_settings(), as_json=args.json, check_only=args.check)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("run", _run, "run the service (mode from TRADING_MODE; Ctrl-C or SIGTERM stops it cleanly)")
     sp = add("status", _status, "positions and health, read from the database")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.add_argument(
+        "--check", action="store_true", help="exit 0 only if the service is running (writes its health): for probes"
+    )
     sp = add("check-config", _check_config, "validate the strategy config and print the risk table")
     sp.add_argument("--file", type=Path, default=None, help="TOML file (default: STRATEGY_FILE, else SPEC defaults)")
     sp.add_argument("--balance", type=float, default=1000.0, help="account balance for the table (USDT)")

@@ -44,7 +44,12 @@ from trading.strategy import load_strategy, validate_full
 log = logging.getLogger("surgedca.service")
 
 HEALTH_KEY = "health"
-STOP_GRACE_S = 15.0
+STOP_GRACE_S = 15.0  # order work in flight at a stop, then a reconcile the scheduler had started: each at most this
+BOT_STOP_GRACE_S = 10.0  # bot.app.STOP_GRACE_S: Telegram updates being handled (a confirmed /exit) may finish
+ALERTS_STOP_GRACE_S = 5.0  # the last alerts
+# The longest orderly stop after SIGTERM (plus closing sockets): a container manager must wait longer than this
+# before it kills the process (compose.yaml's stop_grace_period; `docker run --stop-timeout`).
+SHUTDOWN_BUDGET_S = 2 * STOP_GRACE_S + BOT_STOP_GRACE_S + ALERTS_STOP_GRACE_S
 
 
 def setup_logging(level: str) -> None:
@@ -235,7 +240,7 @@ class Service:
             if not await engine.executor.drain(STOP_GRACE_S):
                 log.warning("some order work was still running at stop; rule 3 resolves it at the next start")
             engine.monitor.persist_peaks()
-            await self._write_health()
+            await self._write_health(stopping=True)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             if engine is not None:
@@ -262,7 +267,7 @@ class Service:
                 await engine.keeper.close()
         if self.alerts is not None:
             with contextlib.suppress(Exception):
-                await self.alerts.stop(grace_s=5.0)
+                await self.alerts.stop(grace_s=ALERTS_STOP_GRACE_S)
         if self.bot is not None:
             with contextlib.suppress(Exception):
                 await self.bot.session.close()
@@ -386,7 +391,7 @@ class Service:
             "day rolled over (%s): 7d trades=%d pnl=%s", stats.timezone, stats.week.trades, stats.week.realized_pnl
         )
 
-    async def _write_health(self) -> None:
+    async def _write_health(self, *, stopping: bool = False) -> None:
         """A health snapshot in the database, for ``surgedca status`` in another terminal.
 
         A coroutine on purpose: APScheduler runs plain functions in a worker thread, away from the loop
@@ -396,6 +401,7 @@ class Service:
         snap = asdict(await self.api.health())
         snap["written_ms"] = self.engine.ctx.clock.now_ms()  # market time (simulated in sim mode)
         snap["written_wall_ms"] = int(time.time() * 1000)  # for "is it running?" in another terminal
+        snap["stopping"] = stopping  # the last snapshot of a run: `surgedca status --check` says not running
         try:
             self.engine.ctx.store.state.set(HEALTH_KEY, json.loads(json.dumps(snap, default=_jsonable)))
         except Exception:

@@ -64,12 +64,17 @@ def test_sim_service_trades_refuses_a_twin_and_stops_on_sigterm(tmp_path: Path) 
 
         status = _cli(tmp_path, "status")
         assert status.returncode == 0 and "running" in status.stdout and "mode sim" in status.stdout
+        assert "belongs to mode sim, exchange environment offline, account synthetic:seed=7" in status.stdout
+        probe = _cli(tmp_path, "status", "--check")  # the container's HEALTHCHECK
+        assert probe.returncode == 0 and probe.stdout.startswith("running: mode sim, health written ")
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         text = log_path.read_text()
         assert "stopping: SIGTERM" in text and text.rstrip().endswith("stopped")
         assert "Traceback" not in text
+        probe = _cli(tmp_path, "status", "--check")
+        assert probe.returncode == 1 and "the service stopped" in probe.stderr
     finally:
         if proc.poll() is None:
             proc.kill()
