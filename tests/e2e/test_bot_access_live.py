@@ -6,7 +6,10 @@ TRADER_A and TRADER_B are in TELEGRAM_ALLOWED_USER_IDS, READER is a member of th
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
+
+import pytest
 
 from storage import AuditLog, Database
 from tests.e2e.bot_harness import CHAT, GROUP, READER, STRANGER, TRADER_A, BotE2E
@@ -146,9 +149,12 @@ async def test_heavy_commands_are_rate_limited_per_user(tgbot: BotE2E) -> None:
     assert not (await tgbot.say("/sync", chat=GROUP, user=TRADER_A)).text.startswith("⏳")
 
 
-async def test_unknown_chats_cost_one_audit_row_an_hour_and_the_bot_leaves_groups(tgbot: BotE2E) -> None:
+async def test_unknown_chats_cost_one_audit_row_an_hour_and_the_bot_leaves_groups(
+    tgbot: BotE2E, caplog: pytest.LogCaptureFixture
+) -> None:
     await _adopted(tgbot)
     clock = _tally_clock(tgbot)
+    caplog.set_level(logging.WARNING, logger="bot.middlewares")
     sent_before = len(tgbot.tg.sent)
     for _ in range(5):
         tgbot.tg.push_message(STRANGER, STRANGER, "/exit sol")
@@ -169,6 +175,8 @@ async def test_unknown_chats_cost_one_audit_row_an_hour_and_the_bot_leaves_group
     assert tgbot.sells(SYM) == [] and tgbot.h.exchange_qty(SYM) == D("1.00")
     audit = tgbot.h.store.audit
     assert audit.recent(10, action="unauthorized") == []  # counted while the hour lasts
+    ignored = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ignored an update from chat")]
+    assert len(ignored) == 2  # one line per chat and hour, not one per update
 
     # The next hour: its first update writes the last hour's rows, one per chat with its count.
     clock.advance(3600)
