@@ -1,5 +1,6 @@
-# One entry point for people and CI. Everything installs from requirements.lock
-# (hash-pinned), so every machine runs the same versions.
+# One entry point for people and CI. Everything installs from hash-pinned locks, so every machine runs the
+# same versions: requirements.lock is the runtime (what the Docker image installs), requirements-dev.lock the
+# runtime plus the test and lint tools (what `make setup` installs). `make lock` regenerates both.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,10 +10,12 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP) locales
 
-$(STAMP): pyproject.toml requirements.lock
+# The project itself goes in editable, built with the setuptools the lock just installed (no build isolation:
+# pip would otherwise fetch build tools unpinned, around the lock).
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # Compiled catalogues are build output (not committed); pybabel comes with Babel.
@@ -37,10 +40,13 @@ fmt: $(STAMP)
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# Regenerate the lock after changing dependencies in pyproject.toml.
+# Regenerate the locks after changing dependencies in pyproject.toml: the runtime first, then the dev lock
+# constrained by it, so the packages both hold have the same versions.
 lock:
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		-c requirements.lock -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -29,24 +29,36 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.types import BotCommand
 from aiogram.utils.i18n import I18n
 
+from bot.access import AccessPolicy, HourlyTally, RateLimiter
 from bot.commands import COMMANDS
 from bot.confirmations import CONFIRM_TTL_S, ConfirmationStore
 from bot.i18n import SUPPORTED_LOCALES, make_i18n, translate
+from bot.link import POLLING_BACKOFF, TelegramLink
 from bot.middlewares import (
+    AccessMiddleware,
     AuthMiddleware,
     ChatLocaleMiddleware,
     LocaleResolver,
     RetryAfterMiddleware,
     UpdatesInFlight,
+    audit_tally,
 )
 from bot.polling import ALERTS, ConflictGuard, StaleUpdates, drain_backlog, feed_backlog
 from bot.routers import all_routers
 from trading.clock import Clock, SystemClock
 from trading.events import BotPollingStopped, EngineEvent
+from trading.settings import group_chat_ids
 from trading.views import ServiceAPI
 
 log = logging.getLogger(__name__)
@@ -55,9 +67,12 @@ _STOP_FLAG = "bot_stop_requested"
 STOP_GRACE_S = 10.0  # an /exit asks the exchange for a lost reply for up to ~8 s (executor.ask_delays)
 
 
-def create_bot(token: str, api_url: str | None = None) -> Bot:
-    """An aiogram ``Bot`` speaking HTML; ``api_url`` (``TELEGRAM_API_URL``) replaces https://api.telegram.org."""
+def create_bot(token: str, api_url: str | None = None, *, link: TelegramLink | None = None) -> Bot:
+    """An aiogram ``Bot`` speaking HTML; ``api_url`` (``TELEGRAM_API_URL``) replaces https://api.telegram.org;
+    ``link`` records whether Telegram answers (``/health``)."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_url)) if api_url else AiohttpSession()
+    if link is not None:
+        session.middleware(link)  # outermost: it sees what the caller finally gets
     session.middleware(RetryAfterMiddleware())
     return Bot(
         token=token,
@@ -70,6 +85,7 @@ def create_dispatcher(
     service: ServiceAPI,
     *,
     allowed_chat_ids: Iterable[int],
+    allowed_user_ids: Iterable[int] = (),
     default_locale: str = "ko",
     clock: Clock | None = None,
     i18n: I18n | None = None,
@@ -79,20 +95,25 @@ def create_dispatcher(
     stale_updates: StaleUpdates | None = None,
 ) -> Dispatcher:
     """``publish_alert``: where the bot's own alerts go (409 Conflict, a group that moved): the service's notifier."""
-    allowed = [int(c) for c in allowed_chat_ids]
-    if not allowed:
+    policy = AccessPolicy.of(allowed_chat_ids, allowed_user_ids)
+    if not policy.chats:
         raise ValueError("allowed_chat_ids is empty: the bot would answer nobody")
+    if group_chat_ids(policy.chats) and not policy.users:
+        raise ValueError("a group is allowed but allowed_user_ids is empty: every member could act")
     # The service's own clock when it has one (live: the exchange's time, on which every stored timestamp is),
     # so that ages in /health and /positions do not drift with the host's clock.
     clock = clock or getattr(service, "clock", None) or SystemClock()
     i18n = i18n or make_i18n(default_locale)
     locales = LocaleResolver(i18n, service)
+    tally = HourlyTally(clock, audit_tally(service))
     dp = Dispatcher(
         service=service,
         clock=clock,
         confirmations=ConfirmationStore(clock, ttl_s=confirm_ttl_s),
         locales=locales,
         i18n=i18n,
+        rate_limiter=RateLimiter(clock),
+        audit_tally=tally,
         **{ALERTS: publish_alert},
     )
     in_flight = UpdatesInFlight(stop_grace_s)
@@ -104,11 +125,15 @@ def create_dispatcher(
     dp.shutdown.register(finish_updates)
     dp["updates_in_flight"] = in_flight
     # Auth next (outer, on the raw update): unknown chats never reach i18n, handlers or the error router.
-    dp.update.outer_middleware(AuthMiddleware(service, allowed))
+    dp.update.outer_middleware(AuthMiddleware(service, policy, tally))
     stale = stale_updates or StaleUpdates()
     dp.update.outer_middleware(stale)  # after auth: strangers are never told anything
     dp["stale_updates"] = stale
     ChatLocaleMiddleware(locales).setup(dp)
+    # Who may act: inner, so it sees the chosen handler's flags (and runs inside the chat's language).
+    access = AccessMiddleware(policy, tally)
+    dp.message.middleware(access)
+    dp.callback_query.middleware(access)
     dp.include_routers(*all_routers())
     return dp
 
@@ -126,7 +151,8 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
 
 
 async def _until_reachable(bot: Bot, max_delay_s: float = 30.0) -> None:
-    """``getMe`` until Telegram answers: an outage at start must not end the bot (a bad token still does)."""
+    """``getMe`` until Telegram answers: an outage at start must not end the bot, nor a token rejected after the
+    start-up check (``bot.link.check_token``) passed: the bot keeps trying and says so, trading goes on."""
     delay = 1.0
     while True:
         try:
@@ -134,10 +160,10 @@ async def _until_reachable(bot: Bot, max_delay_s: float = 30.0) -> None:
             return
         except TelegramRetryAfter as exc:
             await asyncio.sleep(exc.retry_after)
-        except (TelegramNetworkError, TelegramServerError) as exc:
-            log.warning("Telegram not reachable (%s); retrying in %.0f s", exc, delay)
+        except (TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError, TelegramNotFound) as exc:
+            log.warning("Telegram not answering the bot (%s); retrying in %.0f s", exc, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay_s)
+            delay = min(delay * 2, max_delay_s * (10 if isinstance(exc, TelegramUnauthorizedError) else 1))
 
 
 async def start_bot(bot: Bot, dp: Dispatcher, *, polling_timeout: int = 10, guard: ConflictGuard | None = None) -> None:
@@ -167,6 +193,7 @@ async def start_bot(bot: Bot, dp: Dispatcher, *, polling_timeout: int = 10, guar
     await dp.start_polling(
         bot,
         polling_timeout=polling_timeout,
+        backoff_config=POLLING_BACKOFF,
         handle_signals=False,
         close_bot_session=False,  # the notifier may still send alerts while the service stops
     )
@@ -209,5 +236,8 @@ async def stop_bot(bot: Bot, dp: Dispatcher, *, close_session: bool = True) -> N
     in_flight = dp.workflow_data.get("updates_in_flight")
     if isinstance(in_flight, UpdatesInFlight):  # polling never ran, or already stopped: nothing else waits for them
         await in_flight.finish()
+    tally = dp.workflow_data.get("audit_tally")
+    if isinstance(tally, HourlyTally):  # the hour's counts of unknown chats and refusals, before the database closes
+        tally.flush()
     if close_session:
         await bot.session.close()

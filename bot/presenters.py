@@ -60,6 +60,7 @@ from trading.views import (
     ExitPreview,
     ExitResult,
     HealthView,
+    LinkHealth,
     PeriodStats,
     PositionView,
     Report,
@@ -261,6 +262,8 @@ def health_text(h: HealthView, *, now_ms: int) -> str:
             lines.append(f"{_ok(s.up)} {esc(s.name)}: {_('up') if s.up else _('down')}, {age}")
     else:
         lines.append(_("Streams: none"))
+    if h.telegram is not None:
+        lines.append(telegram_line(h.telegram, now_ms=now_ms))
     lines.append(_("REST weight (last minute): {weight} / 2400").format(weight=h.rest_weight_1m))
     lines.append(
         _("Last reconcile: {when} — {summary}").format(
@@ -297,6 +300,20 @@ def health_text(h: HealthView, *, now_ms: int) -> str:
     icon = "⚠️" if h.errors_last_hour else "✅"
     lines.append(icon + " " + _("Errors in the last hour: {n}").format(n=h.errors_last_hour))
     return "\n".join(lines)
+
+
+def telegram_line(t: LinkHealth, *, now_ms: int) -> str:
+    if t.up:
+        text = "✅ " + _("Telegram: reachable")
+        if t.last_outage_s is not None:
+            text += " · " + _("last outage {duration}").format(duration=fmt_duration(t.last_outage_s))
+        return text
+    since = fmt_duration(max(0.0, (now_ms - (t.since_ms or now_ms)) / 1000))
+    if t.rejected:
+        return "⛔ " + _("Telegram rejects the bot token since {since} ago").format(since=since)
+    return "⚠️ " + _("Telegram unreachable for {since}, {n} failed requests: {error}").format(
+        since=since, n=t.failures, error=_free(t.last_error or "—")
+    )
 
 
 # ------------------------------------------------------------------ sync
@@ -802,6 +819,17 @@ def service_error_text(exc: ServiceError) -> str:
     if code == "service_stopping":
         return _("The service is stopping: nothing was done. Try again once it is back.")
     return _("The service refused: {reason}").format(reason=_free(str(exc)))
+
+
+def not_allowed_text() -> str:
+    # Short: it is also a button's pop-up, which Telegram caps at 200 characters.
+    return _(
+        "🚫 Only the users in TELEGRAM_ALLOWED_USER_IDS can do this. Everyone here may read (/positions, /health)."
+    )
+
+
+def rate_limited_text(seconds: int) -> str:
+    return _("⏳ Too many of these requests: try again in {seconds} s.").format(seconds=seconds)
 
 
 def unexpected_error_text() -> str:

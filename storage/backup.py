@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storage.errors import StorageError
+from storage.permissions import create_private
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -32,19 +33,23 @@ def backup_dir_for(db_path: Path, backup_dir: Path | None = None) -> Path:
     return Path(backup_dir) if backup_dir is not None else Path(db_path).parent / "backups"
 
 
-def backup(db: Database, dest_dir: Path, keep: int, now_ms: int) -> Path:
-    """Copy the open database to ``dest_dir``; keep the newest ``keep`` backups. Returns the new file."""
+def backup(db: Database, dest_dir: Path, keep: int, now_ms: int, *, label: str | None = None) -> Path:
+    """Copy the open database to ``dest_dir``; keep the newest ``keep`` backups. Returns the new file.
+
+    With a ``label`` (e.g. ``reset``) the copy is named ``surgedca-<label>-YYYYMMDD-HHMMSS.sqlite3``: not one of
+    the rotating backups, so pruning never removes it (and it prunes nothing)."""
     if keep < 1:
         raise ValueError(f"keep must be at least 1 (the backup just made), got {keep}")
     if db.in_transaction:
         # The backup would copy this connection's uncommitted changes.
         raise StorageError("cannot back up inside a transaction: it would copy half-written changes")
     dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    target = _free_name(dest_dir, now_ms)
+    dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = _free_name(dest_dir, now_ms, label)
     tmp = dest_dir / f"{_PARTIAL_PREFIX}{target.name}{_PARTIAL_SUFFIX}"
     tmp.unlink(missing_ok=True)
     try:
+        create_private(tmp)  # a copy of the database is as private as the database
         dst = sqlite3.connect(str(tmp), isolation_level=None)
         try:
             db.conn.backup(dst)
@@ -61,7 +66,8 @@ def backup(db: Database, dest_dir: Path, keep: int, now_ms: int) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    prune(dest_dir, keep)
+    if label is None:
+        prune(dest_dir, keep)
     return target
 
 
@@ -104,12 +110,15 @@ def prune(dest_dir: Path, keep: int) -> list[Path]:
     return doomed
 
 
-def _free_name(dest_dir: Path, now_ms: int) -> Path:
+def _free_name(dest_dir: Path, now_ms: int, label: str | None = None) -> Path:
+    if label is not None and not re.fullmatch(r"[a-z]+", label):
+        raise ValueError(f"a backup label is lower-case letters, got {label!r}")
     stamp = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC).strftime("%Y%m%d-%H%M%S")
-    target = dest_dir / f"surgedca-{stamp}.sqlite3"
+    base = f"surgedca-{label}-{stamp}" if label else f"surgedca-{stamp}"
+    target = dest_dir / f"{base}.sqlite3"
     n = 1
     while target.exists():  # two backups within one second
-        target = dest_dir / f"surgedca-{stamp}-{n}.sqlite3"
+        target = dest_dir / f"{base}-{n}.sqlite3"
         n += 1
     return target
 

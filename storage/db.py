@@ -23,6 +23,7 @@ from storage.codec import dec_add
 from storage.errors import DatabaseCorrupt, StorageError
 from storage.lock import InstanceLock, lock_path_for
 from storage.migrations import MIGRATIONS, Migration, apply_migrations, user_version
+from storage.permissions import create_private
 
 __all__ = ["Database", "InstanceLock", "lock_path_for"]
 
@@ -69,7 +70,8 @@ class Database:
         memory = str(path) == MEMORY
         path = Path(path)
         if not memory:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            create_private(path)  # 0600 whatever the umask; SQLite gives its -wal/-shm files the same mode
         try:
             conn = sqlite3.connect(
                 MEMORY if memory else str(path), isolation_level=None, timeout=busy_timeout_ms / 1000

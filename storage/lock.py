@@ -32,8 +32,8 @@ class InstanceLock:
     def acquire(cls, db_path: Path) -> InstanceLock:
         db_path = Path(db_path)
         path = lock_path_for(db_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -47,6 +47,7 @@ class InstanceLock:
         except BaseException:
             os.close(fd)
             raise
+        os.fchmod(fd, 0o600)  # a lock file left by an older version may be readable by others
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         return cls(path, fd)

@@ -14,6 +14,7 @@ from storage.errors import StorageError
 from storage.journal import OrdersJournal
 from storage.lock import InstanceLock
 from storage.positions import PositionsRepo
+from storage.state import BINDING_KEY, INSTANCE_TAG_KEY, SystemState
 from trading.clock import SystemClock
 
 if TYPE_CHECKING:
@@ -35,6 +36,10 @@ CLEARED_TABLES = (
 # Kept: the audit log (rule 7) and the config history (a record of who changed what;
 # reset appends one row per dropped override so the history ends at the defaults).
 KEPT_TABLES = ("audit_log", "config_history")
+# Kept in system_state: whose database this is (a reset does not make it another account's).
+# The account binding, and the instance tag in every client order id: orders this database placed before the
+# reset must still read as its own (another tag means another installation, and trading would be refused).
+KEPT_STATE_KEYS = (BINDING_KEY, INSTANCE_TAG_KEY)
 
 
 def cmd_backup(settings: Settings) -> int:
@@ -114,12 +119,13 @@ def _reset(db: Database, settings: Settings, yes: bool) -> int:
         print(f"  1. back up the database to {dest}/")
         print("  2. delete " + ", ".join(f"{t} ({n} rows)" for t, n in counts.items()))
         print("  3. keep " + ", ".join(f"{t} ({n} rows)" for t, n in kept.items()) + ", and add a 'reset' audit row")
+        print("  4. leave the service paused: no new entries until /resume (or `surgedca resume`)")
         print("Nothing was changed. Run `surgedca reset --yes` to do it.")
         return 1
 
     now = SystemClock().now_ms()
     try:
-        path = backup(db, dest, settings.backup_keep, now)
+        path = backup(db, dest, settings.backup_keep, now, label="reset")  # never pruned
     except (StorageError, sqlite3.Error, OSError) as exc:
         print(f"surgedca reset: the backup failed, nothing was changed: {exc}", file=sys.stderr)
         return 1
@@ -131,12 +137,50 @@ def _reset(db: Database, settings: Settings, yes: bool) -> int:
                 (now, ACTOR, key, value, "null"),
             )
         for table in CLEARED_TABLES:
-            db.conn.execute(f"DELETE FROM {table}")
-        AuditLog(db).add(ACTOR, "reset", before=counts, after={"backup": str(path)}, ts_ms=now)
-    print(f"reset done; backup: {path}")
+            if table == "system_state":
+                marks = ",".join("?" * len(KEPT_STATE_KEYS))
+                db.conn.execute(f"DELETE FROM system_state WHERE key NOT IN ({marks})", KEPT_STATE_KEYS)
+            else:
+                db.conn.execute(f"DELETE FROM {table}")
+        # A fresh start must not trade by itself: whoever reset looks at the config first, then resumes.
+        SystemState(db).paused = True
+        AuditLog(db).add(ACTOR, "reset", before=counts, after={"backup": str(path), "paused": True}, ts_ms=now)
+    print(f"reset done; backup (kept until you delete it): {path}")
     print("cleared: " + ", ".join(f"{t} ({n})" for t, n in counts.items()))
-    print(f"kept: audit log ({kept['audit_log'] + 1} rows), config history")
+    print(f"kept: audit log ({kept['audit_log'] + 1} rows), config history, the database's binding")
+    print("the service is paused: it opens no position until /resume in Telegram (or `surgedca resume`)")
     return 0
+
+
+def cmd_resume(settings: Settings) -> int:
+    """Allow new entries again while the service is stopped (``/resume`` does it while it runs)."""
+    db_path = Path(settings.db_path)
+    if not db_path.is_file():
+        print(f"surgedca resume: there is no database at {db_path}", file=sys.stderr)
+        return 1
+    try:
+        lock = InstanceLock.acquire(db_path)
+    except StorageError as exc:
+        print(f"surgedca resume: refused: {exc} (use /resume in Telegram while it runs)", file=sys.stderr)
+        return 1
+    try:
+        with Database.open(db_path, backup_dir=settings.backup_dir) as db:
+            state = SystemState(db)
+            if not state.paused:
+                print("not paused: new entries are already allowed")
+                return 0
+            with db.transaction():
+                state.paused = False
+                AuditLog(db).add(
+                    ACTOR, "resume", before={"paused": True}, after={"paused": False}, ts_ms=SystemClock().now_ms()
+                )
+        print("resumed: the service opens new positions again from its next start")
+        return 0
+    except (StorageError, sqlite3.Error) as exc:
+        print(f"surgedca resume: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        lock.release()
 
 
 def _count(db: Database, table: str) -> int:

@@ -11,6 +11,8 @@ from storage.codec import to_json
 from storage.db import Database
 
 PAUSED_KEY = "paused"
+INSTANCE_TAG_KEY = "instance_tag"  # in every client order id of this database (trading/orders.py)
+BINDING_KEY = "binding"  # the mode, exchange environment and account the database belongs to (trading.binding)
 
 
 @dataclass(frozen=True, slots=True)

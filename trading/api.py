@@ -56,6 +56,7 @@ from trading.views import (
     InvalidBlock,
     InvalidConfig,
     LegView,
+    LinkHealth,
     NoPosition,
     PeriodStats,
     PositionView,
@@ -130,6 +131,7 @@ class ServiceApi:
         stream_age: Callable[[], float | None] | None = None,
         on_config_applied: Callable[[StrategyConfig, StrategyConfig], None] | None = None,
         charts: ChartRenderer | None = None,
+        telegram: Callable[[], LinkHealth] | None = None,
     ) -> None:
         self.engine = engine
         self.ctx = engine.ctx
@@ -140,6 +142,7 @@ class ServiceApi:
         self._stream_age = stream_age
         self._on_config_applied = on_config_applied
         self.charts = charts or ChartRenderer()  # the worker starts on the first chart
+        self._telegram = telegram  # the bot's link to Telegram (None: headless)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -245,6 +248,7 @@ class ServiceApi:
             open_positions=len(ctx.book),
             paused=ctx.paused,
             errors_last_hour=self._errors.errors_since(now - 3_600_000) if self._errors else 0,
+            telegram=self._telegram() if self._telegram is not None else None,
         )
 
     # ------------------------------------------------------------------ actions

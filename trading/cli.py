@@ -22,6 +22,13 @@ def _settings():
         raise SystemExit(2) from None
 
 
+def _private_files() -> None:
+    """Commands that write the database or its backups create them for their owner only."""
+    from storage.permissions import private_umask
+
+    private_umask()
+
+
 def _run(args: argparse.Namespace) -> int:
     from trading.service import run_service
 
@@ -31,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from trading.status import print_status
 
-    return print_status(_settings(), as_json=args.json)
+    return print_status(_settings(), as_json=args.json, check_only=args.check)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -43,13 +50,29 @@ def _check_config(args: argparse.Namespace) -> int:
 def _backup(args: argparse.Namespace) -> int:
     from storage.maintenance import cmd_backup
 
+    _private_files()
     return cmd_backup(_settings())
 
 
 def _reset(args: argparse.Namespace) -> int:
     from storage.maintenance import cmd_reset
 
+    _private_files()
     return cmd_reset(_settings(), yes=args.yes)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from storage.maintenance import cmd_resume
+
+    _private_files()
+    return cmd_resume(_settings())
+
+
+def _rebind(args: argparse.Namespace) -> int:
+    from trading.binding import cmd_rebind
+
+    _private_files()
+    return cmd_rebind(_settings(), yes=args.yes)
 
 
 def _backtest(args: argparse.Namespace) -> int:
@@ -76,11 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("run", _run, "run the service (mode from TRADING_MODE; Ctrl-C or SIGTERM stops it cleanly)")
     sp = add("status", _status, "positions and health, read from the database")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.add_argument(
+        "--check", action="store_true", help="exit 0 only if the service is running (writes its health): for probes"
+    )
     sp = add("check-config", _check_config, "validate the strategy config and print the risk table")
     sp.add_argument("--file", type=Path, default=None, help="TOML file (default: STRATEGY_FILE, else SPEC defaults)")
     sp.add_argument("--balance", type=float, default=1000.0, help="account balance for the table (USDT)")
     add("backup", _backup, "online backup of the database to a timestamped file")
     sp = add("reset", _reset, "start afresh: backs up, then clears positions and state (keeps the audit log)")
+    sp.add_argument("--yes", action="store_true", help="really do it")
+    add("resume", _resume, "allow new entries again while the service is stopped (after a reset or a /pause)")
+    sp = add("rebind", _rebind, "accept a new API key of the same live account for this database")
     sp.add_argument("--yes", action="store_true", help="really do it")
 
     sp = add("backtest", _backtest, "replay stored 1m candles through the same engine")

@@ -27,7 +27,9 @@ from storage.backup import backup
 from storage.db import Database
 from storage.errors import AlreadyRunning, StorageError
 from storage.lock import InstanceLock
+from storage.permissions import private_umask, secure_files
 from trading.api import CountingNotifier, ServiceApi
+from trading.binding import check_binding, refuse_legacy_default
 from trading.candles import CandleKeeper, CandleStore, capacities_for, history_needed
 from trading.clock import ExchangeClock
 from trading.context import EngineContext
@@ -35,14 +37,19 @@ from trading.core.config import ConfigError, StrategyConfig
 from trading.engine import Engine
 from trading.events import EngineEvent, ErrorEvent, ServiceStarted, ServiceStopping
 from trading.exchange.base import ExchangeBundle, ExchangeError
-from trading.settings import Settings
+from trading.settings import Settings, StartupError
 from trading.store import Store
 from trading.strategy import load_strategy, validate_full
 
 log = logging.getLogger("surgedca.service")
 
 HEALTH_KEY = "health"
-STOP_GRACE_S = 15.0
+STOP_GRACE_S = 15.0  # order work in flight at a stop, then a reconcile the scheduler had started: each at most this
+BOT_STOP_GRACE_S = 10.0  # bot.app.STOP_GRACE_S: Telegram updates being handled (a confirmed /exit) may finish
+ALERTS_STOP_GRACE_S = 5.0  # the last alerts
+# The longest orderly stop after SIGTERM (plus closing sockets): a container manager must wait longer than this
+# before it kills the process (compose.yaml's stop_grace_period; `docker run --stop-timeout`).
+SHUTDOWN_BUDGET_S = 2 * STOP_GRACE_S + BOT_STOP_GRACE_S + ALERTS_STOP_GRACE_S
 
 
 def setup_logging(level: str) -> None:
@@ -75,14 +82,19 @@ def effective_config(settings: Settings, store: Store) -> StrategyConfig:
 
 def run_service(settings: Settings) -> int:
     setup_logging(settings.log_level)
+    private_umask()  # the database, its WAL, backups and the lock: the owner's only
     try:
+        refuse_legacy_default(settings)  # before the lock file appears beside a database that should not exist
         lock = InstanceLock.acquire(settings.db_path)
     except AlreadyRunning as exc:
         print(f"surgedca: {exc}", file=sys.stderr)
         return 3
+    except StartupError as exc:
+        print(f"surgedca: {exc}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(Service(settings).run())
-    except (StorageError, ConfigError) as exc:
+    except (StorageError, ConfigError, StartupError) as exc:
         print(f"surgedca: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -107,6 +119,7 @@ class Service:
         self._resubscribe_pending = False
         self._stop_reason = "stop requested"
         self.bot_task: asyncio.Task[Any] | None = None
+        self.telegram_link: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, *, install_signals: bool = True) -> int:
@@ -120,6 +133,9 @@ class Service:
             log.error("start-up failed: %s", exc)
             await self.shutdown("start-up failed")
             return 1
+        except BaseException:  # a refusal (StartupError...) reaches the operator; what was opened is closed first
+            await self.shutdown("start-up refused")
+            raise
         await self.stop_event.wait()
         await self.shutdown(self._stop_reason)
         return 0
@@ -130,7 +146,13 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
+        refuse_legacy_default(s)
+        secure_files(s.db_path, s.backup_dir)  # files an older version left readable by others
         self.db = Database.open(s.db_path, backup_dir=s.backup_dir)
+        # Whose database this is, before anything is read from or sent to the exchange.
+        check_binding(self.db, s, int(time.time() * 1000))
+        if not s.headless:
+            await self._check_telegram()  # a token Telegram rejects: refused before trading starts
         # WAL checkpoints on a background thread: never inside an order's journal insert.
         self.db.start_checkpointer()
         store = Store.of(self.db)
@@ -163,6 +185,7 @@ class Service:
             errors=counting,
             stream_age=self.bundle.market.last_message_age,
             on_config_applied=self._config_applied,
+            telegram=self.telegram_link.health if self.telegram_link is not None else None,
         )
         if self.telegram_sink is not None:
             self.telegram_sink.chart_source = self.api.alert_chart  # trade alerts carry charts (alert_charts)
@@ -222,7 +245,7 @@ class Service:
             if not await engine.runner.drain(STOP_GRACE_S):
                 log.warning("some order work was still running at stop; rule 3 resolves it at the next start")
             engine.executor.ledger.persist_peaks()
-            await self._write_health()
+            await self._write_health(stopping=True)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             if engine is not None:
@@ -230,9 +253,11 @@ class Service:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(STOP_GRACE_S), engine.reconciler.busy():
                         pass
-        if self.dispatcher is not None:
-            with contextlib.suppress(Exception):
-                await self.dispatcher.stop_polling()
+        if self.dispatcher is not None and self.bot is not None:
+            from bot.app import stop_bot
+
+            with contextlib.suppress(Exception):  # polling stops, updates in hand finish, the audit tally is written
+                await stop_bot(self.bot, self.dispatcher, close_session=False)  # alerts still use the session
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -247,7 +272,7 @@ class Service:
                 await engine.keeper.close()
         if self.alerts is not None:
             with contextlib.suppress(Exception):
-                await self.alerts.stop(grace_s=5.0)
+                await self.alerts.stop(grace_s=ALERTS_STOP_GRACE_S)
         if self.api is not None:
             self.api.charts.close()
         if self.bot is not None:
@@ -371,7 +396,7 @@ class Service:
             "day rolled over (%s): 7d trades=%d pnl=%s", stats.timezone, stats.week.trades, stats.week.realized_pnl
         )
 
-    async def _write_health(self) -> None:
+    async def _write_health(self, *, stopping: bool = False) -> None:
         """A health snapshot in the database, for ``surgedca status`` in another terminal.
 
         A coroutine on purpose: APScheduler runs plain functions in a worker thread, away from the loop
@@ -381,6 +406,7 @@ class Service:
         snap = asdict(await self.api.health())
         snap["written_ms"] = self.engine.ctx.clock.now_ms()  # market time (simulated in sim mode)
         snap["written_wall_ms"] = int(time.time() * 1000)  # for "is it running?" in another terminal
+        snap["stopping"] = stopping  # the last snapshot of a run: `surgedca status --check` says not running
         try:
             self.engine.ctx.store.state.set(HEALTH_KEY, json.loads(json.dumps(snap, default=_jsonable)))
         except Exception:
@@ -421,18 +447,26 @@ class Service:
         if s.headless:
             sink: Any = ConsoleSink(logging.getLogger("surgedca.alerts"))
         else:
-            from bot.app import create_bot
             from bot.i18n import build_i18n
             from bot.notifier import TelegramSink
 
-            assert s.telegram_bot_token is not None
-            self.bot = create_bot(s.telegram_bot_token.get_secret_value(), s.telegram_api_url)
+            assert self.bot is not None  # made by _check_telegram
             sink = self.telegram_sink = TelegramSink(
                 self.bot, s.telegram_allowed_chat_ids, i18n=build_i18n(s.locale), locale=s.locale
             )
         alerts = AlertNotifier(sink)
         await alerts.start()
         return alerts
+
+    async def _check_telegram(self) -> None:
+        from bot.app import create_bot
+        from bot.link import TelegramLink, check_token
+
+        s = self.settings
+        assert s.telegram_bot_token is not None
+        self.telegram_link = TelegramLink()
+        self.bot = create_bot(s.telegram_bot_token.get_secret_value(), s.telegram_api_url, link=self.telegram_link)
+        await check_token(self.bot)
 
     async def _start_bot(self) -> None:
         from bot.app import create_dispatcher, start_bot
@@ -447,12 +481,14 @@ class Service:
         self.dispatcher = create_dispatcher(
             self.api,
             allowed_chat_ids=s.telegram_allowed_chat_ids,
+            allowed_user_ids=s.telegram_allowed_user_ids,
             default_locale=s.locale,
             clock=self.api.ctx.clock,  # confirmations expire on the engine's clock (the exchange's)
             publish_alert=self.api.ctx.notify,  # 409 Conflict, a group that moved: through the alert path
             stale_updates=StaleUpdates(now=wall),
         )
         self.bot_task = asyncio.create_task(start_bot(self.bot, self.dispatcher), name="telegram-bot")
+        self.bot_task.add_done_callback(_report_bot_end)
 
 
 async def build_bundle(settings: Settings, db: Database, *, taker_fee: float = 0.0005) -> ExchangeBundle:
@@ -487,6 +523,15 @@ async def build_bundle(settings: Settings, db: Database, *, taker_fee: float = 0
 
     user = BinanceUserStream(ws_base, adapter)
     return ExchangeBundle("live", adapter, market, user, ExchangeClock())
+
+
+def _report_bot_end(task: asyncio.Task[Any]) -> None:
+    """The bot task never ends by itself while the service runs: if it does, the log says why (never silently)."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("the Telegram bot stopped: %r; trading goes on without it", exc, exc_info=exc)
 
 
 def _jsonable(o: Any) -> Any:

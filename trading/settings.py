@@ -5,15 +5,33 @@ Secrets are ``SecretStr``: they never show in ``repr`` or logs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class SettingsError(ValueError):
     """A start-up configuration problem, with a message meant for the operator."""
+
+
+class StartupError(RuntimeError):
+    """The service refuses to start (wrong database, token rejected...): a message meant for the operator."""
+
+
+def default_db_path(mode: str) -> Path:
+    """``DB_PATH`` when it is not set: one file per trading mode, so switching modes never shares a database."""
+    return Path(f"data/surgedca-{mode}.sqlite3")
+
+
+LEGACY_DEFAULT_DB_PATH = Path("data/surgedca.sqlite3")  # the default before it became per mode
+
+
+def group_chat_ids(chat_ids: Iterable[int]) -> list[int]:
+    """The ids that are groups, supergroups or channels: Telegram gives those negative ids, users positive ones."""
+    return [c for c in chat_ids if c < 0]
 
 
 class Settings(BaseSettings):
@@ -30,8 +48,9 @@ class Settings(BaseSettings):
     binance_ws_url: str | None = None
     telegram_bot_token: SecretStr | None = None
     telegram_allowed_chat_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    telegram_allowed_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     telegram_api_url: str | None = None
-    db_path: Path = Path("data/surgedca.sqlite3")
+    db_path: Path = Path()  # empty: default_db_path(trading_mode), filled in by _default_db_path
     strategy_file: Path | None = None
     locale: Literal["ko", "en"] = "ko"
     log_level: str = "INFO"
@@ -46,18 +65,33 @@ class Settings(BaseSettings):
     backup_dir: Path | None = None
     backup_keep: int = Field(default=7, ge=1, le=365)
 
-    @field_validator("telegram_allowed_chat_ids", mode="before")
+    _db_path_is_default: bool = PrivateAttr(default=False)
+
+    @field_validator("db_path", mode="before")
     @classmethod
-    def _split_ids(cls, v: object) -> object:
+    def _blank_db_path(cls, v: object) -> object:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return Path()  # the per-mode default, filled in by _default_db_path
+        return v
+
+    @model_validator(mode="after")
+    def _default_db_path(self) -> Settings:
+        if self.db_path == Path():
+            self.db_path = default_db_path(self.trading_mode)
+            self._db_path_is_default = True
+        return self
+
+    @field_validator("telegram_allowed_chat_ids", "telegram_allowed_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, v: object, info: ValidationInfo) -> object:
         if v is None or v == "":
             return []
         if isinstance(v, str):
+            what = "chat ids" if info.field_name == "telegram_allowed_chat_ids" else "user ids"
             try:
                 return [int(part) for part in v.replace(";", ",").split(",") if part.strip()]
             except ValueError as exc:
-                raise ValueError(
-                    f"TELEGRAM_ALLOWED_CHAT_IDS must be comma-separated numeric chat ids, got {v!r}"
-                ) from exc
+                raise ValueError(f"must be comma-separated numeric {what}, got {v!r}") from exc
         if isinstance(v, int):
             return [v]
         return v
@@ -99,6 +133,13 @@ class Settings(BaseSettings):
                 "TELEGRAM_BOT_TOKEN is set but TELEGRAM_ALLOWED_CHAT_IDS is empty: the bot would answer "
                 "nobody (or, worse, anybody). Set TELEGRAM_ALLOWED_CHAT_IDS to your chat id(s)."
             )
+        groups = group_chat_ids(self.telegram_allowed_chat_ids)
+        if groups and not self.telegram_allowed_user_ids:
+            raise ValueError(
+                f"TELEGRAM_ALLOWED_CHAT_IDS includes the group {', '.join(map(str, groups))} but "
+                "TELEGRAM_ALLOWED_USER_IDS is empty: every member of the group could sell positions and change the "
+                "config. Set TELEGRAM_ALLOWED_USER_IDS to the user ids who may act (the others may only read)."
+            )
         if self.binance_demo and self.binance_testnet:
             raise ValueError(
                 "BINANCE_DEMO and BINANCE_TESTNET are both true: choose one. BINANCE_DEMO=true (Binance's demo "
@@ -119,6 +160,20 @@ class Settings(BaseSettings):
     @property
     def headless(self) -> bool:
         return self.telegram_bot_token is None
+
+    @property
+    def db_path_is_default(self) -> bool:
+        """True when ``DB_PATH`` was not set and the per-mode default is used."""
+        return self._db_path_is_default
+
+    @property
+    def exchange_environment(self) -> str:
+        """Which Binance the mode talks to: ``live``, ``demo`` or ``testnet``; ``offline`` for the simulation."""
+        if self.trading_mode == "sim":
+            return "offline"
+        if self.binance_demo:
+            return "demo"
+        return "testnet" if self.binance_testnet else "live"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -64,6 +64,7 @@ def collect_status(settings: Settings) -> dict[str, Any] | None:
             "now_ms": now,
             "health": store.state.get("health"),
             "paused": bool(store.state.get("paused", False)),
+            "binding": store.state.get("binding"),
             "open_positions": positions,
             "recent_trades": [
                 {
@@ -95,6 +96,12 @@ def _num(x: Any, places: int = 6) -> str:
 
 def render(status: dict[str, Any]) -> str:
     lines = [f"SurgeDCA status  (database {status['db_path']})"]
+    binding = status.get("binding")
+    if binding:
+        lines.append(
+            f"  belongs to mode {binding.get('mode')}, exchange environment {binding.get('environment')}, "
+            f"account {binding.get('account')}"
+        )
     h = status.get("health")
     if h:
         age = (status["now_ms"] - h.get("written_wall_ms", h.get("written_ms", 0))) / 1000
@@ -107,6 +114,16 @@ def render(status: dict[str, Any]) -> str:
             f"  balance {_num(h.get('balance'), 2)} USDT · margin in use {_num(h.get('margin_in_use'), 2)} · "
             f"errors last hour {h.get('errors_last_hour', 0)} · REST weight {h.get('rest_weight_1m', 0)}/2400"
         )
+        tg = h.get("telegram")
+        if tg:
+            if tg.get("up"):
+                lines.append("  telegram: up")
+            else:
+                what = "REJECTS THE TOKEN" if tg.get("rejected") else "UNREACHABLE"
+                lines.append(
+                    f"  telegram: {what} since {_ts(tg.get('since_ms'))} ({tg.get('failures')} failed requests): "
+                    f"{tg.get('last_error')}"
+                )
         for s in h.get("streams", []):
             age_s = s.get("last_message_age_s")
             lines.append(
@@ -140,7 +157,23 @@ def render(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def print_status(settings: Settings, *, as_json: bool = False) -> int:
+HEALTHY_WITHIN_S = 60  # the running service writes its health snapshot every 10 s
+
+
+def check(status: dict[str, Any]) -> tuple[bool, str]:
+    """Is the service running and writing its health (the container's HEALTHCHECK)? (verdict, one line)."""
+    h = status.get("health")
+    if not h:
+        return False, "no health snapshot yet: the service has not finished starting"
+    age_s = (status["now_ms"] - h.get("written_wall_ms", 0)) / 1000
+    if h.get("stopping"):
+        return False, "the service stopped (its last health snapshot says so)"
+    if age_s > HEALTHY_WITHIN_S:
+        return False, f"the last health snapshot is {age_s:.0f} s old: the service is not running (or stuck)"
+    return True, f"running: mode {h.get('mode')}, health written {age_s:.0f} s ago"
+
+
+def print_status(settings: Settings, *, as_json: bool = False, check_only: bool = False) -> int:
     try:
         status = collect_status(settings)
     except sqlite3.DatabaseError as exc:
@@ -149,5 +182,9 @@ def print_status(settings: Settings, *, as_json: bool = False) -> int:
     if status is None:
         print(f"surgedca: no database at {settings.db_path} yet (start the service with `make run`)", file=sys.stderr)
         return 1
+    if check_only:
+        healthy, line = check(status)
+        print(line, file=sys.stdout if healthy else sys.stderr)
+        return 0 if healthy else 1
     print(json.dumps(status, indent=2, default=str) if as_json else render(status))
     return 0

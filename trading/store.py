@@ -11,11 +11,10 @@ from storage.db import Database
 from storage.fills import FillsRepo
 from storage.journal import OrdersJournal
 from storage.positions import PositionsRepo
-from storage.state import Cooldowns, SystemState
+from storage.state import INSTANCE_TAG_KEY, Cooldowns, SystemState
 from storage.stats import DailyStats, EquityLog
 from trading.orders import ClientIds, new_instance_tag
 
-INSTANCE_TAG_KEY = "instance_tag"
 
 
 @dataclass

@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from trading.core.config import STAGE_KEYS, ConfigError, SignalParams, StrategyConfig, parse_config
+from trading.core.config import (
+    STAGE_KEYS,
+    ConfigError,
+    SignalParams,
+    StrategyConfig,
+    allowed_range,
+    parse_config,
+)
 from trading.core.reports import RiskTable
 from trading.core.risk import DEFAULT_BRACKETS, risk_table, validate_strategy
 from trading.exchange.base import Bracket
@@ -67,6 +74,8 @@ _TOP_TYPES: dict[str, str] = {f.name: str(f.type) for f in dataclasses.fields(St
 _SIGNAL_TYPES: dict[str, str] = {f.name: str(f.type) for f in dataclasses.fields(SignalParams)}
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,40}$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
+MAX_INT_DIGITS = 18  # every integer key's range fits in a few digits; this keeps int() and messages small
+MAX_EXPONENT = 300  # |value| in [1e-300, 1e300], or zero: representable as a float, and far beyond every range
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 
@@ -188,10 +197,13 @@ def _parse_scalar(key: str, kind: str, raw: str) -> Any:
         raise ConfigError([f"{key}: expected true or false, got {raw!r}"])
     if kind == "int":
         if "%" in raw:
-            raise ConfigError([f"{key}: expected an integer (no %), got {raw!r}"])
-        if not _INT_RE.match(raw.replace("_", "")):
-            raise ConfigError([f"{key}: expected an integer, e.g. 10, got {raw!r}"])
-        return int(raw.replace("_", ""))
+            raise ConfigError([f"{key}: expected an integer (no %), got {_shown(raw)}"])
+        digits = raw.replace("_", "")
+        if not _INT_RE.match(digits):
+            raise ConfigError([f"{key}: expected an integer, e.g. 10, got {_shown(raw)}"])
+        if len(digits.lstrip("+-").lstrip("0")) > MAX_INT_DIGITS:
+            raise ConfigError([_unrepresentable(key, raw)])
+        return int(digits)
     if kind == "float":
         return _parse_float(key, raw)
     if kind == "str":
@@ -212,12 +224,26 @@ def _parse_float(key: str, raw: str) -> float:
         value = Decimal(text)
     except InvalidOperation:
         example = "0.03 or 3%" if key in FRACTION_KEYS else "1.5"
-        raise ConfigError([f"{key}: expected a number, e.g. {example}, got {raw!r}"]) from None
+        raise ConfigError([f"{key}: expected a number, e.g. {example}, got {_shown(raw)}"]) from None
     if not value.is_finite():
-        raise ConfigError([f"{key}: expected a finite number, got {raw!r}"])
+        raise ConfigError([f"{key}: expected a finite number, got {_shown(raw)}"])
+    # Far beyond any allowed range, and beyond what a float (or the percent division) can hold: 9e999999999%
+    # would overflow, 1e-400 would become 0 without a word.
+    if value and not -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT:
+        raise ConfigError([_unrepresentable(key, raw)])
     if percent:
-        value /= 100
+        value = value.scaleb(-2)
     return float(value)
+
+
+def _shown(raw: str) -> str:
+    """The value as quoted back in a refusal: a 5,000-digit number is not repeated in full."""
+    return repr(raw if len(raw) <= 40 else raw[:37] + "...")
+
+
+def _unrepresentable(key: str, raw: str) -> str:
+    allowed = allowed_range(key)
+    return f"{key} = {_shown(raw)} is out of range" + (f": allowed {allowed}" if allowed else "")
 
 
 def _parse_symbols(key: str, raw: str) -> list[str]:

@@ -92,6 +92,18 @@ class StreamHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkHealth:
+    """The connection to Telegram, as the bot's own requests found it (None in a headless service)."""
+
+    up: bool
+    since_ms: int | None  # when the current state (up or down) began; None before the first request
+    failures: int  # failed requests in a row
+    last_error: str | None
+    last_outage_s: float | None = None  # the length of the last outage that ended
+    rejected: bool = False  # Telegram refuses the token (revoked): only a restart with a valid one helps
+
+
+@dataclass(frozen=True, slots=True)
 class HealthView:
     mode: str
     started_at_ms: int
@@ -111,6 +123,7 @@ class HealthView:
     open_positions: int
     paused: bool
     errors_last_hour: int
+    telegram: LinkHealth | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ def all_routers() -> list[Router]:
         fallback,
         health,
         lang,
+        membership,
         migration,
         positions,
         report,
@@ -44,5 +45,6 @@ def all_routers() -> list[Router]:
         report.create_router(),
         chart.create_router(),
         block.create_router(),
+        membership.create_router(),
         fallback.create_router(),  # must stay last: it takes whatever the others did not
     ]

@@ -9,6 +9,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from bot import presenters
+from bot.access import READ
 from bot.callbacks import ConfirmCb, ConfirmKind
 from bot.confirmations import ConfirmationStore
 from bot.i18n import _
@@ -26,21 +27,24 @@ def _usage() -> str:
     return _("Usage: /config (show), /config set KEY VALUE, /config history")
 
 
-async def cmd_config(
-    message: Message, command: CommandObject, service: ServiceAPI, confirmations: ConfirmationStore
-) -> None:
-    # maxsplit keeps a value with spaces (e.g. a list) in one piece.
-    args = (command.args or "").strip().split(maxsplit=2)
+async def cmd_config(message: Message, command: CommandObject, service: ServiceAPI) -> None:
+    """/config and /config history: anyone in an allowed chat may read them."""
+    args = (command.args or "").strip().split()
     if not args:
         await reply_long(message, presenters.config_text(await service.config_get()))
         return
-    sub = args[0].lower()
-    if sub == "history" and len(args) == 1:
+    if args[0].lower() == "history" and len(args) == 1:
         await reply_long(message, presenters.config_history_text(await service.config_history(HISTORY_LIMIT)))
         return
-    if sub != "set":
-        await message.answer(_usage())
-        return
+    await message.answer(_usage())
+
+
+async def cmd_config_set(
+    message: Message, command: CommandObject, service: ServiceAPI, confirmations: ConfirmationStore
+) -> None:
+    """/config set KEY VALUE: an allowed user's change, previewed, then confirmed."""
+    # maxsplit keeps a value with spaces (e.g. a list) in one piece.
+    args = (command.args or "").strip().split(maxsplit=2)
     if len(args) < 3:
         await message.answer(_("Usage: /config set KEY VALUE (e.g. /config set leverage 5)"))
         return
@@ -57,6 +61,11 @@ async def cmd_config(
     user_id = message.from_user.id if message.from_user else 0
     pending = confirmations.create("config", user_id=user_id, chat_id=message.chat.id, payload={"key": key, "raw": raw})
     await reply_long(message, text, confirm_keyboard(ConfirmKind.CONFIG, pending.token))
+
+
+def _is_set(args: str | None) -> bool:
+    words = (args or "").split(maxsplit=1)
+    return bool(words) and words[0].lower() == "set"
 
 
 async def on_config_confirm(
@@ -90,6 +99,7 @@ async def on_config_confirm(
 
 def create_router() -> Router:
     router = Router(name="config")
-    router.message.register(cmd_config, Command("config"))
+    router.message.register(cmd_config_set, Command("config", magic=F.args.func(_is_set)))  # changes: act
+    router.message.register(cmd_config, Command("config"), flags=READ)
     router.callback_query.register(on_config_confirm, ConfirmCb.filter(F.kind == ConfirmKind.CONFIG))
     return router

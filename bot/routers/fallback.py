@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, Message
 
+from bot.access import READ
 from bot.formatting import esc, truncate
 from bot.i18n import _
 from bot.routers.common import safe_answer
@@ -32,7 +33,7 @@ async def stale_button(callback: CallbackQuery) -> None:
 
 def create_router() -> Router:
     router = Router(name="fallback")
-    router.message.register(unknown_command, F.text.startswith("/"))
-    router.message.register(not_a_command)
-    router.callback_query.register(stale_button)
+    router.message.register(unknown_command, F.text.startswith("/"), flags=READ)
+    router.message.register(not_a_command, flags=READ)
+    router.callback_query.register(stale_button, flags=READ)
     return router

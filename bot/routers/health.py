@@ -7,6 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot import presenters
+from bot.access import READ
 from bot.routers.common import reply_long
 from trading.clock import Clock
 from trading.views import ServiceAPI
@@ -19,5 +20,5 @@ async def cmd_health(message: Message, service: ServiceAPI, clock: Clock) -> Non
 
 def create_router() -> Router:
     router = Router(name="health")
-    router.message.register(cmd_health, Command("health"))
+    router.message.register(cmd_health, Command("health"), flags=READ)
     return router

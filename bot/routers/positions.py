@@ -10,6 +10,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot import presenters
+from bot.access import READ
 from bot.callbacks import PosAction, PositionsCb
 from bot.i18n import _
 from bot.keyboards import details_keyboard, positions_keyboard
@@ -59,7 +60,9 @@ async def on_details(
 
 def create_router() -> Router:
     router = Router(name="positions")
-    router.message.register(cmd_positions, Command("positions"))
-    router.callback_query.register(on_refresh, PositionsCb.filter(F.action.in_({PosAction.REFRESH, PosAction.PAGE})))
-    router.callback_query.register(on_details, PositionsCb.filter(F.action == PosAction.DETAILS))
+    router.message.register(cmd_positions, Command("positions"), flags=READ)
+    router.callback_query.register(
+        on_refresh, PositionsCb.filter(F.action.in_({PosAction.REFRESH, PosAction.PAGE})), flags=READ
+    )
+    router.callback_query.register(on_details, PositionsCb.filter(F.action == PosAction.DETAILS), flags=READ)
     return router

@@ -7,6 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot import presenters
+from bot.access import READ
 from bot.routers.common import reply_long
 from trading.views import ServiceAPI
 
@@ -17,5 +18,5 @@ async def cmd_risk(message: Message, service: ServiceAPI) -> None:
 
 def create_router() -> Router:
     router = Router(name="risk")
-    router.message.register(cmd_risk, Command("risk"))
+    router.message.register(cmd_risk, Command("risk"), flags=READ)
     return router

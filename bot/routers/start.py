@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
 from bot import presenters
+from bot.access import READ
 from bot.routers.common import reply_long
 from trading.views import ServiceAPI
 
@@ -21,6 +22,6 @@ async def cmd_help(message: Message) -> None:
 
 def create_router() -> Router:
     router = Router(name="start")
-    router.message.register(cmd_start, CommandStart())
-    router.message.register(cmd_help, Command("help"))
+    router.message.register(cmd_start, CommandStart(), flags=READ)
+    router.message.register(cmd_help, Command("help"), flags=READ)
     return router

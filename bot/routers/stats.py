@@ -7,6 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot import presenters
+from bot.access import READ
 from trading.views import ServiceAPI
 
 
@@ -16,5 +17,5 @@ async def cmd_stats(message: Message, service: ServiceAPI) -> None:
 
 def create_router() -> Router:
     router = Router(name="stats")
-    router.message.register(cmd_stats, Command("stats"))
+    router.message.register(cmd_stats, Command("stats"), flags=READ)
     return router

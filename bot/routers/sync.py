@@ -7,6 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot import presenters
+from bot.access import heavy
 from bot.middlewares import actor_of
 from bot.routers.common import reply_long
 from trading.views import ServiceAPI
@@ -18,6 +19,6 @@ async def cmd_sync(message: Message, service: ServiceAPI) -> None:
 
 
 def create_router() -> Router:
-    router = Router(name="sync")
+    router = heavy(Router(name="sync"))  # a full reconcile: REST weight on the exchange each time
     router.message.register(cmd_sync, Command("sync"))
     return router

@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot import presenters
+from bot.access import READ
 from bot.i18n import _
 from bot.parsing import normalize_symbol, split_args
 from bot.routers.common import bad_symbol_text, reply_long
@@ -29,5 +30,5 @@ async def cmd_why(message: Message, command: CommandObject, service: ServiceAPI)
 
 def create_router() -> Router:
     router = Router(name="why")
-    router.message.register(cmd_why, Command("why"))
+    router.message.register(cmd_why, Command("why"), flags=READ)
     return router

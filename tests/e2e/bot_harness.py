@@ -4,7 +4,8 @@
 the fake Binance, a real SQLite file) and a ``FakeTelegram``. Settings are
 the ones an operator writes: ``TELEGRAM_BOT_TOKEN`` = the fake's token,
 ``TELEGRAM_API_URL`` = its base URL, ``TELEGRAM_ALLOWED_CHAT_IDS`` = a
-private chat and a group. Every wait is bounded.
+private chat and a group, ``TELEGRAM_ALLOWED_USER_IDS`` = the two traders of
+the group (its other member, ``READER``, may only read). Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ CHAT = 408_258_968  # a private chat: chat id == user id
 GROUP = -1_001_234_567_890  # an allowed supergroup with two traders in it
 TRADER_A = 996_202_131
 TRADER_B = 996_202_132
+READER = 996_202_199  # a member of the group who is not in TELEGRAM_ALLOWED_USER_IDS
 STRANGER = 555_000_111  # a chat that is not on the list
 
 
@@ -60,6 +62,7 @@ class BotE2E:
             "telegram_bot_token": self.tg.token,
             "telegram_api_url": self.tg.base_url,
             "telegram_allowed_chat_ids": [CHAT, GROUP],
+            "telegram_allowed_user_ids": [TRADER_A, TRADER_B],
             "locale": self.locale,
         }
 

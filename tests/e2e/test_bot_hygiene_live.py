@@ -14,6 +14,7 @@ import pytest
 from tests.e2e.bot_harness import CHAT, GROUP, TRADER_A, BotE2E
 from tests.e2e.conftest import until
 from tests.fakes.telegram import FakeTelegram
+from trading.clock import ManualClock
 
 OLD_GROUP = -4_012_345_678  # a basic group (allowed) ...
 SUPERGROUP = -1_002_345_678_901  # ... that Telegram upgrades to this supergroup
@@ -144,13 +145,20 @@ async def test_a_group_upgraded_to_a_supergroup_is_reported_with_its_new_id(tgbo
     (row,) = tgbot.h.store.audit.recent(5, action="chat_migrated")
     assert row.before == {"chat_id": OLD_GROUP} and row.after == {"chat_id": SUPERGROUP}
 
-    # The new id is not allowed until the operator says so: its commands are ignored (and audited).
+    # The new id is not allowed until the operator says so: its commands are ignored (counted, audited once an
+    # hour), and the bot does not leave it (it is the same group).
+    clock = ManualClock(int(time.time() * 1000))  # now, then moved on by the test
+    tgbot.dp["audit_tally"].clock = clock
     tg.push_message(SUPERGROUP, TRADER_A, "/resume")
+    await tgbot.settle()
+    clock.advance(3600)
+    tg.push_message(SUPERGROUP, TRADER_A, "/resume")  # the next hour's first update writes the last hour's row
     await until(
         lambda: any(
-            r.after.get("chat_id") == SUPERGROUP and r.after.get("text") == "/resume"
+            r.after.get("chat_id") == SUPERGROUP and "/resume" in r.after.get("samples", [])
             for r in tgbot.h.store.audit.recent(10, action="unauthorized")
         ),
         what="the audit row",
     )
+    assert tg.bot_status(SUPERGROUP) == "member"
     assert tgbot.h.engine.ctx.paused

@@ -19,6 +19,7 @@ ENV_KEYS = (
     "BINANCE_WS_URL",
     "TELEGRAM_BOT_TOKEN",
     "TELEGRAM_ALLOWED_CHAT_IDS",
+    "TELEGRAM_ALLOWED_USER_IDS",
     "TELEGRAM_API_URL",
     "DB_PATH",
     "STRATEGY_FILE",
@@ -38,7 +39,8 @@ def test_defaults_are_the_architecture_table() -> None:
     s = load_settings()
     assert s.trading_mode == "sim" and s.binance_testnet is False and s.binance_demo is False
     assert s.locale == "ko" and s.log_level == "INFO"
-    assert s.db_path == Path("data/surgedca.sqlite3") and s.strategy_file is None and s.headless
+    assert s.db_path == Path("data/surgedca-sim.sqlite3") and s.db_path_is_default
+    assert s.strategy_file is None and s.headless and s.telegram_allowed_user_ids == []
     assert s.binance_rest_url is None and s.binance_ws_url is None and s.telegram_api_url is None
 
 
@@ -46,9 +48,56 @@ def test_a_token_without_allowed_chats_is_a_start_up_error(monkeypatch: pytest.M
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
     with pytest.raises(SettingsError, match="TELEGRAM_ALLOWED_CHAT_IDS"):
         load_settings()
-    monkeypatch.setenv("TELEGRAM_ALLOWED_CHAT_IDS", "408258968, -1001234567890")
+    monkeypatch.setenv("TELEGRAM_ALLOWED_CHAT_IDS", "408258968")
     s = load_settings()
-    assert s.telegram_allowed_chat_ids == [408258968, -1001234567890] and not s.headless
+    assert s.telegram_allowed_chat_ids == [408258968] and not s.headless
+
+
+def test_an_allowed_group_needs_allowed_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("TELEGRAM_ALLOWED_CHAT_IDS", "408258968, -1001234567890")
+    with pytest.raises(SettingsError) as exc:
+        load_settings()
+    assert str(exc.value) == (
+        "invalid settings:\n  TELEGRAM_ALLOWED_CHAT_IDS includes the group -1001234567890 but "
+        "TELEGRAM_ALLOWED_USER_IDS is empty: every member of the group could sell positions and change the config. "
+        "Set TELEGRAM_ALLOWED_USER_IDS to the user ids who may act (the others may only read)."
+    )
+    monkeypatch.setenv("TELEGRAM_ALLOWED_USER_IDS", "996202131; 996202132")
+    s = load_settings()
+    assert s.telegram_allowed_chat_ids == [408258968, -1001234567890]
+    assert s.telegram_allowed_user_ids == [996202131, 996202132]
+    monkeypatch.setenv("TELEGRAM_ALLOWED_USER_IDS", "@owner")
+    with pytest.raises(SettingsError, match="TELEGRAM_ALLOWED_USER_IDS: must be comma-separated numeric user ids"):
+        load_settings()
+
+
+def test_the_default_database_differs_per_mode_and_an_explicit_one_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADING_MODE", "paper")
+    s = load_settings()
+    assert s.db_path == Path("data/surgedca-paper.sqlite3") and s.db_path_is_default
+    assert s.exchange_environment == "live"
+    monkeypatch.setenv("DB_PATH", "  ")
+    assert load_settings().db_path == Path("data/surgedca-paper.sqlite3")
+    monkeypatch.setenv("DB_PATH", "/srv/x.sqlite3")
+    s = load_settings()
+    assert s.db_path == Path("/srv/x.sqlite3") and not s.db_path_is_default
+
+
+def test_the_exchange_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().exchange_environment == "offline"  # sim
+    monkeypatch.setenv("TRADING_MODE", "paper")
+    assert load_settings().exchange_environment == "live"  # Binance's public data
+    monkeypatch.setenv("TRADING_MODE", "live")
+    monkeypatch.setenv("BINANCE_API_KEY", "k")
+    monkeypatch.setenv("BINANCE_API_SECRET", "s")
+    monkeypatch.setenv("BINANCE_DEMO", "true")
+    assert load_settings().exchange_environment == "demo"
+    monkeypatch.setenv("BINANCE_TESTNET", "true")
+    with pytest.raises(SettingsError, match="BINANCE_DEMO and BINANCE_TESTNET are both true"):
+        load_settings()
+    monkeypatch.setenv("BINANCE_DEMO", "false")
+    assert load_settings().exchange_environment == "testnet"
 
 
 def test_bad_chat_ids_are_named(monkeypatch: pytest.MonkeyPatch) -> None:

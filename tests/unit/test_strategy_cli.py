@@ -112,6 +112,41 @@ def test_parse_value_types() -> None:
 @pytest.mark.parametrize(
     ("key", "raw", "expected"),
     [
+        ("taker_fee", "9e999999999%", "taker_fee = '9e999999999%' is out of range: allowed [0, 0.01]"),
+        ("taker_fee", "9e999999999", "taker_fee = '9e999999999' is out of range: allowed [0, 0.01]"),
+        ("taker_fee", "1e-400", "taker_fee = '1e-400' is out of range: allowed [0, 0.01]"),  # not a silent 0
+        ("max_account_loss", "-1E+99999999%", "max_account_loss = '-1E+99999999%' is out of range: allowed (0, 1]"),
+        ("signals.bb_fast_k", "1e301", "signals.bb_fast_k = '1e301' is out of range: allowed (0, 10]"),
+        (
+            "stop_loss_by_stage.initial",
+            "-1e999",
+            "stop_loss_by_stage.initial = '-1e999' is out of range: allowed (-1, 0)",
+        ),
+        (
+            "stop_loss_by_stage",
+            "initial=-9e99999999%",
+            "stop_loss_by_stage.initial = '-9e99999999%' is out of range: allowed (-1, 0)",
+        ),
+        ("leverage", "9" * 5000, "leverage = '" + "9" * 37 + "...' is out of range: allowed [1, 125]"),
+        ("signals.ma_fast", "-" + "1" * 30, "signals.ma_fast = '-" + "1" * 30 + "' is out of range: allowed [1, 2000]"),
+    ],
+)
+def test_numbers_that_cannot_be_represented_are_refused_with_the_allowed_range(
+    key: str, raw: str, expected: str
+) -> None:
+    assert error_of(key, raw) == expected
+
+
+def test_tiny_and_huge_values_that_can_be_represented_go_on_to_the_range_check() -> None:
+    assert parse_value("taker_fee", "0e-999999") == 0.0  # zero is zero, whatever its exponent
+    assert parse_value("leverage", "000000000000000000000000005") == 5  # leading zeros are not digits of value
+    assert parse_value("max_account_loss", "1e-300") == 1e-300
+    assert parse_value("signals.bb_fast_k", "1e300") == 1e300  # refused later: out of range
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "expected"),
+    [
         ("leverage", "10x", "leverage: expected an integer, e.g. 10, got '10x'"),
         ("leverage", "10.5", "leverage: expected an integer, e.g. 10, got '10.5'"),
         ("leverage", "10%", "leverage: expected an integer (no %), got '10%'"),

@@ -236,6 +236,15 @@ _SIGNAL_RULES: dict[str, _Rule] = {
 STAGE_KEYS = tuple(s.value for s in Stage)
 
 
+def allowed_range(key: str) -> str | None:
+    """The allowed values of a numeric key (``leverage``, ``signals.ma_fast``, ``stop_loss_by_stage.initial``) as
+    refusals show them, e.g. ``[1, 125]``; None for a key that is not a number."""
+    if key.startswith("stop_loss_by_stage."):
+        return "(-1, 0)"
+    rule = _SIGNAL_RULES.get(key.removeprefix("signals.")) if key.startswith("signals.") else _TOP_RULES.get(key)
+    return rule.allowed if rule is not None else None
+
+
 def _type_ok(value: Any, kind: type | tuple[type, ...]) -> bool:
     if isinstance(value, bool):  # bool is an int subclass; never accept it for numbers
         return kind is bool

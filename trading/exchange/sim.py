@@ -54,6 +54,7 @@ from trading.exchange.base import (
 )
 from trading.exchange.replay import MarketReplay
 from trading.exchange.simbroker import SimBroker
+from trading.settings import StartupError
 
 if TYPE_CHECKING:
     from trading.settings import Settings
@@ -66,7 +67,7 @@ USER_CATCH_UP_YIELDS = 50  # event-loop turns the user stream's consumer gets af
 MAX_LAG_S = 1.0  # a consumer this far behind: stop trying to catch up (no bursts), let simulated time slow down
 
 
-class SimStateMismatch(RuntimeError):
+class SimStateMismatch(StartupError):
     """The database holds a simulated account made from other market data."""
 
 
@@ -339,7 +340,8 @@ class SimExchange:
 
 
 # ------------------------------------------------------------------ assembly
-def _source_id(settings: Settings) -> str:
+def source_id(settings: Settings) -> str:
+    """Which market data the simulated account is made from (also its identity in the database binding)."""
     if settings.sim_data_dir is not None:
         return f"files:{Path(settings.sim_data_dir).resolve()}"
     return f"synthetic:seed={settings.sim_seed}"
@@ -358,7 +360,7 @@ def build_sim_bundle(settings: Settings, conn: sqlite3.Connection, *, taker_fee:
         taker_fee=Decimal(repr(float(taker_fee))),  # the strategy's taker_fee, as the backtest uses it
         slippage=Decimal(repr(float(settings.sim_slippage))),
     )
-    source = _source_id(settings)
+    source = source_id(settings)
     saved = broker.meta("source")
     if saved is None:
         broker.set_meta("source", source)

@@ -21,7 +21,15 @@ Control API (for tests)::
     fake.push_message(chat_id, user_id, "/pause", date=int(time.time()) - 3600)  # sent an hour ago
     fake.migrate_group(old_group_id, new_supergroup_id, user_id)
     fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    fake.add_bot_to_group(-1001999, by_user=42)  # my_chat_member + new_chat_members, as Telegram sends them
+    fake.revoke_token()  # every call now gets 401 Unauthorized (the token was revoked in @BotFather)
+    fake.outage(502); fake.outage(None)  # Telegram down (every call: 502 Bad Gateway), then back
     await fake.stop()
+
+Groups: any negative chat id is a group (``-100...`` a supergroup) with whoever writes in it as a member; the
+bot is a member of every group until it leaves (``leaveChat``) or a test says otherwise. ``getUpdates``
+honours ``allowed_updates`` as Telegram does (the last list given stays in force; the default leaves out
+``chat_member`` and reactions).
 """
 
 from __future__ import annotations
@@ -59,6 +67,12 @@ NOT_MODIFIED = (
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 UPGRADED = "Bad Request: group chat was upgraded to a supergroup chat"
+# getUpdates' default when allowed_updates was never given (or given empty): everything but these.
+_NOT_BY_DEFAULT = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+
+
+def _group_type(chat_id: int) -> str:
+    return "supergroup" if chat_id < -(10**12) else "group"
 
 
 class ApiError(Exception):
@@ -154,6 +168,11 @@ class FakeTelegram:
         self._chats: dict[int, _Chat] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._new_update = asyncio.Event()
+        self._bot_status: dict[int, str] = {}  # chat id -> the bot's status there, once it changed
+        self._titles: dict[int, str] = {}
+        self._allowed_updates: list[str] | None = None  # as last given to getUpdates (None: Telegram's default)
+        self._revoked = False
+        self._outage: int | None = None  # HTTP status every call gets during an outage
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._closing = False
@@ -203,11 +222,10 @@ class FakeTelegram:
     def _bot_user(self) -> dict[str, Any]:
         return {"id": self.bot_id, "is_bot": True, "first_name": "SurgeDCA test", "username": self.username}
 
-    @staticmethod
-    def _chat_json(chat_id: int, user_id: int | None = None) -> dict[str, Any]:
+    def _chat_json(self, chat_id: int, user_id: int | None = None) -> dict[str, Any]:
         if chat_id > 0:
             return {"id": chat_id, "first_name": f"User{chat_id}", "username": f"user{chat_id}", "type": "private"}
-        return {"id": chat_id, "title": "SurgeDCA desk", "type": "supergroup" if chat_id < -(10**12) else "group"}
+        return {"id": chat_id, "title": self._titles.get(chat_id, "SurgeDCA desk"), "type": _group_type(chat_id)}
 
     def push_message(
         self, chat_id: int, user_id: int, text: str, *, language_code: str = "en", date: int | None = None
@@ -284,6 +302,67 @@ class FakeTelegram:
             )
         self._migrated[old_chat_id] = new_chat_id
 
+    # ------------------------------------------------------------ groups: the bot's membership
+    def bot_status(self, chat_id: int) -> str:
+        """The bot's status in a chat: "member" (the default everywhere), "left" or "kicked"."""
+        return self._bot_status.get(chat_id, "member")
+
+    def add_bot_to_group(self, chat_id: int, *, by_user: int, title: str = "Pump signals") -> None:
+        """Someone adds the bot to a group: Telegram sends ``my_chat_member`` (left -> member) and the group's
+        service message with ``new_chat_members`` (shapes of a real getUpdates capture)."""
+        if chat_id >= 0:
+            raise ValueError("groups have negative ids")
+        self._titles[chat_id] = title
+        self._push_my_chat_member(chat_id, self._user(by_user), "left", "member")
+        self._bot_status[chat_id] = "member"
+        chat = self._chat(chat_id)
+        message_id = chat.next_id
+        chat.next_id += 1
+        bot = self._bot_user()
+        self._push_update(
+            {
+                "message": {
+                    "message_id": message_id,
+                    "from": self._user(by_user),
+                    "chat": self._chat_json(chat_id),
+                    "date": int(time.time()),
+                    "new_chat_participant": bot,
+                    "new_chat_member": bot,
+                    "new_chat_members": [bot],
+                }
+            }
+        )
+
+    def outage(self, status: int | None = 502) -> None:
+        """Until ``outage(None)``, every call gets ``status`` (a gateway error, as when Telegram is down);
+        a long poll already waiting still ends normally."""
+        self._outage = status
+
+    def revoke_token(self) -> None:
+        """The token is revoked (or was never valid): every call now gets 401 Unauthorized."""
+        self._revoked = True
+
+    def _push_my_chat_member(self, chat_id: int, by: dict[str, Any], old: str, new: str) -> None:
+        self._push_update(
+            {
+                "my_chat_member": {
+                    "chat": self._chat_json(chat_id),
+                    "from": by,
+                    "date": int(time.time()),
+                    "old_chat_member": {"user": self._bot_user(), "status": old},
+                    "new_chat_member": {"user": self._bot_user(), "status": new},
+                }
+            }
+        )
+
+    def _require_member(self, chat_id: int) -> None:
+        """What Telegram answers a bot writing to a group it is no longer in."""
+        if chat_id < 0 and self.bot_status(chat_id) != "member":
+            kind = _group_type(chat_id)
+            if kind == "group":
+                raise ApiError(400, "Bad Request: chat not found")
+            raise ApiError(403, f"Forbidden: bot is not a member of the {kind} chat")
+
     def _push_update(self, body: dict[str, Any]) -> None:
         self._updates.append({"update_id": next(self._update_ids), **body})
         self._new_update.set()
@@ -343,7 +422,9 @@ class FakeTelegram:
         call = SentCall(method, params, at=time.monotonic())
         self.requests.append(call)
         try:
-            if request.match_info["token"] != self.token:
+            if self._outage is not None:
+                raise ApiError(self._outage, "Bad Gateway" if self._outage == 502 else "Internal Server Error")
+            if request.match_info["token"] != self.token or self._revoked:
                 raise ApiError(401, "Unauthorized")
             failure = self._take_failure(method)
             if failure is not None:
@@ -481,6 +562,9 @@ class FakeTelegram:
         offset = int(params.get("offset", 0) or 0)
         timeout = float(params.get("timeout", 0) or 0)
         limit = int(params.get("limit", 100) or 100)
+        if "allowed_updates" in params:  # stays in force for later calls that do not give it
+            given = params["allowed_updates"]
+            self._allowed_updates = list(given) if given else None
         older = self._pending_poll
         if older is not None and not older.done():
             older.set_result(None)  # Telegram ends the waiting request: 409 Conflict for its poller
@@ -489,6 +573,8 @@ class FakeTelegram:
         try:
             if offset:  # confirms (forgets) every update below the offset, as Telegram does
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            # Telegram does not keep the update types the bot did not ask for.
+            self._updates = [u for u in self._updates if self._wanted(u)]
             if not self._updates and timeout > 0 and not self._closing:
                 self._new_update.clear()
                 arrived = asyncio.ensure_future(self._new_update.wait())
@@ -508,14 +594,31 @@ class FakeTelegram:
             if self._pending_poll is terminated:
                 self._pending_poll = None
 
+    def _wanted(self, update: dict[str, Any]) -> bool:
+        kind = next(k for k in update if k != "update_id")
+        if self._allowed_updates is None:
+            return kind not in _NOT_BY_DEFAULT
+        return kind in self._allowed_updates
+
+    async def _m_leavechat(self, params: dict[str, Any]) -> bool:
+        chat_id = self._chat_id(params)
+        if chat_id > 0:
+            raise ApiError(400, "Bad Request: chat member status can't be changed in private chats")
+        self._require_member(chat_id)
+        self._bot_status[chat_id] = "left"
+        self._push_my_chat_member(chat_id, self._bot_user(), "member", "left")
+        return True
+
     async def _m_sendmessage(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = self._chat_id(params)
+        self._require_member(chat_id)
         plain, html_text = self._render(str(params.get("text", "")), params.get("parse_mode"), TEXT_LIMIT, "text")
         m = self._store(chat_id, text=plain, html=html_text, reply_markup=params.get("reply_markup"))
         return self._message_json(m)
 
     async def _m_sendphoto(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = self._chat_id(params)
+        self._require_member(chat_id)
         photo = params.get("photo")
         if not isinstance(photo, bytes) or not photo:
             raise ApiError(400, "Bad Request: there is no photo in the request")

@@ -97,7 +97,10 @@ async def running_bot(
     fake: FakeTelegram, service: FakeService, clock: ManualClock, *, locale: str = "en"
 ) -> AsyncIterator[BotHarness]:
     bot = create_bot(fake.token, fake.base_url)
-    dp = create_dispatcher(service, allowed_chat_ids=[CHAT, GROUP], default_locale=locale, clock=clock)
+    users = [TRADER_A, TRADER_B]
+    dp = create_dispatcher(
+        service, allowed_chat_ids=[CHAT, GROUP], allowed_user_ids=users, default_locale=locale, clock=clock
+    )
     task = asyncio.create_task(start_bot(bot, dp, polling_timeout=1))
     try:
         await fake.wait_for(lambda: fake.polls > 0 or task.done(), timeout=5)

@@ -17,6 +17,7 @@ from storage import (
     OrdersJournal,
     PositionsRepo,
     SystemState,
+    backup,
     list_backups,
 )
 from storage.maintenance import CLEARED_TABLES, cmd_backup, cmd_reset
@@ -107,21 +108,35 @@ def test_reset_backs_up_clears_and_keeps_the_audit_log(
     last_id = _populate(db_path, leave_open=False)
     before = _counts(db_path)
     backups = tmp_path / "bk"
+    with Database.open(db_path) as db:
+        SystemState(db).set("binding", {"mode": "live", "environment": "live", "account": "api-key:0123"})
+        SystemState(db).set("instance_tag", "k3tag7")
+        SystemState(db).paused = False
     assert cmd_reset(_settings(db_path, backups, keep=2), yes=True) == 0
     out = capsys.readouterr().out
-    (copy,) = list_backups(backups)
-    assert f"backup: {copy}" in out
+    (copy,) = backups.glob("surgedca-reset-*.sqlite3")
+    assert f"backup (kept until you delete it): {copy}" in out
+    assert list_backups(backups) == []  # not one of the rotating backups...
+    with Database.open(db_path) as db:
+        for i in range(4):
+            backup(db, backups, 2, T0 + i * 1000)
+    assert len(list_backups(backups)) == 2 and copy.is_file()  # ...so pruning never removes it
+    assert "the service is paused" in out
 
     after = _counts(db_path)
-    assert {t: after[t] for t in CLEARED_TABLES} == dict.fromkeys(CLEARED_TABLES, 0)
+    # system_state keeps three rows: the binding, the instance tag, and the pause flag the reset sets.
+    assert {t: after[t] for t in CLEARED_TABLES} == {**dict.fromkeys(CLEARED_TABLES, 0), "system_state": 3}
     assert after["audit_log"] == before["audit_log"] + 1
     assert after["config_history"] == before["config_history"] + 1  # the dropped override, recorded
     with Database.open(db_path) as db:
         (reset_row,) = AuditLog(db).recent(1)
         assert (reset_row.actor, reset_row.action) == ("cli", "reset")
-        assert reset_row.before["positions"] == 1 and reset_row.after == {"backup": str(copy)}
+        assert reset_row.before["positions"] == 1 and reset_row.after == {"backup": str(copy), "paused": True}
         assert ConfigStore(db).history(1)[0].key == "leverage" and ConfigStore(db).history(1)[0].new is None
-        assert SystemState(db).paused is False
+        state = SystemState(db)
+        assert state.paused is True  # the next start trades only after /resume
+        assert set(state.items()) == {"paused", "binding", "instance_tag"}  # whose database it is survives the reset
+        assert state.get("instance_tag") == "k3tag7"  # its orders on the exchange still read as its own
         assert PositionsRepo(db).create_pending("BTCUSDT", "signal", T0) > last_id  # ids never reused
     # The backup holds everything as it was.
     with Database.open(copy) as old:
@@ -165,4 +180,12 @@ def test_cli_backup_reads_the_environment(
     assert Path(capsys.readouterr().out.strip()).parent == tmp_path / "cli-backups"
     assert main(["reset"]) == 1  # explains only
     assert main(["reset", "--yes"]) == 0
-    assert len(list_backups(tmp_path / "cli-backups")) == 2
+    assert len(list_backups(tmp_path / "cli-backups")) == 1
+    assert len(list((tmp_path / "cli-backups").glob("surgedca-reset-*.sqlite3"))) == 1
+    with Database.open(db_path) as db:
+        assert SystemState(db).paused
+    assert main(["resume"]) == 0
+    with Database.open(db_path) as db:
+        assert not SystemState(db).paused
+        assert AuditLog(db).recent(1)[0].action == "resume"
+    assert main(["resume"]) == 0 and "already allowed" in capsys.readouterr().out
