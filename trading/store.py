@@ -16,7 +16,6 @@ from storage.stats import DailyStats, EquityLog
 from trading.orders import ClientIds, new_instance_tag
 
 
-
 @dataclass
 class Store:
     db: Database
