@@ -64,6 +64,29 @@ def _download(args: argparse.Namespace) -> int:
     return cmd_download(args, _settings())
 
 
+def _add_run_arguments(sp: argparse.ArgumentParser) -> None:
+    """The options ``backtest`` and ``sweep`` share: data, window, account, funding, replay mode."""
+    sp.add_argument("--data", type=Path, required=True, help="directory of SYMBOL-1m.csv[.gz] files")
+    sp.add_argument("--symbols", default=None, help="comma-separated subset (default: every file)")
+    sp.add_argument("--from", dest="date_from", default=None, help="start (YYYY-MM-DD or ISO time, UTC)")
+    sp.add_argument("--to", dest="date_to", default=None, help="end (exclusive, YYYY-MM-DD or ISO time, UTC)")
+    sp.add_argument("--balance", type=float, default=1000.0, help="starting balance (USDT)")
+    sp.add_argument("--slippage", type=float, default=0.0005, help="market order slippage, fraction (0.0005)")
+    sp.add_argument(
+        "--funding-rate",
+        type=float,
+        default=0.0001,
+        help="flat funding rate per 8 hours for symbols without a SYMBOL-funding.csv file (0.0001 = 0.01%%)",
+    )
+    sp.add_argument("--no-funding", action="store_true", help="charge no funding at all")
+    sp.add_argument(
+        "--full-replay",
+        action="store_true",
+        help="send every symbol's every minute through the engine (slower; the same trades)",
+    )
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="surgedca", description="Surge-scanning DCA bot for Binance USD-M futures.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -84,17 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--yes", action="store_true", help="really do it")
 
     sp = add("backtest", _backtest, "replay stored 1m candles through the same engine")
-    sp.add_argument("--data", type=Path, required=True, help="directory of SYMBOL-1m.csv[.gz] files")
-    sp.add_argument("--symbols", default=None, help="comma-separated subset (default: every file)")
-    sp.add_argument("--from", dest="date_from", default=None, help="start (YYYY-MM-DD or ISO time, UTC)")
-    sp.add_argument("--to", dest="date_to", default=None, help="end (exclusive, YYYY-MM-DD or ISO time, UTC)")
+    _add_run_arguments(sp)
     sp.add_argument(
         "--config", action="append", type=Path, default=None, help="strategy TOML; give twice to compare two configs"
     )
-    sp.add_argument("--balance", type=float, default=1000.0, help="starting balance (USDT)")
-    sp.add_argument("--slippage", type=float, default=0.0005, help="market order slippage, fraction (0.0005)")
     sp.add_argument("--out", type=Path, default=Path("out/backtest"), help="output directory")
-    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sp = add("download", _download, "download public 1m klines (resumable) in the candle-file format")
     sp.add_argument("--symbols", required=True, help="comma-separated, e.g. BTCUSDT,ETHUSDT")

@@ -122,14 +122,22 @@ def test_an_invalid_config_lists_its_problems(tmp_path: Path, capsys: pytest.Cap
     assert not out.exists()
 
 
-def test_symbols_without_candles_at_the_start_are_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # BTCUSDT's file ends in 2025-06: in a 2026 window it has nothing to trade.
+def test_a_symbol_whose_data_ended_before_the_window_is_never_listed(tmp_path: Path) -> None:
+    # BTCUSDT's file ends in 2025-06: in a 2026 window it is a delisted symbol with nothing to trade.
     args = ["--data", str(KLINES_DIR), "--symbols", "BTCUSDT,XMRUSDT"]
     args += ["--from", "2026-01-12", "--to", "2026-01-12T06:00"]
     assert main(["backtest", *args, "--out", str(tmp_path / "o"), "--no-progress"]) == 0
-    assert "warning: BTCUSDT had no candles at the start" in capsys.readouterr().err
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert summary["not_listed_at_start"] == ["BTCUSDT"] and summary["candles"] == 6 * 60
+    assert summary["left_before_end"] == {"BTCUSDT": "2025-06-03T15:31:00Z"} and summary["joined_after_start"] == {}
+    assert summary["candles"] == 6 * 60  # XMRUSDT's only
+
+
+def test_a_symbol_whose_data_begins_later_is_announced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--data", str(KLINES_DIR), "--symbols", "BTCUSDT,DOTUSDT", "--to", "2025-05-26", "--no-funding"]
+    assert main(["backtest", *args, "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert "note: DOTUSDT begin after the start" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["joined_after_start"] == {"DOTUSDT": "2025-05-25T10:36:00Z"}
 
 
 def test_a_start_inside_the_warm_up_is_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
