@@ -58,6 +58,12 @@ def _backtest(args: argparse.Namespace) -> int:
     return cmd_backtest(args)
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from trading.backtest.sweep_cli import cmd_sweep
+
+    return cmd_sweep(args)
+
+
 def _download(args: argparse.Namespace) -> int:
     from trading.download import cmd_download
 
@@ -112,6 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", action="append", type=Path, default=None, help="strategy TOML; give twice to compare two configs"
     )
     sp.add_argument("--out", type=Path, default=Path("out/backtest"), help="output directory")
+
+    sp = add("sweep", _sweep, "backtest every combination of a grid of strategy values, in parallel")
+    _add_run_arguments(sp)
+    sp.add_argument("--grid", default=None, help="e.g. 'leverage=5,10 stop_loss_by_stage.initial=-0.08,-0.10'")
+    sp.add_argument("--grid-file", type=Path, default=None, help="TOML grid: each key holds a list of values")
+    sp.add_argument("--config", type=Path, default=None, help="base strategy TOML (default: SPEC defaults)")
+    sp.add_argument("--workers", type=int, default=None, help="parallel processes (default: the CPU cores)")
+    sp.add_argument("--out", type=Path, default=Path("out/sweep"), help="output directory")
+    sp.add_argument("--heatmap", default=None, help="two grid keys X,Y (default: the first two that vary)")
+    sp.add_argument("--top", type=int, default=3, help="best configs to write as strategy files (3)")
+    sp.add_argument(
+        "--min-trades", type=int, default=None, help="fewest closed trades for a run to be ranked (default 3)"
+    )
+    sp.add_argument(
+        "--walk-forward",
+        default=None,
+        metavar="TRAIN/TEST",
+        help="e.g. 14d/7d: choose on each training window, report the next test window",
+    )
 
     sp = add("download", _download, "download public 1m klines (resumable) in the candle-file format")
     sp.add_argument("--symbols", required=True, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
