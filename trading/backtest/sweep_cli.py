@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,10 @@ def _run(plan: dict[str, Any], tasks: Sequence[RunTask], on_row: Any) -> bool:
         with runner:
             runner.run(tasks, on_row)
     except KeyboardInterrupt:
+        return True
+    except BrokenProcessPool:
+        # A worker died (killed, out of memory): keep what finished, say so, stop like an interruption.
+        print("surgedca sweep: a worker process died (out of memory? try fewer --workers)", file=sys.stderr)
         return True
     return False
 
