@@ -138,10 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="e.g. 14d/7d: choose on each training window, report the next test window",
     )
 
-    sp = add("download", _download, "download public 1m klines (resumable) in the candle-file format")
+    sp = add("download", _download, "download public 1m klines and funding rates (resumable) for backtests")
     sp.add_argument("--symbols", required=True, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
     sp.add_argument("--days", type=int, required=True, help="how many days back from now")
     sp.add_argument("--out", type=Path, required=True, help="output directory")
+    sp.add_argument("--no-funding", action="store_true", help="candles only, no funding-rate history")
     return p
 
 

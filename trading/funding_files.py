@@ -21,9 +21,10 @@ import csv
 import io
 import os
 import re
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+from trading.exchange.base import FundingRate
 
 HEADER = ("funding_time", "funding_rate", "mark_price")
 _NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-funding\.csv$")
@@ -31,13 +32,6 @@ _NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-funding\.csv$")
 
 class FundingFileError(ValueError):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class FundingRecord:
-    time_ms: int
-    rate: Decimal
-    mark_price: Decimal | None = None
 
 
 def funding_path(directory: Path, symbol: str) -> Path:
@@ -56,7 +50,7 @@ def find_funding_files(directory: Path) -> dict[str, Path]:
     return out
 
 
-def read_funding(path: Path) -> list[FundingRecord]:
+def read_funding(path: Path) -> list[FundingRate]:
     """Every record of a file, oldest first, one per funding time (a later duplicate wins)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -65,7 +59,7 @@ def read_funding(path: Path) -> list[FundingRecord]:
     rows = list(csv.reader(io.StringIO(text)))
     if rows and rows[0] and not rows[0][0].strip().lstrip("-").isdigit():
         rows = rows[1:]
-    by_time: dict[int, FundingRecord] = {}
+    by_time: dict[int, FundingRate] = {}
     for n, row in enumerate(rows, start=2):
         if not row or not "".join(row).strip():
             continue
@@ -79,11 +73,11 @@ def read_funding(path: Path) -> list[FundingRecord]:
             ) from None
         if not rate.is_finite() or (mark is not None and not mark.is_finite()):
             raise FundingFileError(f"{path}: line {n} holds a non-finite number")
-        by_time[t] = FundingRecord(t, rate, mark)
+        by_time[t] = FundingRate(t, rate, mark)
     return [by_time[t] for t in sorted(by_time)]
 
 
-def write_funding(path: Path, records: list[FundingRecord]) -> None:
+def write_funding(path: Path, records: list[FundingRate]) -> None:
     """Write the records (sorted, one per time) to a temporary file, then rename it over ``path``."""
     by_time = {r.time_ms: r for r in records}
     buf = io.StringIO()
@@ -100,7 +94,6 @@ def write_funding(path: Path, records: list[FundingRecord]) -> None:
 __all__ = [
     "HEADER",
     "FundingFileError",
-    "FundingRecord",
     "find_funding_files",
     "funding_path",
     "read_funding",

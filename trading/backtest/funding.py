@@ -20,7 +20,8 @@ from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
 
-from trading.funding_files import FundingFileError, FundingRecord, find_funding_files, read_funding
+from trading.exchange.base import FundingRate
+from trading.funding_files import FundingFileError, find_funding_files, read_funding
 
 HOUR_MS = 3_600_000
 DEFAULT_INTERVAL_MS = 8 * HOUR_MS
@@ -55,7 +56,7 @@ class FundingSchedule:
 
     @classmethod
     def from_records(
-        cls, records: Mapping[str, Iterable[FundingRecord]], *, flat_rate: Decimal = DEFAULT_FLAT_RATE, source: str = ""
+        cls, records: Mapping[str, Iterable[FundingRate]], *, flat_rate: Decimal = DEFAULT_FLAT_RATE, source: str = ""
     ) -> FundingSchedule:
         recorded = {}
         for symbol, given in records.items():
