@@ -1,11 +1,12 @@
-"""Where nothing can happen: the 1h pre-filter (SPEC 2) over a symbol's whole history at once.
+"""Where nothing can happen: the 1h pre-filter (SPEC 2) and the 15m filter (SPEC 3) over a symbol's whole
+history at once.
 
 The backtest's fast path replays a symbol through the engine only at the minutes where the scanner could
 see an entry signal, or while something is held or resting at the broker for it. An entry needs the 1h
-pre-filter to pass, and the pre-filter at the close of minute ``i`` reads nothing but the 1h candles that
-end with the hour containing ``i`` (the one in progress built from 1m candles up to ``i``). This module
-computes, vectorised over every minute of the data, a flag that is False only where the pre-filter cannot
-pass at that minute.
+pre-filter to pass and the 15m filter to pass (at least ``min_15m_conditions`` of F1-F4). At the close of
+minute ``i`` both read nothing but the candles that end with the hour (the quarter hour) containing ``i``,
+the one in progress built from the 1m candles up to ``i``. This module computes, vectorised over every
+minute of the data, a flag that is False only where the two cannot both pass at that minute.
 
 The flag errs on the side of True, never the other way: every comparison the scanner makes within
 rounding noise (``indicators.TIE_TOLERANCE``) is made here with a far wider margin, and a minute with a gap
@@ -26,8 +27,11 @@ from trading.core.series import OHLCV
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
+QUARTER_MS = 900_000
 RATIO_MARGIN = 1e-9  # absolute, on rises (the scanner's own tolerance is 1e-10)
 VOLUME_MARGIN = 1e-6  # relative, on the volume means (the scanner's own tolerance is 1e-10)
+MA_MARGIN = 1e-7  # relative to the price, on moving averages and disparities (their rounding: ~1e-13)
+BAND_MARGIN = 1e-6  # relative to the price, on Bollinger bands (a flat window's std from sums: ~1e-8)
 
 _cache: dict[tuple[int, tuple[object, ...]], tuple[OHLCV, np.ndarray]] = {}
 _CACHE_LIMIT = 4_096
@@ -36,10 +40,20 @@ _CACHE_LIMIT = 4_096
 def prefilter_key(p: SignalParams) -> tuple[object, ...]:
     """The parameters the pre-filter reads (configs that differ elsewhere share their flags)."""
     return (p.prefilter_bars, p.prefilter_high_pct, p.prefilter_volume_ratio, p.prefilter_volume_lookback,
-            p.prefilter_min_bullish)  # fmt: skip
+            p.prefilter_min_bullish, p.ma_fast, p.ma_short, p.ma_mid, p.ma_long, p.bb_fast_n, p.bb_fast_k,
+            p.bb_slow_n, p.bb_slow_k, p.f1_max_disp, p.f2_max_disp, p.f4_falling_bars,
+            p.min_15m_conditions)  # fmt: skip
 
 
 def may_signal(candles: OHLCV, p: SignalParams) -> np.ndarray:
+    """One flag per 1m candle: False where no entry signal is possible at that candle's close."""
+    out = may_pass_prefilter(candles, p)
+    if out.any():
+        out &= may_pass_15m(candles, p)
+    return _flag_gaps(candles, out)
+
+
+def may_pass_prefilter(candles: OHLCV, p: SignalParams) -> np.ndarray:
     """One flag per 1m candle: False where the 1h pre-filter cannot pass at that candle's close."""
     n = len(candles)
     out = np.ones(n, dtype=bool)
@@ -101,11 +115,97 @@ def may_signal(candles: OHLCV, p: SignalParams) -> np.ndarray:
         mean_before = before[k] / lb
         mean_now = (closed_now[k] + run_v) / nb
         h3 = ok_k[k] & (mean_now >= p.prefilter_volume_ratio * mean_before * (1 - VOLUME_MARGIN) - 1e-12)
-    out = enough & h1 & h2 & h3 & h4
+    return enough & h1 & h2 & h3 & h4
 
-    # A gap in the day before a minute: flag it (the candle store's view around a hole is not worth modelling).
-    gap_after = np.flatnonzero(np.diff(t) != MINUTE_MS)
-    for g in gap_after:
+
+def may_pass_15m(candles: OHLCV, p: SignalParams) -> np.ndarray:
+    """One flag per 1m candle: False where fewer than ``min_15m_conditions`` of F1-F4 can hold at its close.
+
+    The 15m closes at minute ``i`` are the closed quarters' closes and ``close[i]`` for the quarter in
+    progress; every comparison below is the scanner's, loosened by ``MA_MARGIN`` / ``BAND_MARGIN``.
+    """
+    n = len(candles)
+    t = candles.open_time.astype(np.int64)
+    c = candles.close
+    bucket = t - t % QUARTER_MS
+    new = np.r_[True, bucket[1:] != bucket[:-1]]
+    q = np.cumsum(new) - 1  # quarter index of every minute
+    ends = np.r_[np.flatnonzero(new)[1:], n] - 1
+    closed = c[ends]  # each quarter's close (the last one's is only used once it is closed)
+
+    def ma(span: int) -> np.ndarray:
+        """MA(span) of the 15m closes at every minute (NaN without ``span`` quarters)."""
+        return _with_last(closed, q, c, span, squares=False)[0]
+
+    def band(span: int, k: float) -> np.ndarray:
+        mean, var = _with_last(closed, q, c, span, squares=True)
+        return mean + k * np.sqrt(np.maximum(var, 0.0))
+
+    price = np.abs(c)
+    fast, mid, long_ = ma(p.ma_fast), ma(p.ma_mid), ma(p.ma_long)
+    slack = MA_MARGIN * price
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = (mid - long_ > -slack) | (
+            (long_ - mid > -slack) & (np.abs(mid - long_) / long_ - p.f1_max_disp <= MA_MARGIN * 10)
+        )
+        f2 = (fast - long_ > -slack) | (np.abs(fast - long_) / long_ - p.f2_max_disp <= MA_MARGIN * 10)
+        f3 = band(p.bb_fast_n, p.bb_fast_k) - band(p.bb_slow_n, p.bb_slow_k) > -BAND_MARGIN * price
+        # F4: MA(short) falling at each of the last f4_falling_bars bars; the older values are closed quarters'.
+        short_now = ma(p.ma_short)
+        short_closed = _closed_ma(closed, p.ma_short)  # at each closed quarter
+        f4 = np.ones(n, dtype=bool)
+        prev = short_now
+        for back in range(1, p.f4_falling_bars + 1):
+            idx = q - back
+            older = np.where(idx >= 0, short_closed[np.maximum(idx, 0)], np.nan)
+            f4 &= older - prev > -slack
+            prev = older
+    count = f1.astype(np.int64) + f2 + f3 + f4
+    return count >= p.min_15m_conditions
+
+
+def _closed_ma(x: np.ndarray, span: int) -> np.ndarray:
+    """MA(span) of ``x`` at each index (NaN before ``span`` values)."""
+    out = np.full(x.shape[0], np.nan)
+    if x.shape[0] >= span:
+        out[span - 1 :] = np.lib.stride_tricks.sliding_window_view(x, span).mean(axis=1)
+    return out
+
+
+def _with_last(
+    closed: np.ndarray, q: np.ndarray, last: np.ndarray, span: int, *, squares: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (and population variance) of a window of ``span`` values per minute: the ``span - 1`` closed
+    values before quarter ``q`` and ``last`` (the quarter in progress). NaN with fewer than ``span``.
+
+    Sums are taken around each window's own newest closed value, so a quiet window keeps its digits
+    wherever the price was before it."""
+    nq = closed.shape[0]
+    s1 = np.full(nq, np.nan)
+    s2 = np.full(nq, np.nan)
+    ref = np.zeros(nq)
+    if span == 1:
+        s1[:] = 0.0
+        s2[:] = 0.0
+    elif nq >= span:
+        win = np.lib.stride_tricks.sliding_window_view(closed, span - 1)[: nq - span + 1]  # closed[q-span+1 .. q-1]
+        r = win[:, -1]
+        dev = win - r[:, None]
+        ref[span - 1 :] = r
+        s1[span - 1 :] = dev.sum(axis=1)
+        if squares:
+            s2[span - 1 :] = (dev * dev).sum(axis=1)
+    d = last - ref[q]
+    m = (s1[q] + d) / span
+    mean = ref[q] + m
+    var = (s2[q] + d * d) / span - m * m if squares else m * 0.0
+    return mean, var
+
+
+def _flag_gaps(candles: OHLCV, out: np.ndarray) -> np.ndarray:
+    """A gap in the day before a minute: flag it (the candle store's view around a hole is not worth modelling)."""
+    t = candles.open_time.astype(np.int64)
+    for g in np.flatnonzero(np.diff(t) != MINUTE_MS):
         a = g + 1
         b = int(np.searchsorted(t, int(t[a]) + DAY_MS + HOUR_MS))
         out[a:b] = True

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import KLINES_DIR
 from trading.backtest import BacktestResult, BacktestSpec, load_candle_dir, run_backtest
 from trading.backtest.funding import FundingSchedule
-from trading.backtest.quiet import may_signal
+from trading.backtest.quiet import may_pass_prefilter, may_signal
 from trading.candle_files import find_candle_files, read_candles
 from trading.candles import CandleStore, capacities_for, history_needed
 from trading.core import signals
@@ -57,22 +57,34 @@ def test_fast_and_full_paths_make_the_same_trades_on_every_data_file() -> None:
         assert fast.candles == full.candles
 
 
-def test_the_quiet_flag_never_hides_a_passing_prefilter() -> None:
-    """Feed a real candle store minute by minute and run the scanner's pre-filter: wherever it passes, the
-    vectorised flag is set (three days of three files, default and looser parameters)."""
-    for params in (SignalParams(), SignalParams(prefilter_high_pct=0.01, prefilter_volume_ratio=1.0)):
-        for symbol in ("XMRUSDT", "ENAUSDT", "DOGEUSDT"):
+def test_the_quiet_flag_never_hides_a_possible_entry() -> None:
+    """Feed a real candle store minute by minute and evaluate as the scanner does: wherever the 1h pre-filter
+    passes, and wherever the pre-filter and the 15m filter both pass, the vectorised flags are set (three
+    files over two weeks, the default parameters and looser ones)."""
+    loose = SignalParams(prefilter_high_pct=0.01, prefilter_volume_ratio=1.0, min_15m_conditions=2)
+    totals = [0, 0]
+    for params in (SignalParams(), loose):
+        for symbol in ("XMRUSDT", "ENAUSDT", "SUIUSDT"):
             c = read_candles(KLINES_DIR / f"{symbol}-1m.csv.gz")
-            flags = may_signal(c, params)
+            pre_flags, flags = may_pass_prefilter(c, params), may_signal(c, params)
             store = CandleStore(capacities_for(history_needed(params)))
-            passed = 0
-            for i in range(3 * 1440):
+            passed = both = 0
+            for i in range(14 * 1440):
                 k = Kline(int(c.open_time[i]), *(float(a[i]) for a in (c.open, c.high, c.low, c.close, c.volume)))
                 store.on_closed_1m(symbol, k)
                 ok, _ = signals.evaluate_prefilter(store.series(symbol, "1h"), params)
-                passed += ok
-                assert flags[i] or not ok, (symbol, i)
-            assert passed > 0 or params == SignalParams()
+                assert pre_flags[i] or not ok, (symbol, i)
+                if not ok:
+                    continue
+                passed += 1
+                report = signals.evaluate(symbol, store.frames(symbol), params, at_ms=k.open_time, full=True)
+                if report.filter_15m_ok:
+                    both += 1
+                    assert flags[i], (symbol, i)
+            assert both > 0, (symbol, params)
+            totals[0] += passed
+            totals[1] += both
+    assert totals[0] > totals[1]  # the 15m filter cut some of the pre-filter's minutes
 
 
 def test_symbols_join_when_their_data_begins() -> None:
