@@ -139,7 +139,7 @@ def test_the_backtest_charges_recorded_funding_and_the_flat_rate_elsewhere(tmp_p
     times = range(int(zec.open_time[0]) - int(zec.open_time[0]) % (4 * HOUR), int(zec.open_time[-1]), 4 * HOUR)
     write_funding(funding_path(data_dir, "ZECUSDT"), [FundingRate(t, Decimal("0.00123")) for t in times])
     out = tmp_path / "out"
-    assert main(["backtest", "--data", str(data_dir), "--to", "2026-01-26", "--out", str(out), "--no-progress"]) == 0
+    assert main(["backtest", "--data", str(data_dir), "--to", "2026-01-16", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["problems"] == [] and summary["checks"]["balance"] == "ok"  # wallet = start + PnL - fees - funding
 
@@ -147,7 +147,7 @@ def test_the_backtest_charges_recorded_funding_and_the_flat_rate_elsewhere(tmp_p
     spec = BacktestSpec(
         data=data.data,
         cfg=StrategyConfig(),
-        end_ms=int(np.datetime64("2026-01-26", "ms").astype(np.int64)),
+        end_ms=int(np.datetime64("2026-01-16", "ms").astype(np.int64)),
         funding=FundingSchedule.from_dir(data_dir),
     )
     result = asyncio.run(run_backtest(spec))
