@@ -13,7 +13,10 @@ through the engine, as before the fast path), in one run. Prints one JSON object
 No funding is charged (the paths are compared, not the strategy). ``--profile`` adds cProfile hot spots of
 the fast path's 150-symbol run.
 
-    .venv/bin/python bench/bench_backtest.py [--days 30] [--full-days 2] [--skip-files] [--profile]
+``--data`` is a directory of ``SYMBOL-1m.csv[.gz]`` files (default ``tests/data``; the figures in the README
+come from the 25 files of the steering side's data, 30-42 days each).
+
+    .venv/bin/python bench/bench_backtest.py [--data DIR] [--days 30] [--full-days 2] [--skip-files] [--profile]
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from trading.core.series import OHLCV  # noqa: E402
 from trading.exchange.base import Market  # noqa: E402
 from trading.exchange.replay import file_market  # noqa: E402
 
-KLINES_DIR = REPO.parent / "shared" / "data" / "klines"
+DEFAULT_DATA = REPO / "tests" / "data"
 COPIES = 6
 DAY_MS = 86_400_000
 WARMUP_DAYS = 7
@@ -141,15 +144,16 @@ def hot_spots(profile: cProfile.Profile, top: int = 20) -> list[dict[str, object
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="directory of SYMBOL-1m.csv[.gz] files")
     ap.add_argument("--days", type=float, default=30.0, help="days replayed after the warm-up, 150 symbols")
     ap.add_argument("--full-days", type=float, default=2.0, help="days the full path replays, 150 symbols")
     ap.add_argument("--skip-files", action="store_true", help="skip part 1 (the files as they are)")
     ap.add_argument("--profile", action="store_true", help="cProfile hot spots of the fast 150-symbol run")
     args = ap.parse_args()
     cfg = StrategyConfig()
-    out: dict[str, object] = {"bench": "backtest", "python": platform.python_version()}
+    out: dict[str, object] = {"bench": "backtest", "python": platform.python_version(), "data": args.data.name}
 
-    loaded = load_candle_dir(KLINES_DIR)
+    loaded = load_candle_dir(args.data)
     if not args.skip_files:
         spec = BacktestSpec(data=loaded.data, cfg=cfg, name="files")
         fast, fast_s = run(spec)
