@@ -30,12 +30,13 @@ price (``SimBroker.apply_funding``), and its ``FUNDING_FEE`` account update is
 delivered to the engine.
 
 Fast path (``spec.fast``, the default): a symbol that is neither held nor
-resting orders at the broker, at a minute where the 1h pre-filter cannot pass
-(``quiet.may_signal``, computed over the whole history up front), cannot do
-anything in that minute: its prices are not played and its closed candle only
-goes into the candle store (the scanner skips it). Every other symbol-minute
-runs exactly as in the full path, in the same order, so the trades are the
-same (tests compare every leg on every data file).
+resting orders at the broker, at a minute where the 1h pre-filter and the 15m
+filter cannot both pass (``quiet.may_signal``, computed over the whole history
+up front), cannot do anything in that minute: its prices are not played (the
+broker only keeps its close as its last price) and its closed candle only goes
+into the candle store (the scanner would stop at the filters). Every other
+symbol-minute runs exactly as in the full path, in the same order, so the
+trades are the same (tests compare every leg on every data file).
 
 Nothing sleeps: simulated time is the replay's event time.
 """
