@@ -380,10 +380,6 @@ class MarketReplay:
         """Every candle of ``symbol`` has been played (file data: it will have no more)."""
         return self._extend is None and self._sym(symbol).next_t is None
 
-    def candle_index(self, symbol: str) -> int:
-        """How many candles of ``symbol`` have been played (the index of its next one)."""
-        return self._sym(symbol).played
-
     def seek(self, cursor_ms: int) -> None:
         """Jump (forwards or backwards) to a cursor: what has been played is what lies before it."""
         self.cursor_ms = cursor_ms - cursor_ms % MINUTE_MS
