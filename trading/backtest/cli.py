@@ -44,9 +44,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
         if result.joined_after_start:
+            names = ", ".join(sorted(result.joined_after_start))
             print(
-                f"surgedca backtest: note: {', '.join(sorted(result.joined_after_start))} begin after the start "
-                f"({iso(result.start_ms)}); each joins the universe at the first hourly refresh after its data begins",
+                f"surgedca backtest: note: the data of {names} begins after the start ({iso(result.start_ms)}); "
+                "each joins the universe at the first hourly refresh after its data begins",
                 file=sys.stderr,
             )
         paths = write_outputs(result, out_dir)

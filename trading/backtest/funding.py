@@ -105,7 +105,7 @@ class FundingSchedule:
 
     def describe(self) -> str:
         n = len(self.recorded)
-        flat = f"{self.flat_rate * 100:g}% per 8 h"
+        flat = f"{float(self.flat_rate) * 100:g}% per 8 h"
         if not n:
             return f"flat {flat} (no funding files)"
         return f"recorded for {n} symbol(s), flat {flat} elsewhere"

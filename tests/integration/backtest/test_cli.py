@@ -138,7 +138,7 @@ def test_a_symbol_whose_data_begins_later_is_announced(tmp_path: Path, capsys: p
     # From BTCUSDT's first week (2025-05) on; XMRUSDT's data begins in 2026-01: it joins the universe then.
     args = ["--data", str(KLINES_DIR), "--symbols", "BTCUSDT,XMRUSDT", "--to", "2026-01-12", "--no-funding"]
     assert main(["backtest", *args, "--out", str(tmp_path / "o"), "--no-progress"]) == 0
-    assert "note: XMRUSDT begin after the start" in capsys.readouterr().err
+    assert "note: the data of XMRUSDT begins after the start" in capsys.readouterr().err
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["joined_after_start"] == {"XMRUSDT": "2026-01-04T00:00:00Z"}
 
