@@ -81,10 +81,39 @@ def _backtest(args: argparse.Namespace) -> int:
     return cmd_backtest(args)
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from trading.backtest.sweep_cli import cmd_sweep
+
+    return cmd_sweep(args)
+
+
 def _download(args: argparse.Namespace) -> int:
     from trading.download import cmd_download
 
     return cmd_download(args, _settings())
+
+
+def _add_run_arguments(sp: argparse.ArgumentParser) -> None:
+    """The options ``backtest`` and ``sweep`` share: data, window, account, funding, replay mode."""
+    sp.add_argument("--data", type=Path, required=True, help="directory of SYMBOL-1m.csv[.gz] files")
+    sp.add_argument("--symbols", default=None, help="comma-separated subset (default: every file)")
+    sp.add_argument("--from", dest="date_from", default=None, help="start (YYYY-MM-DD or ISO time, UTC)")
+    sp.add_argument("--to", dest="date_to", default=None, help="end (exclusive, YYYY-MM-DD or ISO time, UTC)")
+    sp.add_argument("--balance", type=float, default=1000.0, help="starting balance (USDT)")
+    sp.add_argument("--slippage", type=float, default=0.0005, help="market order slippage, fraction (0.0005)")
+    sp.add_argument(
+        "--funding-rate",
+        type=float,
+        default=0.0001,
+        help="flat funding rate per 8 hours for symbols without a SYMBOL-funding.csv file (0.0001 = 0.01%%)",
+    )
+    sp.add_argument("--no-funding", action="store_true", help="charge no funding at all")
+    sp.add_argument(
+        "--full-replay",
+        action="store_true",
+        help="send every symbol's every minute through the engine (slower; the same trades)",
+    )
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,22 +142,36 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--yes", action="store_true", help="really do it")
 
     sp = add("backtest", _backtest, "replay stored 1m candles through the same engine")
-    sp.add_argument("--data", type=Path, required=True, help="directory of SYMBOL-1m.csv[.gz] files")
-    sp.add_argument("--symbols", default=None, help="comma-separated subset (default: every file)")
-    sp.add_argument("--from", dest="date_from", default=None, help="start (YYYY-MM-DD or ISO time, UTC)")
-    sp.add_argument("--to", dest="date_to", default=None, help="end (exclusive, YYYY-MM-DD or ISO time, UTC)")
+    _add_run_arguments(sp)
     sp.add_argument(
         "--config", action="append", type=Path, default=None, help="strategy TOML; give twice to compare two configs"
     )
-    sp.add_argument("--balance", type=float, default=1000.0, help="starting balance (USDT)")
-    sp.add_argument("--slippage", type=float, default=0.0005, help="market order slippage, fraction (0.0005)")
     sp.add_argument("--out", type=Path, default=Path("out/backtest"), help="output directory")
-    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    sp = add("download", _download, "download public 1m klines (resumable) in the candle-file format")
+    sp = add("sweep", _sweep, "backtest every combination of a grid of strategy values, in parallel")
+    _add_run_arguments(sp)
+    sp.add_argument("--grid", default=None, help="e.g. 'leverage=5,10 stop_loss_by_stage.initial=-0.08,-0.10'")
+    sp.add_argument("--grid-file", type=Path, default=None, help="TOML grid: each key holds a list of values")
+    sp.add_argument("--config", type=Path, default=None, help="base strategy TOML (default: SPEC defaults)")
+    sp.add_argument("--workers", type=int, default=None, help="parallel processes (default: the CPU cores)")
+    sp.add_argument("--out", type=Path, default=Path("out/sweep"), help="output directory")
+    sp.add_argument("--heatmap", default=None, help="two grid keys X,Y (default: the first two that vary)")
+    sp.add_argument("--top", type=int, default=3, help="best configs to write as strategy files (3)")
+    sp.add_argument(
+        "--min-trades", type=int, default=None, help="fewest closed trades for a run to be ranked (default 3)"
+    )
+    sp.add_argument(
+        "--walk-forward",
+        default=None,
+        metavar="TRAIN/TEST",
+        help="e.g. 14d/7d: choose on each training window, report the next test window",
+    )
+
+    sp = add("download", _download, "download public 1m klines and funding rates (resumable) for backtests")
     sp.add_argument("--symbols", required=True, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
     sp.add_argument("--days", type=int, required=True, help="how many days back from now")
     sp.add_argument("--out", type=Path, required=True, help="output directory")
+    sp.add_argument("--no-funding", action="store_true", help="candles only, no funding-rate history")
     return p
 
 

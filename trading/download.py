@@ -1,4 +1,4 @@
-"""``surgedca download``: public 1m klines into candle files, resumable.
+"""``surgedca download``: public 1m klines and funding-rate history into files, resumable.
 
 For every symbol the wanted window is [now - N days, the last closed minute].
 The existing file (``OUT/SYMBOL-1m.csv``, or ``.csv.gz`` if that is what is
@@ -9,6 +9,16 @@ error, Ctrl-C) what was fetched so far is still merged and written, so the next
 run continues where this one stopped. Minutes the exchange does not have (a
 listing later than the window's start, maintenance) are simply never written;
 a later run asks for them again, once per range.
+
+Funding: next to each candle file, ``OUT/SYMBOL-funding.csv`` (the format is
+``trading.funding_files``'s) gets the symbol's funding events of the same
+window from ``GET /fapi/v1/fundingRate`` (1,000 a page; one page covers 333
+days at the usual 8-hour interval, 41 days at 1 hour). Resuming: only the
+stretch after the newest record (and before the oldest, when the file starts
+later than the window) is asked for. Funding requests go through the same
+pacing and back-off as the kline pages; Binance also caps them at 500 per 5
+minutes per IP, which a download of a few hundred symbols stays under, and a
+429 from that cap is waited out like any other.
 
 Rate limits: Binance counts request weight per minute (2,400 on USD-M). Before
 each page the downloader reads ``port.used_weight()`` (the last
@@ -29,13 +39,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from trading.candle_files import CandleFileError, find_candle_files, read_candles, write_candles
 from trading.core.series import OHLCV
-from trading.exchange.base import ExchangeError, ExchangePort, Kline, RateLimitedError
+from trading.exchange.base import ExchangeError, ExchangePort, FundingRate, Kline, RateLimitedError
+from trading.funding_files import FundingFileError, funding_path, read_funding, write_funding
 
 if TYPE_CHECKING:
     from trading.settings import Settings
@@ -48,6 +59,9 @@ DAY_MS = 1_440 * MINUTE_MS
 # gets 200 candles per weight unit (499 would get 250 but needs twice the round trips; 1,500 only 150).
 PAGE_LIMIT = 1000
 PAGE_WEIGHT = 5
+FUNDING_PAGE_LIMIT = 1000  # /fapi/v1/fundingRate's maximum
+FUNDING_PAGE_WEIGHT = 1  # it has its own 500 / 5 min budget; one unit of ours keeps the pacing honest
+MAX_FUNDING_INTERVAL_MS = 8 * 3_600_000  # the longest funding interval: a file starting within it is complete
 WEIGHT_LIMIT_1M = 2400
 WEIGHT_BUDGET = WEIGHT_LIMIT_1M // 2  # leave half of the IP's minute to a service running beside us
 MAX_RATE_LIMITED = 5  # 429s in a row on one page before giving up (the next run resumes)
@@ -55,6 +69,7 @@ MAX_DAYS = 3_650
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 class DownloadError(RuntimeError):
@@ -75,6 +90,10 @@ class SymbolReport:
     ranges: list[tuple[int, int]] = field(default_factory=list)  # missing [first, last] open times asked for
     still_missing: int = 0  # minutes of the window the exchange did not return
     error: str | None = None
+    funding_path: Path | None = None
+    funding_had: int = 0  # funding records in the window before
+    funding_fetched: int = 0  # new funding records written
+    funding_requests: int = 0
 
 
 @dataclass
@@ -199,11 +218,24 @@ async def download_symbol(
 async def _page(
     port: ExchangePort, symbol: str, start: int, end: int, *, guard: WeightGuard, sleep: Sleep
 ) -> list[Kline]:
+    return await _paced(
+        lambda: port.fetch_klines(symbol, "1m", start_ms=start, end_ms=end, limit=PAGE_LIMIT),
+        symbol,
+        PAGE_WEIGHT,
+        guard=guard,
+        sleep=sleep,
+    )
+
+
+async def _paced(
+    request: Callable[[], Awaitable[T]], symbol: str, weight: int, *, guard: WeightGuard, sleep: Sleep
+) -> T:
+    """One request under the weight guard; a 429/418 is waited out (``Retry-After``) and tried again."""
     limited = 0
     while True:
-        await guard.before(PAGE_WEIGHT)
+        await guard.before(weight)
         try:
-            return await port.fetch_klines(symbol, "1m", start_ms=start, end_ms=end, limit=PAGE_LIMIT)
+            return await request()
         except RateLimitedError as exc:
             limited += 1
             if limited > MAX_RATE_LIMITED:
@@ -213,6 +245,66 @@ async def _page(
             await sleep(wait)
         finally:
             guard.note()
+
+
+# ---------------------------------------------------------------------- funding
+def funding_ranges(have: Sequence[int], first_ms: int, last_ms: int) -> list[tuple[int, int]]:
+    """What to ask for: the window when nothing is there; else before the oldest record (only when the file
+    starts more than an interval into the window) and after the newest."""
+    inside = [t for t in have if first_ms <= t <= last_ms]
+    if not inside:
+        return [(first_ms, last_ms)] if last_ms >= first_ms else []
+    out = []
+    if inside[0] - first_ms > MAX_FUNDING_INTERVAL_MS:
+        out.append((first_ms, inside[0] - 1))
+    if inside[-1] < last_ms:
+        out.append((inside[-1] + 1, last_ms))
+    return out
+
+
+async def download_funding(
+    port: ExchangePort,
+    symbol: str,
+    out_dir: Path,
+    report: SymbolReport,
+    *,
+    first_ms: int,
+    last_ms: int,
+    guard: WeightGuard,
+    sleep: Sleep = asyncio.sleep,
+) -> None:
+    """Fill ``OUT/SYMBOL-funding.csv`` over [first_ms, last_ms]; what was fetched is written even after an error."""
+    fetch = getattr(port, "fetch_funding_rates", None)
+    if fetch is None:
+        raise ExchangeError(f"{type(port).__name__} cannot fetch funding rates")
+    path = funding_path(out_dir, symbol)
+    report.funding_path = path
+    existing = read_funding(path) if path.exists() else []
+    have = [r.time_ms for r in existing]
+    report.funding_had = sum(1 for t in have if first_ms <= t <= last_ms)
+    fetched: list[FundingRate] = []
+    try:
+        for a, b in funding_ranges(have, first_ms, last_ms):
+            start = a
+            while start <= b:
+                page = await _paced(
+                    lambda s=start, e=b: fetch(symbol, start_ms=s, end_ms=e, limit=FUNDING_PAGE_LIMIT),
+                    symbol,
+                    FUNDING_PAGE_WEIGHT,
+                    guard=guard,
+                    sleep=sleep,
+                )
+                report.funding_requests += 1
+                got = [r for r in page if start <= r.time_ms <= b]
+                fetched.extend(got)
+                if len(page) < FUNDING_PAGE_LIMIT or not got:
+                    break  # the last page of this range
+                start = got[-1].time_ms + 1
+    finally:
+        if fetched:
+            old = set(have)
+            write_funding(path, [*existing, *fetched])
+            report.funding_fetched = len({r.time_ms for r in fetched} - old)
 
 
 # ---------------------------------------------------------------------- all symbols
@@ -226,9 +318,10 @@ async def download(
     sleep: Sleep = asyncio.sleep,
     guard: WeightGuard | None = None,
     on_page: Callable[[SymbolReport], None] | None = None,
+    funding: bool = True,
 ) -> list[SymbolReport]:
-    """Every symbol in turn. ``now_ms`` defaults to the exchange's time. Raises ``DownloadError`` after the
-    other symbols are done when one could not be completed."""
+    """Every symbol in turn: candles, then (``funding``) funding rates. ``now_ms`` defaults to the exchange's
+    time. Raises ``DownloadError`` after the other symbols are done when one could not be completed."""
     now = await port.server_time() if now_ms is None else now_ms
     last = now - now % MINUTE_MS - MINUTE_MS  # the last closed minute
     first = now - now % MINUTE_MS - days * DAY_MS
@@ -239,7 +332,15 @@ async def download(
             port, symbol, out_dir, first_ms=first, last_ms=last, guard=guard, sleep=sleep, on_page=on_page
         )
         reports.append(report)
-        if report.error and report.error.startswith(RateLimitedError.__name__):
+        if funding and report.error is None:
+            try:
+                await download_funding(
+                    port, symbol, out_dir, report, first_ms=first, last_ms=now, guard=guard, sleep=sleep
+                )
+            except (ExchangeError, OSError, FundingFileError) as exc:
+                report.error = f"funding: {type(exc).__name__}: {exc}"
+                log.error("%s: funding rates: %s (what was fetched is kept)", symbol, exc)
+        if report.error and RateLimitedError.__name__ in report.error:
             break  # still refused after backing off: the next run resumes, later
     failed = [r for r in reports if r.error]
     if failed:
@@ -273,10 +374,10 @@ def cmd_download(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"surgedca download: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(settings, symbols, args.days, out))
+    return asyncio.run(_run(settings, symbols, args.days, out, funding=not args.no_funding))
 
 
-async def _run(settings: Settings, symbols: list[str], days: int, out: Path) -> int:
+async def _run(settings: Settings, symbols: list[str], days: int, out: Path, *, funding: bool = True) -> int:
     from trading.exchange.ccxt_adapter import CcxtBinanceAdapter
 
     # Public data only: never sign anything, whatever keys the environment holds.
@@ -284,7 +385,7 @@ async def _run(settings: Settings, symbols: list[str], days: int, out: Path) -> 
     code = 0
     try:
         try:
-            reports = await download(port, symbols, days, out)
+            reports = await download(port, symbols, days, out, funding=funding)
         except DownloadError as exc:
             reports = exc.reports
             print(f"surgedca download: {exc}; run the same command again to resume", file=sys.stderr)
@@ -298,6 +399,11 @@ async def _run(settings: Settings, symbols: list[str], days: int, out: Path) -> 
                 f"{r.symbol}: {r.fetched} new candle(s) in {r.requests} request(s), {r.had} already there{note}"
                 f" -> {r.path}"
             )
+            if r.funding_path is not None:
+                print(
+                    f"{r.symbol}: {r.funding_fetched} new funding rate(s) in {r.funding_requests} request(s), "
+                    f"{r.funding_had} already there -> {r.funding_path}"
+                )
     finally:
         await port.close()
     return code

@@ -109,12 +109,19 @@ class Engine:
                 self.keeper.on_kline_event(ev)
             else:
                 self.candles.on_closed_1m(ev.symbol, k)
-            if self._minute(k.open_time):
-                await self.runner.run(self._refresh_universe())
+            await self.on_minute(k.open_time)
             await self.monitor.on_minute_closed(ev.symbol, repr(k.close))
             await self.scanner.on_minute_closed(ev.symbol, k.open_time)
         elif isinstance(ev, StreamStatus):
             self.on_stream_status(ev)
+
+    async def on_minute(self, minute_ms: int) -> None:
+        """The once-per-minute work (service hooks, the hourly universe refresh) of the minute opened at
+        ``minute_ms``; later calls for the same minute do nothing. A closed candle of a watched symbol calls it;
+        a replay also calls it for a minute in which no watched symbol had a candle (its data ended, the next
+        period's symbols are not watched yet), so that listings are still picked up by the refresh."""
+        if self._minute(minute_ms):
+            await self.runner.run(self._refresh_universe())
 
     async def on_user_event(self, ev: UserEvent) -> None:
         """One user-data event (fills are applied as tasks live, in place in a replay)."""

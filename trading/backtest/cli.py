@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from trading.backtest.data import BacktestInputError, LoadedData, iso, load_candle_dir, parse_time, warmup_ms
+from trading.backtest.funding import FundingSchedule, load_funding
 from trading.backtest.output import summary_table, write_outputs
 from trading.backtest.progress import ProgressBar
 from trading.backtest.results import BacktestResult
@@ -19,6 +20,7 @@ from trading.core.config import ConfigError, StrategyConfig
 from trading.strategy import load_strategy
 
 MAX_SLIPPAGE = 0.05
+MAX_FLAT_FUNDING = 0.01  # per 8 hours; Binance caps most symbols far lower
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -41,10 +43,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        if result.not_listed_at_start:
+        if result.joined_after_start:
+            names = ", ".join(sorted(result.joined_after_start))
             print(
-                f"surgedca backtest: warning: {', '.join(result.not_listed_at_start)} had no candles at the start "
-                f"({iso(result.start_ms)}); the engine loads the markets once at start, so they were not traded",
+                f"surgedca backtest: note: the data of {names} begins after the start ({iso(result.start_ms)}); "
+                "each joins the universe at the first hourly refresh after its data begins",
                 file=sys.stderr,
             )
         paths = write_outputs(result, out_dir)
@@ -52,6 +55,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         results.append(result)
     print()
     print(f"data: {data.directory} ({len(data.symbols)} symbols)")
+    print(f"funding: {specs[0][0].funding.describe() if specs[0][0].funding is not None else 'not charged'}")
     print(summary_table(results))
     failed = [r for r in results if r.problems]
     for r in failed:
@@ -91,6 +95,7 @@ def _prepare(args: argparse.Namespace) -> tuple[LoadedData, list[tuple[BacktestS
                 f"--from; the signals read {need / 86_400_000:.0f} (their conditions are false until then)",
                 file=sys.stderr,
             )
+    funding = funding_for(args, data)
     names = _names([p for p, _ in configs])
     specs = []
     for (_, cfg), name in zip(configs, names, strict=True):
@@ -104,9 +109,24 @@ def _prepare(args: argparse.Namespace) -> tuple[LoadedData, list[tuple[BacktestS
             end_ms=end,
             name=name,
             source=f"files:{data.directory}",
+            funding=funding,
+            fast=not args.full_replay,
         )
         specs.append((spec, out))
     return data, specs
+
+
+def funding_for(args: argparse.Namespace, data: LoadedData) -> FundingSchedule | None:
+    """The funding the run charges: the data directory's funding files, the flat rate elsewhere; or none."""
+    if args.no_funding:
+        return None
+    rate = float(args.funding_rate)
+    if not math.isfinite(rate) or not -MAX_FLAT_FUNDING <= rate <= MAX_FLAT_FUNDING:
+        raise BacktestInputError(
+            f"--funding-rate must be a fraction per 8 hours in [-{MAX_FLAT_FUNDING}, {MAX_FLAT_FUNDING}],"
+            f" got {args.funding_rate}"
+        )
+    return load_funding(data.directory, data.symbols, flat_rate=Decimal(repr(rate)))
 
 
 def _load_config(path: Path | None) -> StrategyConfig:

@@ -90,14 +90,21 @@ def warmup_ms(params: SignalParams) -> int:
 
 
 def cut(data: CandleData, end_ms: int | None) -> dict[str, tuple[Market, OHLCV]]:
-    """The candles that open before ``end_ms`` (exclusive); symbols left without candles are dropped."""
+    """The candles that open before ``end_ms`` (exclusive); symbols left without candles are dropped.
+
+    A symbol that loses candles gets its trading rules derived again from the candles it keeps (they are
+    guessed from the prices, see ``file_market``): a run reads nothing after its end, not even to size a tick.
+    """
     if end_ms is None:
         return dict(data)
     out: dict[str, tuple[Market, OHLCV]] = {}
     for symbol, (market, c) in data.items():
         n = int(np.searchsorted(c.open_time, end_ms))
-        if n:
-            out[symbol] = (market, c.upto(n))
+        if n == len(c):
+            out[symbol] = (market, c)
+        elif n:
+            kept = c.upto(n)
+            out[symbol] = (file_market(symbol, kept), kept)
     return out
 
 

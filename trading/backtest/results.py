@@ -3,11 +3,13 @@
 Accounting (all exact Decimal, from the store's fills, which carry the
 broker's fill prices and fees):
 
-- a trade's ``gross`` = sell value - buy value; its ``pnl`` = gross - fees;
+- a trade's ``gross`` = sell value - buy value; its ``funding`` = the funding
+  it paid (received when negative); its ``pnl`` = gross - fees - funding;
 - ``realized_pnl`` = sum of the trades' gross results, ``fees`` = sum of their
-  fees, ``net_pnl`` = realized_pnl - fees;
+  fees, ``funding`` = every funding charge, ``net_pnl`` = realized_pnl - fees -
+  funding;
 - with every position closed at the end (the default), the broker's wallet
-  must equal ``balance_start + realized_pnl - fees`` to the cent (it books
+  must equal ``balance_start + realized_pnl - fees - funding`` to the cent (it books
   realised PnL with Binance's average-cost rule in 1e-8 USDT units; the
   difference is rounding only). Positions left open would make the two differ
   by their partial results, so the check is then reported as skipped.
@@ -64,6 +66,17 @@ class Leg:
 
 
 @dataclass(frozen=True)
+class FundingCharge:
+    """One funding time of a held position (``amount`` > 0: paid)."""
+
+    ts_ms: int
+    rate: Decimal
+    mark: Decimal
+    qty: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
 class Trade:
     """One position from its entry to its close."""
 
@@ -74,6 +87,11 @@ class Trade:
     exit_reason: str | None
     max_stage: str
     legs: tuple[Leg, ...]
+    funding_charges: tuple[FundingCharge, ...] = ()
+
+    @property
+    def funding(self) -> Decimal:
+        return sum((f.amount for f in self.funding_charges), ZERO)
 
     @property
     def bought(self) -> Decimal:
@@ -101,7 +119,7 @@ class Trade:
 
     @property
     def pnl(self) -> Decimal:
-        return self.gross - self.fees
+        return self.gross - self.fees - self.funding
 
     @property
     def hold_ms(self) -> int | None:
@@ -129,7 +147,8 @@ class Signal:
 class BacktestResult:
     name: str
     symbols: list[str]
-    not_listed_at_start: list[str]  # data begins after the start: the engine never trades them
+    joined_after_start: dict[str, int]  # symbol -> its first candle, after the start (a listing)
+    left_before_end: dict[str, int]  # symbol -> its last candle, before the end (a delisting)
     start_ms: int
     end_ms: int
     balance_start: Decimal
@@ -145,6 +164,8 @@ class BacktestResult:
     minutes: int
     candles: int
     wall_s: float
+    funding_total: Decimal = ZERO  # every funding charge of the run (> 0: paid)
+    funding_source: str = "none"
     problems: list[str] = field(default_factory=list)  # consistency checks that failed
     checks: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -159,6 +180,7 @@ def collect_result(bt: Backtest) -> BacktestResult:
     store = bt.store
     wallets = bt.counters.buy_wallets
     records = [*store.positions.list_closed(), *store.positions.list_open()]
+    charges = _funding_by_symbol(bt)
     trades = []
     for rec in sorted(records, key=lambda r: (r.opened_at_ms, r.id)):
         legs = tuple(
@@ -179,13 +201,21 @@ def collect_result(bt: Backtest) -> BacktestResult:
         if rec.id in bt.closed_at_end:  # sold by the backtest itself (a manual close in the store)
             reason = END_OF_DATA
             legs = (*legs[:-1], replace(legs[-1], reason=END_OF_DATA))
-        trades.append(Trade(rec.id, rec.symbol, rec.opened_at_ms, rec.closed_at_ms, reason, rec.max_stage.value, legs))
+        paid = tuple(
+            f
+            for ts, f in charges.get(rec.symbol, ())
+            if rec.opened_at_ms <= ts and (rec.closed_at_ms is None or ts <= rec.closed_at_ms)
+        )
+        trades.append(
+            Trade(rec.id, rec.symbol, rec.opened_at_ms, rec.closed_at_ms, reason, rec.max_stage.value, legs, paid)
+        )
     opened = {(t.symbol, t.opened_ms // 60_000) for t in trades}
     signals = [Signal(r, (r.symbol, r.at_ms // 60_000) in opened) for r in bt.engine.scanner.signal_log]
     result = BacktestResult(
         name=bt.spec.name,
         symbols=list(bt.replay.symbols),
-        not_listed_at_start=list(bt.not_listed_at_start),
+        joined_after_start=dict(bt.joined_after_start),
+        left_before_end=dict(bt.left_before_end),
         start_ms=bt.start_ms,
         end_ms=bt.replay.cursor_ms,
         balance_start=bt.spec.balance,
@@ -201,10 +231,19 @@ def collect_result(bt: Backtest) -> BacktestResult:
         minutes=bt.counters.minutes,
         candles=bt.counters.candles,
         wall_s=bt.wall_s,
+        funding_total=sum((f.amount for f in bt.broker.funding), ZERO),
+        funding_source=bt.funding.describe() if bt.funding is not None else "none",
     )
     result.checks, result.problems = check_consistency(result, bt)
     result.summary = summarize(result)
     return result
+
+
+def _funding_by_symbol(bt: Backtest) -> dict[str, list[tuple[int, FundingCharge]]]:
+    out: dict[str, list[tuple[int, FundingCharge]]] = {}
+    for f in bt.broker.funding:
+        out.setdefault(f.symbol, []).append((f.time_ms, FundingCharge(f.time_ms, f.rate, f.mark, f.qty, f.amount)))
+    return out
 
 
 # ---------------------------------------------------------------------- checks
@@ -215,7 +254,12 @@ def check_consistency(result: BacktestResult, bt: Backtest) -> tuple[dict[str, A
     checks: dict[str, Any] = {}
     open_trades = [t for t in result.trades if not t.closed]
     closed = result.closed_trades
-    expected = result.balance_start + sum((t.gross for t in closed), ZERO) - sum((t.fees for t in closed), ZERO)
+    expected = (
+        result.balance_start
+        + sum((t.gross for t in closed), ZERO)
+        - sum((t.fees for t in closed), ZERO)
+        - result.funding_total
+    )
     if open_trades:
         checks["balance"] = f"skipped: {len(open_trades)} position(s) still open"
     else:
@@ -224,8 +268,12 @@ def check_consistency(result: BacktestResult, bt: Backtest) -> tuple[dict[str, A
         checks["balance_difference"] = diff
         if abs(diff) >= CENT:
             problems.append(
-                f"wallet {result.balance_end} != start {result.balance_start} + realised PnL - fees = {expected}"
+                f"wallet {result.balance_end} != start {result.balance_start} + realised PnL - fees - funding"
+                f" = {expected}"
             )
+    unassigned = result.funding_total - sum((t.funding for t in result.trades), ZERO)
+    if unassigned != 0:
+        problems.append(f"funding of {unassigned} USDT belongs to no trade")
     bad_legs = [t for t in closed if t.bought != t.sold]
     checks["legs"] = "ok" if not bad_legs else "FAILED"
     problems += [f"trade {t.position_id} {t.symbol}: bought {t.bought} but sold {t.sold}" for t in bad_legs]
@@ -257,6 +305,7 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
     closed = result.closed_trades
     realized = sum((t.gross for t in closed), ZERO)
     fees = sum((t.fees for t in closed), ZERO)
+    funding = result.funding_total
     wins = sum(1 for t in closed if t.pnl > 0)
     holds = [t.hold_ms for t in closed if t.hold_ms is not None]
     eq = result.equity.equity
@@ -267,7 +316,8 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
     return {
         "name": result.name,
         "symbols": result.symbols,
-        "not_listed_at_start": result.not_listed_at_start,
+        "joined_after_start": {s: _iso(ms) for s, ms in sorted(result.joined_after_start.items())},
+        "left_before_end": {s: _iso(ms) for s, ms in sorted(result.left_before_end.items())},
         "start": _iso(result.start_ms),
         "end": _iso(result.end_ms),
         "start_ms": result.start_ms,
@@ -278,7 +328,9 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
         "balance_end": _num(result.balance_end),
         "realized_pnl": _num(realized),
         "fees": _num(fees),
-        "net_pnl": _num(realized - fees),
+        "funding": _num(funding),
+        "funding_source": result.funding_source,
+        "net_pnl": _num(realized - fees - funding),
         "return_pct": _num(ret, 4),
         "max_drawdown_pct": round(max_drawdown(eq) * 100, 4) if eq else 0.0,
         "trades": len(closed),

@@ -15,6 +15,29 @@ mark), then the broker's user-data events (a backstop's fill) are applied, then
 the engine sees the price. As the live market stream does, the engine is sent
 prices only of held symbols and candles only of watched ones (universe + held).
 
+Listings: the replay's markets say TRADING from a symbol's first candle to its
+last, so the engine's hourly universe refresh picks a symbol up when its data
+begins and drops it when it ends, as the live refresh sees listings and
+delistings. A minute in which no watched symbol has a candle (after one data
+period ends, before the next one's symbols are watched) still counts as a
+minute for the refresh (``Engine.on_minute``); the time between two periods is
+crossed at once, without candles. A position whose symbol's data ends is sold
+at its last price (``close_at_end``), as a delisting settles it.
+
+Funding (``spec.funding``): before a minute's first price, every funding time
+of a held symbol since the last minute is charged by the broker at the last
+price (``SimBroker.apply_funding``), and its ``FUNDING_FEE`` account update is
+delivered to the engine.
+
+Fast path (``spec.fast``, the default): a symbol that is neither held nor
+resting orders at the broker, at a minute where the 1h pre-filter and the 15m
+filter cannot both pass (``quiet.may_signal``, computed over the whole history
+up front), cannot do anything in that minute: its prices are not played (the
+broker only keeps its close as its last price) and its closed candle only goes
+into the candle store (the scanner would stop at the filters). Every other
+symbol-minute runs exactly as in the full path, in the same order, so the
+trades are the same (tests compare every leg on every data file).
+
 Nothing sleeps: simulated time is the replay's event time.
 """
 
@@ -29,15 +52,18 @@ from decimal import Decimal
 from pathlib import Path
 
 from storage.db import Database
+from storage.state import INSTANCE_TAG_KEY
 from trading.backtest.data import MINUTE_MS, CandleData, cut, iso, warmup_ms
+from trading.backtest.funding import FundingSchedule
+from trading.backtest.quiet import may_signal_all
 from trading.backtest.results import BacktestResult, EquityCurve, collect_result
 from trading.candles import CandleKeeper, CandleStore, capacities_for, history_needed
 from trading.context import EngineContext
 from trading.core.config import StrategyConfig
 from trading.engine import Engine
 from trading.events import DcaFilled, EngineEvent, EntryFilled
-from trading.exchange.base import OrderUpdate, PriceEvent, Side, UserEvent
-from trading.exchange.replay import MarketReplay
+from trading.exchange.base import KlineEvent, MarketEvent, OrderUpdate, PriceEvent, Side, UserEvent
+from trading.exchange.replay import PRICE_OFFSETS_MS, MarketReplay
 from trading.exchange.sim import ReplayClock, SimExchange
 from trading.exchange.simbroker import SimBroker
 from trading.store import Store
@@ -46,6 +72,7 @@ log = logging.getLogger("surgedca.backtest")
 
 # The sim port spends no request weight; the keeper's pacing would only wait on a clock that does not move.
 UNLIMITED_WEIGHT = 10**9
+BACKTEST_TAG = "bktest"
 PROGRESS_EVERY_MINUTES = 240
 
 
@@ -62,6 +89,8 @@ class BacktestSpec:
     close_at_end: bool = True  # sell what is still open at the last price, so every trade is complete
     name: str = "backtest"
     source: str = "files"
+    funding: FundingSchedule | None = None  # None: no funding charged (the sim service charges none either)
+    fast: bool = True  # skip symbol-minutes where nothing can happen (same trades; False: replay everything)
 
 
 class RecordingNotifier:
@@ -131,8 +160,15 @@ class Backtest:
             raise ValueError(f"the window starts ({iso(start)}) after the last candle ({iso(self.last_data_ms)})")
         self.start_ms = start
         self.replay = MarketReplay(data, start_ms=start, source=spec.source)
-        # The engine reads the markets once, at start: a symbol whose data begins later is never traded.
-        self.not_listed_at_start = sorted(s for s, m in self.replay.markets().items() if not m.trading)
+        # Data that begins after the start joins the universe at the first hourly refresh after it begins.
+        self.joined_after_start = {s: int(c.open_time[0]) for s, (_, c) in data.items() if int(c.open_time[0]) > start}
+        self.left_before_end = {
+            s: int(c.open_time[-1]) for s, (_, c) in data.items() if int(c.open_time[-1]) < self.last_data_ms
+        }
+        self._may_signal = {}
+        if spec.fast:
+            full = may_signal_all({s: c for s, (_, c) in spec.data.items()}, spec.cfg.signals)
+            self._may_signal = {s: full[s][: len(c)] for s, (_, c) in data.items()}  # causal: a prefix stays true
         self.broker = SimBroker(
             None,
             markets=self.replay.markets(),
@@ -145,6 +181,8 @@ class Backtest:
         self.port = SimExchange(self.replay, self.broker, self.clock)
         self.db = Database.open(Path(":memory:"))
         self.store = Store.of(self.db)
+        # A fixed instance tag: the same run writes the same client order ids (trades.csv compares across runs).
+        self.store.state.set(INSTANCE_TAG_KEY, BACKTEST_TAG)
         self.notifier = RecordingNotifier(self._on_engine_event)
         self.ctx = EngineContext(
             cfg=spec.cfg,
@@ -173,6 +211,8 @@ class Backtest:
         self.peaks = _Peaks()
         self.counters = _Counters()
         self.closed_at_end: set[int] = set()
+        self.funding = spec.funding
+        self._funding_upto = start
         self.started = False
         self.finished = False
         self._wall_start = 0.0
@@ -222,13 +262,47 @@ class Backtest:
 
     async def step_minute(self) -> bool:
         """Play one minute of every symbol that has a candle in it; False when the data is exhausted."""
-        batch = self.replay.step()
-        if batch is None:
-            return False
-        clock, broker, engine, queue = self.clock, self.broker, self.engine, self._queue
-        on_event = engine.on_market_event
+        if self.spec.fast:
+            awake = self.broker.active_symbols()
+            awake.update(self.ctx.book.symbols())
+            split = self.replay.step_split(awake, self._may_signal)
+            if split is None:
+                return False
+            prices, closes, klines = split
+            minute = klines[0][0].kline.open_time
+            await self._charge_funding(minute)
+            await self._play_prices(prices)
+            # A quiet symbol has nothing at the broker for its prices to trigger: only its last price is kept
+            # (what an order placed on it by hand would fill at).
+            on_last, close_ts = self.broker.on_last, minute + PRICE_OFFSETS_MS[-1]
+            for symbol, close in closes:
+                on_last(symbol, close, close_ts)
+            watched = await self._play_klines_fast(klines)
+            candles = len(klines)
+        else:
+            batch = self.replay.step()
+            if batch is None:
+                return False
+            minute = batch[0].event_time - batch[0].event_time % MINUTE_MS
+            await self._charge_funding(minute)
+            watched, candles = await self._play_full(batch)
+        if not watched:  # no watched symbol had a candle: the minute still passed for the universe refresh
+            await self.engine.on_minute(minute)
+            await self._deliver()
+        if self.spec.close_at_end:
+            await self._settle_ended()
+        self.counters.minutes += 1
+        self.counters.candles += candles
+        self._record_equity(self.replay.cursor_ms)
+        return True
+
+    async def _play_full(self, batch: list[MarketEvent]) -> tuple[bool, int]:
+        """Every event of the minute in order; returns (a watched symbol had a candle, candles played)."""
+        clock, broker, queue = self.clock, self.broker, self._queue
+        on_event = self.engine.on_market_event
         last_ts = -1
         candles = 0
+        watched = False
         for ev in batch:
             ts = ev.event_time
             if ts != last_ts:
@@ -244,13 +318,81 @@ class Backtest:
                 candles += 1
                 if ev.symbol not in self._kline_symbols:  # type: ignore[union-attr]
                     continue
+                watched = True
             await on_event(ev)
             if queue:
                 await self._deliver()
-        self.counters.minutes += 1
-        self.counters.candles += candles
-        self._record_equity(self.replay.cursor_ms)
-        return True
+        return watched, candles
+
+    async def _play_prices(self, prices: list[PriceEvent]) -> None:
+        """The price phase of the fast path: as ``_play_full``, for the awake symbols' prices."""
+        clock, broker, queue = self.clock, self.broker, self._queue
+        on_event = self.engine.on_market_event
+        last_ts = -1
+        for ev in prices:
+            ts = ev.event_time
+            if ts != last_ts:
+                clock.set(ts)
+                last_ts = ts
+            broker.on_trade(ev.symbol, ev.price, ts)
+            if queue:
+                await self._deliver()
+            if ev.symbol not in self._price_symbols:
+                continue
+            await on_event(ev)
+            if queue:
+                await self._deliver()
+
+    async def _play_klines_fast(self, klines: list[tuple[KlineEvent, bool]]) -> bool:
+        """The candle phase of the fast path. An awake symbol's candle goes to the engine as in the full path;
+        a quiet one only into the candle store, and the first watched candle of the minute starts the minute's
+        work (``Engine.on_minute``) exactly where the engine would have started it."""
+        clock, queue, keeper, engine = self.clock, self._queue, self.keeper, self.engine
+        on_event = engine.on_market_event
+        clock.set(klines[0][0].event_time)  # every candle of a minute closes at the same time
+        watched = False
+        for ev, awake in klines:
+            if ev.symbol not in self._kline_symbols:
+                continue
+            if awake:
+                await on_event(ev)
+            else:
+                keeper.on_kline_event(ev)
+                if not watched:
+                    await engine.on_minute(ev.kline.open_time)
+            watched = True
+            if queue:
+                await self._deliver()
+        return watched
+
+    async def _charge_funding(self, minute_ms: int) -> None:
+        """Every funding time since the last minute, for the positions held through it (before any price)."""
+        funding = self.funding
+        if funding is None:
+            return
+        after, self._funding_upto = self._funding_upto, minute_ms
+        if not self.broker.positions:
+            return
+        due = sorted(
+            (ev.time_ms, symbol, ev.rate)
+            for symbol in sorted(self.broker.positions)
+            for ev in funding.events(symbol, after, minute_ms)
+        )
+        for ts, symbol, rate in due:
+            self.clock.set(ts)
+            self.broker.apply_funding(symbol, rate, ts)
+            await self._deliver()
+
+    async def _settle_ended(self) -> None:
+        """A held symbol whose data has ended leaves the market: sold at its last price, as a delisting."""
+        for symbol in self.engine.held_symbols():
+            if not self.replay.ended(symbol):
+                continue
+            entry = self.ctx.book.get(symbol)
+            await self.engine.executor.exit_position(symbol, actor="backtest")
+            await self._deliver()
+            if entry is not None and symbol not in self.ctx.book:
+                self.closed_at_end.add(entry.position_id)
 
     async def _deliver(self) -> None:
         """The broker's user-data events, in order, each handled to completion (as the user stream would)."""

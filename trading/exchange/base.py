@@ -188,6 +188,16 @@ class Ticker24h:
     price_change_pct: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class FundingRate:
+    """One funding event of a symbol (``GET /fapi/v1/fundingRate``): ``rate`` was charged at ``time_ms`` (a
+    fraction of the position's notional; positive: longs pay shorts), at ``mark_price`` when Binance says."""
+
+    time_ms: int
+    rate: Decimal
+    mark_price: Decimal | None = None
+
+
 # ------------------------------------------------------------------ stream events
 @dataclass(frozen=True, slots=True)
 class KlineEvent:

@@ -40,6 +40,7 @@ from trading.exchange.base import (
     Bracket,
     ExchangeError,
     ExchangePosition,
+    FundingRate,
     Kline,
     Market,
     NotFoundError,
@@ -373,6 +374,23 @@ class CcxtBinanceAdapter:
     async def fetch_tickers_24h(self) -> list[Ticker24h]:
         data = await self._call("fapiPublic", "GET", "ticker/24hr", signed=False, retry=True)
         return [parse_ticker_24h(t) for t in _as_list(data)]
+
+    async def fetch_funding_rates(
+        self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None, limit: int = 1000
+    ) -> list[FundingRate]:
+        """``GET /fapi/v1/fundingRate``: funding events with start <= time <= end, oldest first, at most
+        ``limit`` (1..1000) counted from the start. Binance limits it to 500 requests per 5 minutes per IP
+        (shared with ``fundingInfo``)."""
+        _require(symbol, "symbol")
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be within 1..1000, got {limit}")
+        params: dict[str, Any] = {"symbol": symbol, "limit": limit}
+        if start_ms is not None:
+            params["startTime"] = int(start_ms)
+        if end_ms is not None:
+            params["endTime"] = int(end_ms)
+        data = await self._call("fapiPublic", "GET", "fundingRate", params, signed=False, retry=True)
+        return [parse_funding_rate(row) for row in _as_list(data)]
 
     async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
         wanted = list(dict.fromkeys(symbols))
@@ -809,6 +827,16 @@ def parse_trade(raw: Mapping[str, Any]) -> Trade:
         realized_pnl=_dec(raw.get("realizedPnl")),
         time=int(raw.get("time", 0)),
     )
+
+
+def parse_funding_rate(row: Mapping[str, Any]) -> FundingRate:
+    """One row of ``/fapi/v1/fundingRate`` (``markPrice`` is empty or missing on old records)."""
+    try:
+        mark = row.get("markPrice")
+        rate = Decimal(str(row["fundingRate"]))
+        return FundingRate(int(row["fundingTime"]), rate, Decimal(str(mark)) if mark not in (None, "") else None)
+    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+        raise ExchangeError(f"malformed funding rate row {redact(str(row))[:200]!r}") from exc
 
 
 def parse_kline(row: Sequence[Any], exchange_now_ms: int) -> Kline:

@@ -33,6 +33,7 @@ the engine can backfill and trade at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
@@ -332,6 +333,52 @@ class MarketReplay:
         events.extend(klines)
         self.cursor_ms = t0 + MINUTE_MS
         return events
+
+    def step_split(
+        self, awake: AbstractSet[str], may_signal: Mapping[str, np.ndarray]
+    ) -> tuple[list[PriceEvent], list[tuple[str, str]], list[tuple[KlineEvent, bool]]] | None:
+        """``step()`` for a replay that skips quiet symbols (the backtest's fast path; no broker attached).
+
+        A symbol is awake at this minute when it is in ``awake`` (held, or with orders at the broker) or when
+        its ``may_signal`` mask (one flag per candle, aligned with its data) is set at this candle. Returns the
+        price events of the awake symbols only, in ``step()``'s order; the close of each quiet symbol (its last
+        price, as ``step()`` writes it); and every closed candle in ``step()``'s order, each with its awake
+        flag. None when every symbol's data has been played.
+        """
+        if self.broker is not None or self._extend is not None:
+            raise RuntimeError("step_split needs a file replay without a broker attached")
+        times = [s.next_t for s in self._syms if s.next_t is not None]
+        if not times:
+            return None
+        t0 = min(times)
+        paths: list[tuple[str, tuple[str, str, str, str]]] = []
+        closes: list[tuple[str, str]] = []
+        klines: list[tuple[KlineEvent, bool]] = []
+        for s in self._syms:
+            if s.next_t != t0:
+                continue
+            mask = may_signal.get(s.symbol)
+            up = s.symbol in awake or (mask is not None and bool(mask[s.played]))
+            t, o, h, lo, c, v = s.row()
+            d = s.decimals
+            if up:
+                first, second = (h, lo) if h - o < o - lo else (lo, h)
+                paths.append((s.symbol, (f"{o:.{d}f}", f"{first:.{d}f}", f"{second:.{d}f}", f"{c:.{d}f}")))
+            else:
+                closes.append((s.symbol, f"{c:.{d}f}"))
+            klines.append((KlineEvent(s.symbol, "1m", Kline(t, o, h, lo, c, v, True), t + KLINE_EVENT_OFFSET_MS), up))
+            s.advance()
+        prices = [
+            PriceEvent(symbol, p[k], t0 + offset, "last")
+            for k, offset in enumerate(PRICE_OFFSETS_MS)
+            for symbol, p in paths
+        ]
+        self.cursor_ms = t0 + MINUTE_MS
+        return prices, closes, klines
+
+    def ended(self, symbol: str) -> bool:
+        """Every candle of ``symbol`` has been played (file data: it will have no more)."""
+        return self._extend is None and self._sym(symbol).next_t is None
 
     def seek(self, cursor_ms: int) -> None:
         """Jump (forwards or backwards) to a cursor: what has been played is what lies before it."""

@@ -19,10 +19,15 @@ could tell the difference:
   id; a ``closePosition`` stop outlives a position closed by other means and,
   if it later triggers with no position, finishes without trading;
 - every change is also published as user-data events (``OrderUpdate``,
-  ``AlgoUpdate``, ``AccountUpdate``) to the listeners, as the live stream would.
+  ``AlgoUpdate``, ``AccountUpdate``) to the listeners, as the live stream would;
+- funding (``apply_funding``, called by whoever knows the funding times): each
+  open position pays ``qty x mark x rate`` (a long pays a positive rate), booked
+  to the wallet in 1e-8 USDT units and published as an ``AccountUpdate`` with
+  reason ``FUNDING_FEE``, without positions for a cross-margin position and with
+  that one position for an isolated one, as Binance's ACCOUNT_UPDATE does.
 
 Everything is synchronous: the price path of a replay runs through
-:meth:`SimBroker.on_price` without awaiting anything. Not simulated: funding,
+:meth:`SimBroker.on_price` without awaiting anything. Not simulated:
 liquidation, partial fills, order-book depth.
 
 Persistence (optional): given a ``sqlite3.Connection`` to a database the
@@ -69,6 +74,18 @@ _CLIENT_ID = re.compile(r"^[.A-Za-z0-9:/_-]{1,36}$")
 _NEG_INF = float("-inf")
 
 UserListener = Callable[[UserEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FundingFee:
+    """One funding charge booked to the wallet: ``amount`` = qty x mark x rate (> 0: paid, < 0: received)."""
+
+    symbol: str
+    time_ms: int
+    rate: Decimal
+    mark: Decimal
+    qty: Decimal
+    amount: Decimal
 
 
 @dataclass(slots=True)
@@ -129,6 +146,7 @@ class SimBroker:
         self._algos: dict[str, AlgoOrder] = {}  # open algo orders by client algo id (creation order)
         self._orders: dict[str, Order] = {}  # newest order per client order id (this session + loaded)
         self._trades: list[Trade] = []
+        self.funding: list[FundingFee] = []  # every funding charge of this session, in time order
         self._next_order_id = 1
         self._next_algo_id = 1
         self._next_trade_id = 1
@@ -242,6 +260,31 @@ class SimBroker:
         if self._conn is not None:
             return self._load_trades(symbol, start_ms)
         return [t for t in self._trades if t.symbol == symbol and (start_ms is None or t.time >= start_ms)]
+
+    def active_symbols(self) -> set[str]:
+        """Symbols with a position or a resting stop: what a price can still change here."""
+        return {*self.positions, *self._stop_max}
+
+    # ------------------------------------------------------------------ funding
+    def apply_funding(self, symbol: str, rate: Decimal, ts_ms: int) -> FundingFee | None:
+        """A funding time of ``symbol`` at ``rate``: the open position (if any) pays ``qty x mark x rate``,
+        the mark being the last price here (the simulator's mark). Returns the charge, None without a
+        position."""
+        pos = self.positions.get(symbol)
+        if pos is None or pos.qty == 0:
+            return None
+        mark = self.last_price(symbol) or pos.entry
+        amount = usdt(pos.qty * mark * rate)
+        fee = FundingFee(symbol, ts_ms, rate, mark, pos.qty, amount)
+        self.wallet -= amount
+        self.funding.append(fee)
+        with self._tx() as cur:
+            if cur is not None:
+                self._save_meta(cur, "wallet", str(self.wallet))
+        isolated = self.margin_mode.get(symbol, "cross") == "isolated"
+        positions = (self._position_view(symbol, pos),) if isolated else ()
+        self._emit(AccountUpdate(self.wallet, positions, "FUNDING_FEE", ts_ms))
+        return fee
 
     # ------------------------------------------------------------------ settings
     def set_leverage(self, symbol: str, leverage: int) -> None:

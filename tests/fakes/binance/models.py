@@ -224,7 +224,7 @@ class FundingRecord:
     symbol: str
     rate: Decimal
     time: int
-    mark: Decimal
+    mark: Decimal | None  # None on old records: Binance returns an empty markPrice for them
 
 
 @dataclass

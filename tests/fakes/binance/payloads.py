@@ -159,7 +159,7 @@ def funding_rate_json(record: FundingRecord) -> dict[str, Any]:
         "symbol": record.symbol,
         "fundingRate": fixed(record.rate, MONEY),
         "fundingTime": record.time,
-        "markPrice": fixed(record.mark, MONEY),
+        "markPrice": "" if record.mark is None else fixed(record.mark, MONEY),
     }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KLINES_DIR
+from trading.candle_files import read_candles
 from trading.cli import main
 
 WINDOW = ["--data", str(KLINES_DIR), "--symbols", "XMRUSDT,ZECUSDT,SUIUSDT", "--from", "2026-01-11"]
@@ -122,14 +123,30 @@ def test_an_invalid_config_lists_its_problems(tmp_path: Path, capsys: pytest.Cap
     assert not out.exists()
 
 
-def test_symbols_without_candles_at_the_start_are_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # BTCUSDT's file ends in 2025-06: in a 2026 window it has nothing to trade.
+def test_a_symbol_whose_data_ended_before_the_window_is_never_listed(tmp_path: Path) -> None:
+    # BTCUSDT's file ends in 2025-05/06: in a 2026 window it is a delisted symbol with nothing to trade.
     args = ["--data", str(KLINES_DIR), "--symbols", "BTCUSDT,XMRUSDT"]
     args += ["--from", "2026-01-12", "--to", "2026-01-12T06:00"]
     assert main(["backtest", *args, "--out", str(tmp_path / "o"), "--no-progress"]) == 0
-    assert "warning: BTCUSDT had no candles at the start" in capsys.readouterr().err
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert summary["not_listed_at_start"] == ["BTCUSDT"] and summary["candles"] == 6 * 60
+    btc_last = int(read_candles(KLINES_DIR / "BTCUSDT-1m.csv.gz").open_time[-1])
+    assert summary["left_before_end"] == {"BTCUSDT": _iso(btc_last)} and summary["joined_after_start"] == {}
+    assert summary["candles"] == 6 * 60  # XMRUSDT's only
+
+
+def test_a_symbol_whose_data_begins_later_is_announced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # From BTCUSDT's first week (2025-05) on; XMRUSDT's data begins in 2026-01: it joins the universe then.
+    args = ["--data", str(KLINES_DIR), "--symbols", "BTCUSDT,XMRUSDT", "--to", "2026-01-12", "--no-funding"]
+    assert main(["backtest", *args, "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert "note: the data of XMRUSDT begins after the start" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["joined_after_start"] == {"XMRUSDT": "2026-01-04T00:00:00Z"}
+
+
+def _iso(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def test_a_start_inside_the_warm_up_is_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

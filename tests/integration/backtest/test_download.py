@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import KLINES_DIR
 from tests.fakes.binance import FakeBinance
+from tests.integration.backtest.funding_route import funding_history, serve_funding
 from trading.candle_files import read_candles
 from trading.download import PAGE_LIMIT, DownloadError, WeightGuard, download
 from trading.exchange.ccxt_adapter import CcxtBinanceAdapter
@@ -50,6 +51,7 @@ def make_fake() -> FakeBinance:
     fb.add_symbol("ETHUSDT", price="1800", tick_size="0.01", step_size="0.001", min_notional="20")
     fb.load_klines("BTCUSDT", "1m", source_rows())
     fb.set_time_ms(NOW)
+    serve_funding(fb, {"BTCUSDT": funding_history(FIRST - 400 * DAY, NOW + 30 * DAY)})
     return fb
 
 
@@ -203,7 +205,7 @@ async def test_the_weight_budget_makes_it_wait_for_the_next_minute(
     fake.weights.add(1190)  # someone else (the service?) used most of this minute's budget
     sleeps = Sleeps()
     guard = WeightGuard(port, clock_ms=fake.now_ms, sleep=sleeps)
-    [r] = await download(port, ["BTCUSDT"], 1, tmp_path, guard=guard, sleep=sleeps)
+    [r] = await download(port, ["BTCUSDT"], 1, tmp_path, guard=guard, sleep=sleeps, funding=False)
     assert r.fetched == 1440 and guard.waits == 1
     # after the first page the minute stands at 1190 + 1 (time) + 5: one more page would pass 1,200
     assert sleeps.calls == [pytest.approx(30.5)]  # to the next minute (now is hh:mm:30)

@@ -225,3 +225,25 @@ def test_end_of_data_returns_none() -> None:
     replay = _one_symbol([(1, 1, 1, 1), (1, 1, 1, 1)])
     assert replay.step() is not None
     assert replay.step() is None
+
+
+def test_step_split_plays_the_awake_symbols_as_step_does_and_keeps_every_candle(klines_dir: Path) -> None:
+    full = MarketReplay.from_files(klines_dir, SYMBOLS)
+    split = MarketReplay.from_files(klines_dir, SYMBOLS)
+    n = max(len(read_candles(find_candle_files(klines_dir)[s])) for s in SYMBOLS)
+    flags = {"ETHUSDT": np.zeros(n, dtype=bool), "SOLUSDT": np.zeros(n, dtype=bool)}
+    for minute in range(20):
+        flags["SOLUSDT"][split._by_name["SOLUSDT"].played] = minute % 3 == 0  # awake every third minute
+        events = full.step()
+        got = split.step_split({"BTCUSDT"}, flags)  # BTCUSDT held: always awake; ETHUSDT never flagged
+        assert events is not None and got is not None
+        prices, closes, klines = got
+        awake = {"BTCUSDT", "SOLUSDT"} if minute % 3 == 0 else {"BTCUSDT"}
+        assert prices == [e for e in events if isinstance(e, PriceEvent) and e.symbol in awake]
+        assert [k for k, _ in klines] == [e for e in events if isinstance(e, KlineEvent)]
+        assert [(k.symbol, up) for k, up in klines] == [(s, s in awake) for s in SYMBOLS]
+        last = {e.symbol: e.price for e in events if isinstance(e, PriceEvent)}  # the close, as step() writes it
+        assert closes == [(s, last[s]) for s in SYMBOLS if s not in awake]
+        assert split.cursor_ms == full.cursor_ms
+    a, b = split.history("ETHUSDT"), full.history("ETHUSDT")
+    assert len(a) == len(b) and np.array_equal(a.close, b.close)

@@ -390,3 +390,46 @@ def test_memory_only_broker_for_backtests() -> None:
     b.on_price("ALTUSDT", "100", 1)
     b.market_order("ALTUSDT", Side.BUY, D("1"), client_order_id="e")
     assert b.order("ALTUSDT", "e") is not None and len(b.trades("ALTUSDT")) == 1 and len(events) == 3
+
+
+# ------------------------------------------------------------------ funding
+def test_funding_charges_qty_times_mark_times_rate_to_the_wallet(conn: sqlite3.Connection, db_path: Path) -> None:
+    b, events = make(conn)
+    b.on_price("ALTUSDT", "100", 1)
+    b.market_order("ALTUSDT", Side.BUY, D("2"), client_order_id="e")  # 2 @ 100.05
+    b.on_price("ALTUSDT", "101.23", 2)
+    wallet = b.wallet
+    del events[:]
+    fee = b.apply_funding("ALTUSDT", D("0.0003"), 28_800_000)
+    assert fee is not None and (fee.qty, fee.mark, fee.rate) == (D("2"), D("101.23"), D("0.0003"))
+    assert fee.amount == usdt(D("2") * D("101.23") * D("0.0003")) == D("0.060738")
+    assert b.wallet == wallet - D("0.060738") and b.funding == [fee]
+    # Binance's ACCOUNT_UPDATE for funding on a cross position: the balance only, reason FUNDING_FEE
+    [ev] = events
+    assert isinstance(ev, AccountUpdate)
+    assert (ev.reason, ev.wallet_balance, ev.positions, ev.event_time) == ("FUNDING_FEE", b.wallet, (), 28_800_000)
+    # a negative rate pays the long; the wallet is persisted
+    b.apply_funding("ALTUSDT", D("-0.0001"), 57_600_000)
+    assert b.wallet == wallet - D("0.060738") + D("0.020246")
+    assert SimBroker(conn, markets=MARKETS).wallet == b.wallet
+
+
+def test_funding_on_an_isolated_position_names_it_and_a_short_receives_a_positive_rate() -> None:
+    b, events = make(None)
+    b.set_margin_mode("ALTUSDT", "isolated")
+    b.on_price("ALTUSDT", "50", 1)
+    b.market_order("ALTUSDT", Side.SELL, D("1"), client_order_id="s")  # a short of 1
+    wallet = b.wallet
+    del events[:]
+    fee = b.apply_funding("ALTUSDT", D("0.001"), 3_600_000)
+    assert fee is not None and fee.amount == D("-0.05") and b.wallet == wallet + D("0.05")
+    [ev] = events
+    assert isinstance(ev, AccountUpdate) and ev.reason == "FUNDING_FEE"
+    assert [(p.symbol, p.qty) for p in ev.positions] == [("ALTUSDT", D("-1"))]
+
+
+def test_no_position_no_funding() -> None:
+    b, events = make(None)
+    b.on_price("ALTUSDT", "50", 1)
+    assert b.apply_funding("ALTUSDT", D("0.001"), 3_600_000) is None
+    assert events == [] and b.wallet == D(1000) and b.funding == []
