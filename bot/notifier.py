@@ -41,7 +41,7 @@ from trading.events import (
     EngineEvent,
     EntryFilled,
     ErrorEvent,
-    OrderRejected,
+    OrderRefused,
     OrderSkipped,
     PartialExit,
     PositionAdopted,
@@ -86,7 +86,9 @@ def coalesce_key(event: EngineEvent) -> tuple[str, str] | None:
         return ("error", f"{event.where}|{event.symbol or ''}")
     if isinstance(event, StreamDown | StreamUp):
         return ("stream", event.name)  # down and up of one stream: one flapping storm
-    if isinstance(event, OrderRejected | OrderSkipped | QuantityDrift):
+    if isinstance(event, OrderRefused):
+        return (event.kind, f"{event.symbol or ''}|{event.what}|{event.code}")  # one per position, rule and code
+    if isinstance(event, OrderSkipped | QuantityDrift):
         return (event.kind, event.symbol or "")
     return None
 

@@ -32,13 +32,14 @@ from trading.core.chart import ChartLabels
 from trading.core.config import StrategyConfig
 from trading.core.reports import Condition, RiskTable, SignalReport
 from trading.events import (
+    BackstopLost,
     BotPollingStopped,
     ChatMigrated,
     DcaFilled,
     EngineEvent,
     EntryFilled,
     ErrorEvent,
-    OrderRejected,
+    OrderRefused,
     OrderSkipped,
     PartialExit,
     PositionAdopted,
@@ -49,6 +50,7 @@ from trading.events import (
     ServiceStopping,
     StreamDown,
     StreamUp,
+    TradingHalted,
 )
 from trading.views import (
     BlockList,
@@ -89,6 +91,30 @@ _REASONS = {
     "manual": N_("manual exit"),
     "backstop": N_("exchange backstop"),
     "external": N_("closed outside the service"),
+    "liquidation": N_("liquidated by the exchange"),
+    "delisting": N_("closed before the delisting"),
+}
+
+_REFUSALS = {
+    "rate_limit": N_("the exchange's rate limit"),
+    "margin": N_("insufficient margin"),
+    "notional": N_("the order size limits"),
+    "precision": N_("the symbol's quantity or price filters"),
+    "reduce_only": N_("reduce-only (the exchange holds less than expected)"),
+    "would_trigger": N_("the stop would trigger at once"),
+    "stop_exists": N_("another closePosition stop already rests"),
+    "position_mode": N_("the account's position mode"),
+    "market_closed": N_("the market is not trading"),
+    "auth": N_("the API key, its permissions or the clock"),
+    "other": N_("an exchange rule"),
+}
+
+_HALT_CAUSES = {
+    "foreign_instance": N_(
+        "another SurgeDCA installation trades this account: this one places and cancels nothing until you stop "
+        "one of them and restart this one"
+    ),
+    "account_mode": N_("the account is in a mode this service cannot trade in"),
 }
 
 _SYNC_KINDS = {
@@ -109,6 +135,15 @@ def stage_name(stage: str | None) -> str:
 
 def reason_name(reason: str) -> str:
     return _(_REASONS[reason]) if reason in _REASONS else esc(reason)
+
+
+def rule_name(what: str) -> str:
+    """A ladder rule or order purpose in words ("first DCA", "stop loss", "entry"...)."""
+    if what in _STAGES:
+        return stage_name(what)
+    if what in _REASONS:
+        return reason_name(what)
+    return {"entry": _("entry"), "setup": _("leverage and margin mode setup")}.get(what, esc(what))
 
 
 def _sym(symbol: str | None) -> str:
@@ -247,10 +282,14 @@ def _age(now_ms: int, ms: int | None) -> str:
 
 def health_text(h: HealthView, *, now_ms: int) -> str:
     state = _("⏸ paused") if h.paused else _("▶ running")
+    if h.halted:
+        state = _("⛔ trading refused")
     lines = [
         _("<b>Health</b> · mode {mode} · {state}").format(mode=esc(h.mode), state=state),
         _("Uptime: {uptime} (since {time})").format(uptime=fmt_duration(h.uptime_s), time=fmt_time(h.started_at_ms)),
     ]
+    if h.halted:
+        lines.append(_("⛔ Trading refused: {why}").format(why=_free(h.halted)))
     if h.streams:
         lines.append(_("<b>Streams</b>"))
         for s in h.streams:
@@ -899,11 +938,35 @@ def alert_text(event: EngineEvent) -> str:
         return _("⏭ <b>Order skipped</b> {symbol}: {what} — {why}").format(
             symbol=s, what=_free(e.what), why=_free(e.why)
         )
-    if isinstance(e, OrderRejected):
+    if isinstance(e, OrderRefused):
         code = f" [{e.code}]" if e.code is not None else ""
-        return _("⛔ <b>Order rejected</b> {symbol}: {what}{code} — {message}").format(
-            symbol=s, what=_free(e.what), code=esc(code), message=_free(e.message)
+        why = _(_REFUSALS[e.refusal]) if e.refusal in _REFUSALS else esc(e.refusal)
+        if e.gave_up:
+            step = _("Given up for this position; its stops and exits go on.")
+        elif e.cooldown_min is not None:
+            step = _("No new entry on this symbol for {n} minutes.").format(n=e.cooldown_min)
+        elif e.retry_in_s is not None:
+            step = _("Not sent again for {duration}.").format(duration=fmt_duration(e.retry_in_s))
+        else:
+            step = _("Tried again at the next signal.")
+        return _("⛔ <b>Order refused</b> {symbol}: {what} — {why}{code}: {message}\n{step}").format(
+            symbol=s, what=rule_name(e.what), why=why, code=esc(code), message=_free(e.message), step=step
         )
+    if isinstance(e, BackstopLost):
+        status = {"CANCELED": _("cancelled"), "EXPIRED": _("expired")}.get(e.status, esc(e.status.lower()))
+        if e.restored_price is not None:
+            after = _("a new one rests at {price}.").format(price=fmt_price(e.restored_price))
+        else:
+            after = _("it could not be placed again yet: the service's own stop still watches the price, and the "
+                      "reconciler keeps trying.")
+        return _(
+            "🛡 <b>Backstop lost</b> {symbol}: the exchange-side stop was {status} without filling; {after}"
+        ).format(symbol=s, status=status, after=after)
+    if isinstance(e, TradingHalted):
+        if not e.halted:
+            return _("▶️ <b>Trading again</b>: {detail}").format(detail=_free(e.detail))
+        cause = _(_HALT_CAUSES[e.cause]) if e.cause in _HALT_CAUSES else esc(e.cause)
+        return _("⛔ <b>Trading refused</b>: {cause}.\n{detail}").format(cause=cause, detail=_free(e.detail))
     if isinstance(e, StreamDown):
         return _("📡 <b>Stream down</b>: {name} — {detail}").format(name=esc(e.name), detail=_free(e.detail))
     if isinstance(e, StreamUp):
@@ -988,8 +1051,21 @@ def alert_line(event: EngineEvent, more: int = 0) -> str:
         text = f"QTY DRIFT {sym}: db {fmt_qty(e.db_qty)}, exchange {fmt_qty(e.exchange_qty)}"
     elif isinstance(e, OrderSkipped):
         text = f"ORDER SKIPPED {sym}: {e.what} - {e.why}"
-    elif isinstance(e, OrderRejected):
-        text = f"ORDER REJECTED {sym}: {e.what} [{e.code}] - {e.message}"
+    elif isinstance(e, OrderRefused):
+        if e.gave_up:
+            step = "given up for this position"
+        elif e.cooldown_min is not None:
+            step = f"no entry on it for {e.cooldown_min} min"
+        elif e.retry_in_s is not None:
+            step = f"not sent again for {fmt_duration(e.retry_in_s)}"
+        else:
+            step = "tried again at the next signal"
+        text = f"ORDER REFUSED {sym}: {e.what} ({e.refusal}) [{e.code}] - {e.message}; {step}"
+    elif isinstance(e, BackstopLost):
+        again = f"new one at {fmt_price(e.restored_price)}" if e.restored_price is not None else "not placed again yet"
+        text = f"BACKSTOP LOST {sym}: {e.client_id} {e.status} without filling; {again}"
+    elif isinstance(e, TradingHalted):
+        text = f"TRADING {'REFUSED' if e.halted else 'AGAIN'} ({e.cause}): {e.detail}"
     elif isinstance(e, StreamDown):
         text = f"STREAM DOWN {e.name}: {e.detail}"
     elif isinstance(e, StreamUp):

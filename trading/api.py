@@ -37,7 +37,7 @@ from trading.core.reports import RiskTable, SignalReport
 from trading.core.risk import risk_table, validate_strategy
 from trading.core.series import OHLCV
 from trading.engine import Engine
-from trading.events import EngineEvent, ErrorEvent, Notifier, OrderRejected
+from trading.events import EngineEvent, ErrorEvent, Notifier, OrderRefused
 from trading.exchange.base import ExchangeError
 from trading.strategy import normalize_key, parse_value, validate_full
 from trading.views import (
@@ -104,7 +104,7 @@ class CountingNotifier:
         self._taps = taps  # extra observers (tests, metrics); never allowed to break publishing
 
     def publish(self, event: EngineEvent) -> None:
-        if isinstance(event, ErrorEvent | OrderRejected):
+        if isinstance(event, ErrorEvent | OrderRefused):
             self._errors.append(self._clock_ms())
         for tap in self._taps:
             try:
@@ -249,6 +249,7 @@ class ServiceApi:
             paused=ctx.paused,
             errors_last_hour=self._errors.errors_since(now - 3_600_000) if self._errors else 0,
             telegram=self._telegram() if self._telegram is not None else None,
+            halted=ctx.halt_reason,
         )
 
     # ------------------------------------------------------------------ actions

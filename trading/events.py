@@ -90,21 +90,29 @@ class BackstopLost(EngineEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderRefused(EngineEvent):
-    """An order the exchange refused, in words: what, why, and what happens next."""
+    """An order the exchange refused (or our share of its order limits held back): what, why, what happens next.
 
-    what: str  # the ladder rule or action ("first_dca", "stop_loss", "entry", ...)
-    code: int | None
-    reason: str  # the refusal class in words
+    Sent once per position, rule and refusal code (a storm of refusals is one alert)."""
+
+    what: str  # the ladder rule ("first_dca", "stop_loss", "take_half"...), "entry" or "setup"
+    code: int | None  # Binance's code
+    refusal: str  # core.refusals.RefusalClass value
     message: str  # the exchange's own text
-    next_step: str  # "tried again in 8 s", "given up for this position", ...
+    retry_in_s: float | None = None  # not sent again before this many seconds
+    gave_up: bool = False  # a DCA given up for this position (its stops and exits go on)
+    cooldown_min: int | None = None  # a refused entry: no new entry on the symbol for this long
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TradingHalted(EngineEvent):
-    """The service refuses to trade (another instance on the account, an account mode it cannot trade in);
-    it stays up for /health. ``reason`` is None when trading resumes."""
+    """The service refuses to trade, or trades again (``halted`` False); it stays up for /health either way.
 
-    reason: str | None
+    ``cause`` says why in a word the presenters translate ("foreign_instance", "account_mode"...); ``detail``
+    carries the facts (in English, for the log and as the alert's evidence)."""
+
+    cause: str
+    detail: str
+    halted: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,13 +127,6 @@ class OrderSkipped(EngineEvent):
 
     what: str
     why: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OrderRejected(EngineEvent):
-    what: str
-    code: int | None
-    message: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -28,7 +28,7 @@ from trading.context import EngineContext
 from trading.core import ladder
 from trading.core.models import CloseAll, Dca, ExitReason, PositionState, Sell, Skip, Stage
 from trading.core.order_state import PositionStatus
-from trading.core.refusals import BACKOFF_FLOOR_S, ENTRY_REFUSAL_COOLDOWN_MS, RefusalClass
+from trading.core.refusals import BACKOFF_FLOOR_S, ENTRY_REFUSAL_COOLDOWN_MS, RefusalClass, classify_refusal
 from trading.events import ErrorEvent, OrderRefused, OrderSkipped
 from trading.exchange.base import AlgoUpdate, ExchangeError, OrderStatus, OrderUpdate, Side
 from trading.execution.backstop import BackstopKeeper
@@ -180,9 +180,10 @@ class Executor:
                     symbol=symbol,
                     what=rule,
                     code=refused.code,
-                    reason=refused.klass.describes,
+                    refusal=refused.klass.value,
                     message=refused.message[:300],
-                    next_step=step,
+                    retry_in_s=None if verdict.gave_up else verdict.wait_s,
+                    gave_up=verdict.gave_up,
                 )
             )
         if is_close and not verdict.gave_up and self.redecide is not None:
@@ -300,9 +301,9 @@ class Executor:
                     symbol=symbol,
                     what="entry",
                     code=outcome.code,
-                    reason=outcome.klass.describes,
+                    refusal=outcome.klass.value,
                     message=outcome.message[:300],
-                    next_step=f"no new entry on {symbol} for {ENTRY_REFUSAL_COOLDOWN_MS // 60_000} minutes",
+                    cooldown_min=ENTRY_REFUSAL_COOLDOWN_MS // 60_000,
                 )
             )
             return None, False
@@ -327,11 +328,10 @@ class Executor:
                 OrderRefused(
                     ts_ms=ctx.clock.now_ms(),
                     symbol=symbol,
-                    what="leverage/margin setup",
+                    what="setup",  # the symbol's leverage or margin mode could not be set: no entry now
                     code=exc.code,
-                    reason="the symbol's leverage or margin mode could not be set",
+                    refusal=classify_refusal(exc.code, exc.http_status).value,
                     message=str(exc)[:300],
-                    next_step="no entry now; tried again at the next signal",
                 )
             )
             return False

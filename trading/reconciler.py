@@ -193,7 +193,7 @@ class Reconciler:
         if ctx.set_halt(HALT_FOREIGN, reason):
             log.error("trading refused: %s", reason)
             ctx.store.audit.add("reconciler", "halt", after={"reason": reason}, ts_ms=ctx.clock.now_ms())
-            ctx.notify(TradingHalted(ts_ms=ctx.clock.now_ms(), reason=reason))
+            ctx.notify(TradingHalted(ts_ms=ctx.clock.now_ms(), cause=HALT_FOREIGN, detail=reason))
         return SyncItem("foreign_instance", "-", f"{len(foreign)} order(s) of another instance", "trading refused")
 
     async def _apply(self, c: reconcile.Correction, entry: BookEntry | None) -> SyncItem | None:

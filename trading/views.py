@@ -124,6 +124,7 @@ class HealthView:
     paused: bool
     errors_last_hour: int
     telegram: LinkHealth | None = None
+    halted: str | None = None  # why the service refuses to trade (another instance, the account's mode), if it does
 
 
 @dataclass(frozen=True, slots=True)

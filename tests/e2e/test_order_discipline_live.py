@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
+from pathlib import Path
 
 from tests.e2e.conftest import Harness, until
 
@@ -65,7 +66,7 @@ async def test_a_refused_dca_is_given_up_after_a_few_tries_and_the_position_stay
     fake.faults.refuse("POST", ORDER, -2019, side="BUY", seconds=120)
     deadline = time.monotonic() + 12
     while time.monotonic() < deadline and not any(
-        e.kind == "OrderRefused" and "given up" in e.next_step for e in harness.recorder.events
+        e.kind == "OrderRefused" and e.gave_up for e in harness.recorder.events
     ):
         await fake.set_price(SYM, "96.90")
         await asyncio.sleep(0.1)
@@ -207,3 +208,40 @@ async def test_held_positions_are_decided_at_once_after_a_restart(harness: Harne
     finally:
         ticker.cancel()
     assert len([o for o in fake.orders[orders_before:] if o.side == "BUY"]) == 1
+
+
+async def test_a_second_installation_on_the_same_account_refuses_to_trade_and_cancels_nothing(
+    harness: Harness, tmp_path: Path
+) -> None:
+    fake = harness.fake
+    await _adopted(harness)  # the first installation holds the position and its backstop
+    deletes_from = len(fake.requests)
+    posts_before = sum(1 for r in fake.requests if r.method == "POST" and r.path in (ORDER, ALGO))
+
+    (tmp_path / "second").mkdir()
+    second = Harness(fake, tmp_path / "second")  # another database: another instance tag
+    try:
+        await second.start()
+        ctx = second.engine.ctx
+        assert ctx.halted and "another SurgeDCA installation" in (ctx.halt_reason or "")
+        halted = [e for e in second.recorder.events if e.kind == "TradingHalted"]
+        assert len(halted) == 1 and halted[0].cause == "foreign_instance"
+        assert second.service is not None and second.service.api is not None
+        health = await second.service.api.health()
+        assert health.halted is not None  # /health says why
+        # It neither adopted the first one's position nor touched its stop, and sends nothing while halted.
+        assert second.db_position(SYM) is None
+        await fake.set_price(SYM, "96.50")  # a DCA level for the first installation's position
+        await until(lambda: harness.db_position(SYM).state.stage.value == "first_dca", what="the first one's DCA")
+        await until(lambda: harness.assert_agree(SYM) is not None, what="the first one's backstop moved")
+        report = await second.service.api.sync("tg:1")
+        assert any(i.kind == "foreign_instance" for i in report.items)
+    finally:
+        await second.stop()
+    tag = harness.engine.executor.ids.tag
+    cancels = [r for r in fake.requests[deletes_from:] if r.method == "DELETE" and r.path in (ORDER, ALGO)]
+    ids = [r.params.get("clientAlgoId") or r.params.get("origClientOrderId") or "" for r in cancels]
+    assert all(i.startswith(f"sdca-{tag}-") for i in ids), ids  # only the first replacing its own stop
+    buys = [r for r in fake.requests[posts_before:] if r.method == "POST" and r.path == ORDER]
+    assert all(r.params.get("newClientOrderId", "").startswith(f"sdca-{tag}-") for r in buys)
+    harness.assert_agree(SYM)

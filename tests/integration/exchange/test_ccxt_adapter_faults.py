@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -236,3 +237,27 @@ async def test_past_80_percent_weight_non_exits_wait_for_the_next_minute(
     assert await asyncio.wait_for(query, timeout=10) == []
     assert _requests(fake, "GET", "/fapi/v3/positionRisk")[0].time_ms // 60_000 == burst_minute + 1
     assert not any(r.status == 429 for r in fake.requests)
+
+
+# ------------------------------------------------------------------ the account's order-count limits
+async def test_entries_stop_at_half_the_order_limit_and_exits_keep_the_rest(
+    fake: FakeBinance, adapter: CcxtBinanceAdapter
+) -> None:
+    fake.set_order_limits(per_10s=8)  # read from exchangeInfo's rateLimits at load_markets
+    await adapter.load_markets()
+    assert adapter.order_budget().limit_10s == 8
+    for i in range(4):  # half of 8
+        await _buy(adapter, f"sdca-1-entry-{i}", "0.002")
+    with pytest.raises(RateLimitedError) as refused:
+        await _buy(adapter, "sdca-1-entry-9", "0.002")
+    assert getattr(refused.value, "local", False)  # refused here, before the exchange had to
+    assert len(_requests(fake, *ORDER)) == 4
+    assert fake.order_counts().ten_seconds == 4  # what the headers said: the adapter agrees
+    assert adapter.order_budget().used(10, time.monotonic()) == 4
+    # Exits may use what entries left, up to 90% of the limit: never locked out by a storm of entries.
+    for i in range(3):
+        await _buy(adapter, f"sdca-1-sl-{i}", "0.002", reduce_only=True)
+    with pytest.raises(RateLimitedError):
+        await _buy(adapter, "sdca-1-sl-9", "0.002", reduce_only=True)
+    assert len(_requests(fake, *ORDER)) == 7  # the exchange never answered -1015
+

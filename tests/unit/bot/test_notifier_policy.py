@@ -12,7 +12,7 @@ from trading.events import (
     DcaFilled,
     EngineEvent,
     ErrorEvent,
-    OrderRejected,
+    OrderRefused,
     PositionClosed,
     ServiceStarted,
     StreamDown,
@@ -88,8 +88,10 @@ def test_classification() -> None:
     assert coalesce_key(StreamDown(ts_ms=T, name="market", detail="")) == coalesce_key(
         StreamUp(ts_ms=T, name="market", down_for_s=1)
     )
-    rejected: EngineEvent = OrderRejected(ts_ms=T, symbol="BTCUSDT", what="dca", code=-2019, message="margin")
-    assert coalesce_key(rejected) == ("OrderRejected", "BTCUSDT")
+    rejected: EngineEvent = OrderRefused(
+        ts_ms=T, symbol="BTCUSDT", what="first_dca", code=-2019, refusal="margin", message="margin", retry_in_s=2
+    )
+    assert coalesce_key(rejected) == ("OrderRefused", "BTCUSDT|first_dca|-2019")
 
 
 def test_one_alert_per_key_per_window_then_a_summary() -> None:

@@ -16,11 +16,12 @@ from trading.core.config import StrategyConfig
 from trading.core.models import Stage
 from trading.core.reports import Condition, SignalReport
 from trading.events import (
+    BackstopLost,
     DcaFilled,
     EngineEvent,
     EntryFilled,
     ErrorEvent,
-    OrderRejected,
+    OrderRefused,
     OrderSkipped,
     PartialExit,
     PositionAdopted,
@@ -31,6 +32,7 @@ from trading.events import (
     ServiceStopping,
     StreamDown,
     StreamUp,
+    TradingHalted,
 )
 from trading.views import (
     ConfigChange,
@@ -144,8 +146,14 @@ def every_event(symbol: str = "BTCUSDT", text: str = "boom") -> list[EngineEvent
         PositionVanished(ts_ms=NOW, symbol=symbol, qty=D("1"), pnl=None, position_id=2),
         QuantityDrift(ts_ms=NOW, symbol=symbol, db_qty=D("1"), exchange_qty=D("0.9")),
         OrderSkipped(ts_ms=NOW, symbol=symbol, what=text, why=text),
-        OrderRejected(ts_ms=NOW, symbol=symbol, what=text, code=-2019, message=text),
-        OrderRejected(ts_ms=NOW, symbol=symbol, what="dca", code=None, message=text),
+        OrderRefused(ts_ms=NOW, symbol=symbol, what=text, code=-2019, refusal="margin", message=text, retry_in_s=8),
+        OrderRefused(ts_ms=NOW, symbol=symbol, what="first_dca", code=None, refusal=text, message=text, gave_up=True),
+        OrderRefused(ts_ms=NOW, symbol=symbol, what="entry", code=-4164, refusal="notional", message=text,
+                     cooldown_min=15),
+        BackstopLost(ts_ms=NOW, symbol=symbol, status="CANCELED", client_id=text, restored_price=D("90")),
+        BackstopLost(ts_ms=NOW, symbol=symbol, status=text, client_id=text, restored_price=None),
+        TradingHalted(ts_ms=NOW, symbol=symbol, cause="foreign_instance", detail=text),
+        TradingHalted(ts_ms=NOW, symbol=symbol, cause=text, detail=text, halted=False),
         StreamDown(ts_ms=NOW, name=text, detail=text),
         StreamUp(ts_ms=NOW, name=text, down_for_s=12.5),
         ErrorEvent(ts_ms=NOW, symbol=symbol, where=text, message=text * 500),
