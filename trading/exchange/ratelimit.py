@@ -13,6 +13,8 @@ Time is passed in, so the rules are tested with plain numbers.
 
 from __future__ import annotations
 
+import bisect
+from collections import deque
 from dataclasses import dataclass, field
 
 WEIGHT_LIMIT_1M = 2400
@@ -84,14 +86,13 @@ class OrderBudget:
 
     limit_10s: int = ORDER_LIMIT_10S
     limit_1m: int = ORDER_LIMIT_1M
-    _sent: list[float] = field(default_factory=list)  # monotonic seconds of our orders in the last minute
+    _sent: deque[float] = field(default_factory=deque)  # monotonic seconds of our orders in the last minute
     _reported: dict[int, tuple[int, float]] = field(default_factory=dict)  # window s -> (count, read at)
 
     def note_sent(self, now: float) -> None:
         self._sent.append(now)
-        cutoff = now - 60.0
-        if self._sent and self._sent[0] < cutoff:
-            self._sent = [t for t in self._sent if t >= cutoff]
+        while self._sent and self._sent[0] < now - 60.0:
+            self._sent.popleft()
 
     def record(self, count_10s: int | None, count_1m: int | None, now: float) -> None:
         if count_10s is not None:
@@ -100,7 +101,7 @@ class OrderBudget:
             self._reported[60] = (count_1m, now)
 
     def used(self, window_s: int, now: float) -> int:
-        mine = sum(1 for t in self._sent if t > now - window_s)
+        mine = len(self._sent) - bisect.bisect_right(self._sent, now - window_s)
         count, at = self._reported.get(window_s, (0, -1e18))
         return max(mine, count if now - at < window_s else 0)
 
