@@ -104,22 +104,8 @@ class Monitor:
 
     async def decide_all_now(self) -> int:
         """At start: every held position decided on against the current price at once (not at the next trade:
-        the price may have crossed a level while the service was down). Returns how many were decided."""
-        symbols = self.ctx.book.symbols()
-        if not symbols:
-            return 0
-        try:
-            prices = await self.ctx.port.fetch_prices(symbols)
-        except ExchangeError as exc:
-            log.warning("start-up prices unavailable (%r): the first trades decide", exc)
-            return 0
-        for symbol, price in prices.items():
-            entry = self.ctx.book.get(symbol)
-            if entry is not None:
-                entry.last_px = str(price)
-                entry.last_price_ms = self.ctx.clock.now_ms()
-                await self.decide(entry, str(price))
-        return len(prices)
+        the price may have crossed a level while the service was down). Returns how many prices were fed."""
+        return await self._poll(self.ctx.book.symbols(), "start-up prices")
 
     # ------------------------------------------------------------------ at each 1m close
     async def on_minute_closed(self, symbol: str, close: str) -> None:
@@ -149,15 +135,20 @@ class Monitor:
 
     async def poll_once(self) -> int:
         """Fetch prices of held symbols that had no price for a poll interval; returns how many were fed."""
-        stale = self.stale_symbols()
-        if not stale:
+        fed = await self._poll(self.stale_symbols(), "REST price fallback")
+        if fed:
+            self.fallback_polls += 1
+        return fed
+
+    async def _poll(self, symbols: list[str], what: str) -> int:
+        """Prices of ``symbols`` over REST, fed through the hot path as if they came from the stream."""
+        if not symbols:
             return 0
         try:
-            prices = await self.ctx.port.fetch_prices(stale)
+            prices = await self.ctx.port.fetch_prices(symbols)
         except ExchangeError as exc:
-            log.warning("REST price fallback failed: %r", exc)
+            log.warning("%s unavailable (%r)", what, exc)
             return 0
-        self.fallback_polls += 1
         for symbol, price in prices.items():
             await self.on_price(symbol, str(price))
         return len(prices)
