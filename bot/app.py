@@ -64,7 +64,8 @@ from trading.views import ServiceAPI
 log = logging.getLogger(__name__)
 
 _STOP_FLAG = "bot_stop_requested"
-STOP_GRACE_S = 10.0  # an /exit asks the exchange for a lost reply for up to ~8 s (executor.ask_delays)
+# A confirmed /exit finishes: a lost reply is asked about briefly, a refused one is sent again 2 s and 4 s later.
+STOP_GRACE_S = 10.0
 
 
 def create_bot(token: str, api_url: str | None = None, *, link: TelegramLink | None = None) -> Bot:

@@ -13,6 +13,7 @@ from typing import Any
 from storage.db import Database
 from trading.core import ladder
 from trading.core.config import ConfigError, StrategyConfig
+from trading.core.order_state import OrderKind
 from trading.settings import Settings
 from trading.store import Store
 
@@ -75,7 +76,7 @@ def collect_status(settings: Settings) -> dict[str, Any] | None:
                 }
                 for r in closed
             ],
-            "unresolved_orders": [r.client_order_id for r in store.journal.unresolved() if r.kind == "market"],
+            "unresolved_orders": [r.client_order_id for r in store.journal.unresolved() if r.kind is OrderKind.MARKET],
         }
     finally:
         store.db.conn.close()

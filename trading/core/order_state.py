@@ -89,3 +89,48 @@ POSITION_TRANSITIONS: dict[PositionStatus, frozenset[PositionStatus]] = {
 class Origin(StrEnum):
     SIGNAL = "signal"  # opened by the scanner's entry signal
     ADOPTED = "adopted"  # found on the exchange and taken over
+
+
+class ExchangeOrderStatus(StrEnum):
+    """An order's status as Binance reports it (``X`` / ``status``)."""
+
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    EXPIRED = "EXPIRED"
+    REJECTED = "REJECTED"
+
+    @property
+    def final(self) -> bool:
+        return self in (
+            ExchangeOrderStatus.FILLED,
+            ExchangeOrderStatus.CANCELED,
+            ExchangeOrderStatus.EXPIRED,
+            ExchangeOrderStatus.REJECTED,
+        )
+
+
+class AlgoStatus(StrEnum):
+    """A conditional (algo) order's status on Binance's Algo Service (``ALGO_UPDATE`` ``X``, ``algoStatus``)."""
+
+    NEW = "NEW"  # resting, not triggered
+    TRIGGERING = "TRIGGERING"  # triggered, being sent to the matching engine
+    TRIGGERED = "TRIGGERED"  # its order is in the matching engine
+    FINISHED = "FINISHED"  # its order filled or ended there: check the executed quantity
+    CANCELED = "CANCELED"  # cancelled by the user (API or app)
+    EXPIRED = "EXPIRED"  # cancelled by the system (e.g. a GTE_GTC stop whose position closed)
+    REJECTED = "REJECTED"  # refused by the matching engine (e.g. margin check)
+    UNKNOWN = "UNKNOWN"  # a status this code does not know yet
+
+    @classmethod
+    def parse(cls, value: object) -> AlgoStatus:
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def ended_unfilled(self) -> bool:
+        """Ended without trading (FINISHED needs its executed quantity to say)."""
+        return self in (AlgoStatus.CANCELED, AlgoStatus.EXPIRED, AlgoStatus.REJECTED)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from trading.core.order_state import OrderKind, OrderState
+from trading.core.order_state import ExchangeOrderStatus, OrderKind, OrderState
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +166,8 @@ class JournalFacts:
 class ReportedOrder:
     """The exchange's answer about that client id (a market order, or the order a triggered stop became)."""
 
-    status: str  # Binance order status: NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED, REJECTED
+    status: ExchangeOrderStatus
     filled_qty: Decimal
-    final: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,10 +230,10 @@ def resolve_order(
         if row.position_open and not row.position_has_backstop:
             return AdoptResting()
         return CancelResting("not the position's current backstop")
-    if reported is not None and reported.filled_qty > 0 and (reported.final or reported.status == "FILLED"):
+    if reported is not None and reported.filled_qty > 0 and reported.status.final:
         return ApplyFill()
-    if reported is not None and reported.final:
-        state = OrderState.REJECTED if reported.status == "REJECTED" else OrderState.EXPIRED
+    if reported is not None and reported.status.final:
+        state = OrderState.REJECTED if reported.status is ExchangeOrderStatus.REJECTED else OrderState.EXPIRED
         return Ended(state, f"ended {reported.status} with nothing filled")
     if reported is not None:
         return Wait(f"still {reported.status} on the exchange")

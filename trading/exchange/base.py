@@ -15,8 +15,9 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from trading.core.models import Bracket, SymbolRules
+from trading.core.order_state import AlgoStatus, ExchangeOrderStatus
 
-__all__ = ["Bracket"]  # re-exported: the maintenance brackets live in the core (risk needs them)
+__all__ = ["AlgoStatus", "Bracket"]  # re-exported: the maintenance brackets live in the core (risk needs them)
 
 CLIENT_ID_PREFIX = "sdca-"
 # recvWindow sent with every signed request: Binance refuses (and never executes) a request that reaches it
@@ -68,17 +69,7 @@ class Side(StrEnum):
     SELL = "SELL"
 
 
-class OrderStatus(StrEnum):
-    NEW = "NEW"
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"
-    FILLED = "FILLED"
-    CANCELED = "CANCELED"
-    EXPIRED = "EXPIRED"
-    REJECTED = "REJECTED"
-
-    @property
-    def final(self) -> bool:
-        return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
+OrderStatus = ExchangeOrderStatus  # an order's status on the exchange (the pure enum lives in the core)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +137,7 @@ class AlgoOrder:
     client_algo_id: str
     side: Side
     type: str  # "STOP_MARKET"
-    status: str  # NEW, TRIGGERING, TRIGGERED, FINISHED, CANCELED, EXPIRED, REJECTED
+    status: AlgoStatus
     trigger_price: Decimal
     close_position: bool
     working_type: str  # "MARK_PRICE" | "CONTRACT_PRICE"
@@ -246,7 +237,7 @@ class AlgoUpdate:
     symbol: str
     client_algo_id: str
     algo_id: str
-    status: str
+    status: AlgoStatus
     trigger_price: Decimal
     event_time: int
     executed_qty: Decimal = Decimal(0)  # "aq": what the triggered order filled (FINISHED with 0: nothing)

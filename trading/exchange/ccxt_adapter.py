@@ -35,6 +35,7 @@ from trading.core.models import SymbolRules
 from trading.exchange.base import (
     REQUEST_WINDOW_MS,
     AlgoOrder,
+    AlgoStatus,
     AuthError,
     Balance,
     Bracket,
@@ -806,7 +807,7 @@ def parse_algo_order(raw: Mapping[str, Any]) -> AlgoOrder:
         client_algo_id=str(raw.get("clientAlgoId", "")),
         side=Side(str(raw["side"])),
         type=str(raw.get("orderType") or raw.get("type", "")),
-        status=str(raw.get("algoStatus") or raw.get("status", "")),
+        status=AlgoStatus.parse(raw.get("algoStatus") or raw.get("status", "")),
         trigger_price=_dec(raw.get("triggerPrice")),
         close_position=_bool(raw.get("closePosition")),
         working_type=str(raw.get("workingType", "")),

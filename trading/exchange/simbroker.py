@@ -49,6 +49,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperati
 from trading.exchange.base import (
     AccountUpdate,
     AlgoOrder,
+    AlgoStatus,
     AlgoUpdate,
     Balance,
     ExchangePosition,
@@ -406,7 +407,7 @@ class SimBroker:
             client_algo_id=client_algo_id,
             side=Side.SELL,
             type="STOP_MARKET",
-            status="NEW",
+            status=AlgoStatus.NEW,
             trigger_price=trigger,
             close_position=qty is None,
             working_type="MARK_PRICE",
@@ -419,14 +420,14 @@ class SimBroker:
         with self._tx() as cur:
             if cur is not None:
                 self._save_algo(cur, algo)
-        self._emit(AlgoUpdate(symbol, client_algo_id, algo.algo_id, "NEW", trigger, now))
+        self._emit(AlgoUpdate(symbol, client_algo_id, algo.algo_id, AlgoStatus.NEW, trigger, now))
         return algo
 
     def cancel_algo(self, symbol: str, client_algo_id: str) -> None:
         algo = self._algos.get(client_algo_id)
         if algo is None or algo.symbol != symbol:
             raise NotFoundError("Unknown order sent.", code=-2011, http_status=400)
-        self._finish_algo(algo, "CANCELED", self.now_ms())
+        self._finish_algo(algo, AlgoStatus.CANCELED, self.now_ms())
 
     # ------------------------------------------------------------------ internals: fills
     def _trigger_stops(self, symbol: str, price: Decimal, ts: int, *, fill_at: Decimal | None = None) -> None:
@@ -434,8 +435,8 @@ class SimBroker:
         for algo in [a for a in self._algos.values() if a.symbol == symbol and price <= a.trigger_price]:
             if algo.client_algo_id not in self._algos:
                 continue
-            self._emit(AlgoUpdate(symbol, algo.client_algo_id, algo.algo_id, "TRIGGERING", algo.trigger_price, ts))
-            self._emit(AlgoUpdate(symbol, algo.client_algo_id, algo.algo_id, "TRIGGERED", algo.trigger_price, ts))
+            for status in (AlgoStatus.TRIGGERING, AlgoStatus.TRIGGERED):
+                self._emit(AlgoUpdate(symbol, algo.client_algo_id, algo.algo_id, status, algo.trigger_price, ts))
             pos = self.positions.get(symbol)
             if pos is not None and pos.qty > 0:
                 # A market sell of the whole long (closePosition) or of at most its quantity (reduce-only);
@@ -452,7 +453,7 @@ class SimBroker:
                     finishing=algo,
                 )
             else:
-                self._finish_algo(algo, "FINISHED", ts)  # no long to close: finishes without trading
+                self._finish_algo(algo, AlgoStatus.FINISHED, ts)  # no long to close: finishes without trading
 
     def _fill_price(self, symbol: str, side: Side, base: Decimal) -> Decimal:
         tick = self._markets[symbol].rules.tick_size
@@ -534,7 +535,7 @@ class SimBroker:
                 self._save_position(cur, symbol, price)
                 self._save_meta(cur, "wallet", str(self.wallet))
                 if finishing is not None:
-                    self._save_algo(cur, replace(finishing, status="FINISHED", update_time=ts))
+                    self._save_algo(cur, replace(finishing, status=AlgoStatus.FINISHED, update_time=ts))
                 if self.cursor_ms is not None and self.cursor_ms != self._saved_cursor:
                     self._save_meta(cur, "cursor_ms", str(self.cursor_ms))
         if self._conn is not None and self.cursor_ms is not None:
@@ -584,12 +585,18 @@ class SimBroker:
         if finishing is not None:
             self._emit(
                 AlgoUpdate(
-                    symbol, finishing.client_algo_id, finishing.algo_id, "FINISHED", finishing.trigger_price, ts, qty
+                    symbol,
+                    finishing.client_algo_id,
+                    finishing.algo_id,
+                    AlgoStatus.FINISHED,
+                    finishing.trigger_price,
+                    ts,
+                    qty,
                 )
             )
         return order
 
-    def _finish_algo(self, algo: AlgoOrder, status: str, ts: int) -> None:
+    def _finish_algo(self, algo: AlgoOrder, status: AlgoStatus, ts: int) -> None:
         self._algos.pop(algo.client_algo_id, None)
         self._reindex_stops(algo.symbol)
         with self._tx() as cur:
@@ -730,7 +737,7 @@ class SimBroker:
                 str(row[1]),
                 Side(row[3]),
                 str(row[4]),
-                str(row[5]),
+                AlgoStatus.parse(row[5]),
                 Decimal(row[6]),
                 bool(row[7]),
                 str(row[8]),

@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from trading.clock import Clock, SystemClock
 from trading.exchange.base import (
     AccountUpdate,
+    AlgoStatus,
     AlgoUpdate,
     ExchangePosition,
     Kline,
@@ -141,7 +142,7 @@ def parse_algo_update(data: dict[str, Any]) -> AlgoUpdate:
             symbol=str(o["s"]),
             client_algo_id=str(o["caid"]),
             algo_id=str(o["aid"]),
-            status=str(o["X"]),
+            status=AlgoStatus.parse(o["X"]),
             trigger_price=_dec(o.get("tp")),
             event_time=int(data["E"]),
             executed_qty=_dec(o.get("aq")),

@@ -31,15 +31,13 @@ from trading.book import BookEntry
 from trading.context import EngineContext
 from trading.core import ladder
 from trading.events import BackstopLost, ErrorEvent
-from trading.exchange.base import AlgoUpdate
+from trading.exchange.base import AlgoStatus, AlgoUpdate
 from trading.execution.ledger import PositionLedger
 from trading.execution.outcomes import Refused
 from trading.execution.sender import OrderSender, StopPlaced
 from trading.orders import ClientIds
 
 log = logging.getLogger("surgedca.backstop")
-
-ENDED_UNFILLED = frozenset({"CANCELED", "EXPIRED", "REJECTED"})
 
 
 class BackstopKeeper:
@@ -135,7 +133,7 @@ class BackstopKeeper:
         entry = self.ctx.book.get(ev.symbol)
         if entry is None or entry.backstop_client_id != ev.client_algo_id:
             return False
-        return ev.status in ENDED_UNFILLED or (ev.status == "FINISHED" and ev.executed_qty <= 0)
+        return ev.status.ended_unfilled or (ev.status is AlgoStatus.FINISHED and ev.executed_qty <= 0)
 
     async def put_back(self, ev: AlgoUpdate) -> None:
         """Caller holds the lock: the stop ended while its position is open. Record it and place a new one."""

@@ -97,7 +97,7 @@ class JournalResolver:
             priority = row.reduce_only
             order = await ctx.port.fetch_order(symbol, row.client_order_id, priority=priority)
             if order is not None:
-                reported = reconcile.ReportedOrder(order.status.value, order.filled_qty, order.status.final)
+                reported = reconcile.ReportedOrder(order.status, order.filled_qty)
         facts = reconcile.JournalFacts(
             kind=row.kind,
             status=row.status,

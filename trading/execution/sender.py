@@ -29,6 +29,7 @@ from trading.core.order_state import OrderKind, OrderState
 from trading.core.refusals import RefusalClass, classify_refusal
 from trading.exchange.base import (
     AlgoOrder,
+    AlgoStatus,
     ExchangeError,
     NotFoundError,
     Order,
@@ -217,9 +218,9 @@ class OrderSender:
         )
         return StopPlaced(cid, algo)
 
-    def mark_ended(self, cid: str, exchange_status: str) -> None:
+    def mark_ended(self, cid: str, exchange_status: AlgoStatus) -> None:
         """A stop of ours ended on the exchange without filling (its ALGO_UPDATE said so)."""
-        state = {"CANCELED": OrderState.CANCELED, "REJECTED": OrderState.REJECTED}.get(
+        state = {AlgoStatus.CANCELED: OrderState.CANCELED, AlgoStatus.REJECTED: OrderState.REJECTED}.get(
             exchange_status, OrderState.EXPIRED
         )
         with contextlib.suppress(UnknownOrder):
