@@ -31,6 +31,7 @@ from trading.exchange.base import (
     ExchangeError,
     ExchangePort,
     ExchangePosition,
+    FundingIncome,
     Kline,
     KlineEvent,
     Market,
@@ -146,6 +147,9 @@ class PaperExchange:
 
     async def fetch_trades(self, symbol: str, *, start_ms: int | None = None) -> list[Trade]:
         return self.broker.trades(symbol, start_ms)
+
+    async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
+        return self.broker.funding_income(start_ms, end_ms)
 
     async def create_market_order(
         self, symbol: str, side: Side, qty: Decimal, *, client_order_id: str, reduce_only: bool
