@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from tests.e2e.conftest import Harness, until
+from trading.execution.funding import CHECK_GRACE_MS
 
 D = Decimal
 SYM = "SOLUSDT"
@@ -77,33 +78,41 @@ async def test_a_funding_payment_on_the_user_stream_is_recorded_and_counts_in_th
 
 async def test_a_payment_lost_on_the_stream_is_found_by_the_reconciler_and_recorded_once(harness: Harness) -> None:
     fake = harness.fake
-    # The exchange's clock a few seconds before the reconciler's look after the 8-hour funding time T: the
-    # look-up at start-up has just happened, the next one is due 30 s after T.
     now = int(time.time() * 1000)
-    funding_time = now - now % EIGHT_HOURS_MS
-    fake.time_offset_ms = funding_time + 27_000 - now
+    funding_time = now - now % EIGHT_HOURS_MS + EIGHT_HOURS_MS  # the next 8-hour funding time
+    fake.time_offset_ms = funding_time - 60_000 - now  # the exchange lives a minute before it
     sent: list[dict[str, Any]] = []
     emit = fake.exchange.emit
     fake.exchange.emit = lambda event: (sent.append(event), emit(event))[1]  # type: ignore[method-assign]
     pid = await _adopted(harness)
+    engine = harness.engine
+    tracker = engine.executor.funding
+    assert tracker.next_check_ms() == funding_time + CHECK_GRACE_MS  # looked at start-up; next after the funding
     fake.faults.silence_private(2.0)  # the user stream stalls: the FUNDING_FEE update is lost
+    fake.time_offset_ms += 60_000  # the funding time
     paid = await fake.charge_funding(SYM, "0.0003")
     assert paid == D("-0.03")
     update = [e for e in sent if e["e"] == "ACCOUNT_UPDATE" and e["a"]["m"] == "FUNDING_FEE"][-1]
-    rows = await until(lambda: harness.store.funding.for_position(pid), timeout=12, what="the reconciler's look-up")
+    await until(lambda: not fake.faults.private_silent(), timeout=3, what="the stream speaking again")
+    assert harness.store.funding.for_position(pid) == []  # lost: nothing told the service
+    # The exchange's clock passes the reconciler's moment; the service follows it (its clock sync, as live).
+    fake.time_offset_ms += CHECK_GRACE_MS
+    await engine.ctx.port.sync_time()
+    await engine.ctx.clock.sync(engine.ctx.port.server_time)
+    rows = await until(lambda: harness.store.funding.for_position(pid), timeout=8, what="the reconciler's look-up")
     assert [(r.amount, r.key) for r in rows] == [(D("-0.03"), str(fake.income[-1].tran_id))]
-    found = harness.engine.reconciler.last
+    found = engine.reconciler.last
     assert [(i.kind, i.symbol) for i in found.items if i.kind == "funding_recorded"] == [("funding_recorded", SYM)]
     assert harness.db_position(SYM).funding == D("-0.03")
+    assert tracker.next_check_ms() == funding_time + EIGHT_HOURS_MS + CHECK_GRACE_MS
 
     # The lost update arrives after all (a late delivery): it prompts a look-up, which records nothing twice.
     looked_up = _income_requests(harness)
-    await until(lambda: not fake.faults.private_silent(), timeout=3, what="the stream speaking again")
     emit(update)
     await fake.flush()
     await until(lambda: _income_requests(harness) > looked_up, timeout=5, what="the look-up after the late update")
-    await until(lambda: not harness.engine.executor.funding._lock.locked(), timeout=5, what="the look-up done")
+    await until(lambda: not tracker._lock.locked(), timeout=5, what="the look-up done")
     assert len(harness.store.funding.for_position(pid)) == 1
     assert harness.db_position(SYM).funding == D("-0.03")
-    audit = [r for r in harness.store.audit.recent(50) if r.action == "funding"]
+    audit = harness.store.audit.recent(50, action="funding")
     assert len(audit) == 1 and audit[0].actor == "reconciler"
