@@ -3,6 +3,7 @@ trade's result and the day's statistics; the tracker's look-ups and when the rec
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,8 @@ from trading.context import EngineContext
 from trading.core.config import StrategyConfig
 from trading.core.models import ExitReason
 from trading.events import EngineEvent, PositionClosed
-from trading.exchange.base import FundingIncome
+from trading.exchange.base import FUNDING_FEE, AccountUpdate, FundingIncome, RetriableError
+from trading.execution import funding
 from trading.execution.funding import CHECK_GRACE_MS, LOOKBACK_MS, FundingTracker
 from trading.execution.ledger import ExternalSell, PositionLedger
 from trading.runner import WorkRunner
@@ -41,6 +43,8 @@ class IncomeHistory:
     def __init__(self) -> None:
         self.rows: list[FundingIncome] = []
         self.calls: list[tuple[int, int]] = []
+        self.down = False
+        self.hidden = 0  # the next look-ups that do not list the newest row yet (Binance writing it)
 
     def pay(self, symbol: str, amount: str, time_ms: int, asset: str = "USDT") -> FundingIncome:
         row = FundingIncome(str(9_000 + len(self.rows)), symbol, D(amount), asset, time_ms)
@@ -49,7 +53,11 @@ class IncomeHistory:
 
     async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
         self.calls.append((start_ms, end_ms))
-        return [r for r in self.rows if start_ms <= r.time_ms <= end_ms]
+        if self.down:
+            raise RetriableError("HTTP 503")
+        rows = self.rows[:-1] if self.hidden else self.rows
+        self.hidden = max(0, self.hidden - 1)
+        return [r for r in rows if start_ms <= r.time_ms <= end_ms]
 
 
 @pytest.fixture
@@ -183,3 +191,40 @@ async def test_the_reconciler_looks_only_after_a_funding_time_of_a_held_symbol(w
     # a position closed since the last look still gets its look after the next funding time
     _close(ctx, ledger, "101", T0 + 5 * HOUR)
     assert ctx.book.get(SYM) is None and tracker.next_check_ms() == T0 + 8 * HOUR + CHECK_GRACE_MS
+
+
+async def test_a_failed_look_up_is_tried_again_at_the_next_round(world) -> None:  # type: ignore[no-untyped-def]
+    _, clock, ledger, tracker, income, _ = world
+    ledger.adopt(SYM, D("1"), D("100"), actor="test")
+    income.down = True
+    assert await tracker.catch_up(force=True) == [] and tracker.next_check_ms() == 0  # start-up look failed: due
+    income.down = False
+    income.pay(SYM, "-0.05", T0 - HOUR)
+    clock.set(T0 - HOUR + 15_000)
+    [item] = await tracker.catch_up()
+    assert item.symbol == SYM and tracker.next_check_ms() == T0 + CHECK_GRACE_MS
+
+
+async def test_after_a_funding_update_the_tracker_looks_until_the_payment_is_listed(
+    world, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    ctx, clock, ledger, _, income, _ = world
+    monkeypatch.setattr(funding, "STREAM_DELAYS_S", (0.01, 0.02, 0.03))
+    runner = WorkRunner(inline=False)  # live: the look-up runs a moment after the update, as a task
+    tracker = FundingTracker(ctx, ledger, runner)
+    entry = ledger.adopt(SYM, D("1"), D("100"), actor="test")
+    clock.set(T0 + 300)
+    income.pay(SYM, "-0.05", T0)
+    income.hidden = 1  # the first look-up comes before Binance lists the payment
+    update = AccountUpdate(D("999.95"), (), FUNDING_FEE, T0 + 200, balance_change=D("-0.05"))
+    await tracker.on_account_update(update)
+    await tracker.on_account_update(update)  # two symbols' updates at the same funding time: one look-up
+    await tracker.on_account_update(AccountUpdate(D("1"), (), "ORDER", T0 + 250))  # not funding: nothing
+    for _ in range(100):
+        if entry.funding:
+            break
+        await asyncio.sleep(0.01)
+    assert entry.funding == D("-0.05") and len(income.calls) == 2  # not listed, then listed: recorded
+    await asyncio.sleep(0.1)
+    assert len(income.calls) == 2  # covered: no more look-ups
+    await runner.drain(1.0)

@@ -278,6 +278,7 @@ class AlgoUpdate:
 
 
 FUNDING_FEE = "FUNDING_FEE"  # ACCOUNT_UPDATE reason ("m") of a funding payment; also its income type
+INCOME_MAX_ROWS = 20_000  # a funding income look-up returns at most this many rows (20 pages of 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from pydantic import SecretStr
 
 from trading.core.models import SymbolRules
 from trading.exchange.base import (
+    INCOME_MAX_ROWS,
     REQUEST_WINDOW_MS,
     AlgoOrder,
     AuthError,
@@ -76,7 +77,7 @@ log = logging.getLogger(__name__)
 
 WEIGHT_HEADER = "x-mbx-used-weight-1m"
 INCOME_PAGE_LIMIT = 1000  # GET /fapi/v1/income: at most 1000 rows a page (weight 30 a page)
-INCOME_MAX_PAGES = 20  # a longer history is picked up from where this stopped, at the next look-up
+INCOME_MAX_PAGES = INCOME_MAX_ROWS // INCOME_PAGE_LIMIT  # the rest is read from where this stopped, next time
 RETRY_AFTER_HEADER = "retry-after"
 DEFAULT_MAX_LEVERAGE = 20  # when brackets cannot be read (no API key): a conservative stand-in
 _REDACT_RE = re.compile(r"(signature|listenKey|X-MBX-APIKEY)([=:]\s*)[^&\s,'\"}]+", re.IGNORECASE)

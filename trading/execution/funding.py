@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from trading.context import EngineContext
-from trading.exchange.base import FUNDING_FEE, AccountUpdate, ExchangeError
+from trading.exchange.base import FUNDING_FEE, INCOME_MAX_ROWS, AccountUpdate, ExchangeError
 from trading.execution.ledger import FundingRecorded, PositionLedger
 from trading.runner import WorkRunner
 from trading.views import SyncItem
@@ -132,6 +132,8 @@ class FundingTracker:
         that look, plus the grace. Nothing held: never."""
         ctx = self.ctx
         symbols = set(ctx.book.symbols())
+        if not self.last_check_ms:  # never looked (the start-up look failed): at once while something is held
+            return 0 if symbols else 2**62
         symbols |= {p.symbol for p in ctx.store.positions.list_closed(since_ms=self.last_check_ms)}
         base = self.last_check_ms - CHECK_GRACE_MS
         due = [(base // i + 1) * i + CHECK_GRACE_MS for i in (self.interval_ms(s) for s in symbols)]
@@ -171,7 +173,9 @@ class FundingTracker:
                     recorded.append(done)
                 elif not ctx.store.funding.exists(row.tran_id):
                     self._ignore(row.tran_id)  # not ours: the ledger said so once
-            ctx.store.state.set(WATERMARK_KEY, now, now)
+            # A look-up cut at its last page ends at its last row: the next one reads on from there.
+            end = rows[-1].time_ms if len(rows) >= INCOME_MAX_ROWS else now
+            ctx.store.state.set(WATERMARK_KEY, end, now)
             return FundingSync(tuple(recorded), tuple(r.time_ms for r in rows))
 
     def _window_start(self, now: int) -> int:
