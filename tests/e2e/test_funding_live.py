@@ -14,6 +14,7 @@ from typing import Any
 
 from tests.e2e.conftest import Harness, until
 from trading.execution.funding import CHECK_GRACE_MS
+from trading.status import collect_status, render
 
 D = Decimal
 SYM = "SOLUSDT"
@@ -55,6 +56,9 @@ async def test_a_funding_payment_on_the_user_stream_is_recorded_and_counts_in_th
     assert harness.db_position(SYM).funding == D("-0.05")
     assert (await api.position(SYM)).funding == D("-0.05")  # /positions: funding so far
     assert [p.funding for p in await api.positions()] == [D("-0.05")]
+    status = collect_status(harness.settings())  # `surgedca status`, from the database beside the running service
+    assert status is not None and [D(p["funding"]) for p in status["open_positions"]] == [D("-0.05")]
+    assert "funding -0.05" in render(status)
     # /sync looks again and finds nothing new: the payment stays recorded once
     report = await api.sync("tg:1")
     assert [i for i in report.items if i.kind == "funding_recorded"] == []
@@ -72,6 +76,9 @@ async def test_a_funding_payment_on_the_user_stream_is_recorded_and_counts_in_th
     assert (stats.today.trades, stats.today.funding, stats.today.realized_pnl, stats.today.fees) == (
         1, D("-0.05"), trade - D("0.05"), fees,
     )  # fmt: skip
+    status = collect_status(harness.settings())
+    assert status is not None and D(status["recent_trades"][-1]["funding"]) == D("-0.05")
+    assert "(funding -0.05 included)" in render(status)
     report_figures = (await api.report(1)).summary
     assert report_figures["funding"] == D("-0.05") and report_figures["realized_pnl"] == trade - D("0.05")
 
