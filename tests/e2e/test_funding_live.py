@@ -118,7 +118,7 @@ async def test_a_payment_lost_on_the_stream_is_found_by_the_reconciler_and_recor
     emit(update)
     await fake.flush()
     await until(lambda: _income_requests(harness) > looked_up, timeout=5, what="the look-up after the late update")
-    await until(lambda: not tracker._lock.locked(), timeout=5, what="the look-up done")
+    await until(lambda: not tracker.looking, timeout=5, what="the look-up done")
     assert len(harness.store.funding.for_position(pid)) == 1
     assert harness.db_position(SYM).funding == D("-0.03")
     audit = harness.store.audit.recent(50, action="funding")

@@ -94,6 +94,15 @@ class PaperFunding:
         self._retry_at: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def next_funding_ms(self, symbol: str) -> int | None:
+        """The funding time the paper account will be charged at next for ``symbol`` (None: not known yet)."""
+        return self._next.get(symbol)
+
+    @property
+    def asking(self) -> bool:
+        """A premiumIndex request is in flight."""
+        return bool(self._asking)
+
     def on_mark(self, symbol: str, event_ms: int) -> None:
         """A mark price of ``symbol`` at exchange time ``event_ms`` (the hot path: a dict look-up or two)."""
         pos = self.broker.positions.get(symbol)

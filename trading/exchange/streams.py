@@ -161,7 +161,8 @@ def parse_account_update(data: dict[str, Any], *, asset: str = "USDT") -> Accoun
     """
     try:
         a = data["a"]
-        wallet = change = None
+        wallet: Decimal | None = None
+        change: Decimal | None = None
         for b in a.get("B") or ():
             if b.get("a") == asset:
                 wallet = _dec(b["wb"])

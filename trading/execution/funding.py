@@ -67,6 +67,11 @@ class FundingTracker:
         self._timer = False
         self._ignored: set[str] = set()  # payments that are not ours (logged once)
 
+    @property
+    def looking(self) -> bool:
+        """A look-up is running now."""
+        return self._lock.locked()
+
     # ------------------------------------------------------------------ the user stream's cue
     async def on_account_update(self, ev: AccountUpdate) -> None:
         if ev.reason != FUNDING_FEE:

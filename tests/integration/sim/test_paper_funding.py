@@ -80,11 +80,11 @@ async def test_the_paper_account_pays_funding_at_the_funding_time(fake: FakeBina
         await port.create_market_order(SYM, Side.BUY, D("2"), client_order_id="p-1", reduce_only=False)
         wallet = broker.wallet
         await _mark(port, fake, T - 90_000)  # the first mark of a held symbol: when is its next funding?
-        await until(lambda: _asked(fake) == 1 and not port.funding._asking, timeout=5, what="premiumIndex read")
+        await until(lambda: _asked(fake) == 1 and not port.funding.asking, timeout=5, what="premiumIndex read")
         fake.set_funding_rate(SYM, "0.0005")  # Binance's estimate moves before the settlement
         await _mark(port, fake, T - 50_000)  # within RATE_LEAD_MS of it: the rate is read again
         assert T - 50_000 >= T - RATE_LEAD_MS
-        await until(lambda: _asked(fake) == 2 and not port.funding._asking, timeout=5, what="the rate read again")
+        await until(lambda: _asked(fake) == 2 and not port.funding.asking, timeout=5, what="the rate read again")
         await _mark(port, fake, T - 1)
         assert broker.funding == [] and broker.wallet == wallet and _asked(fake) == 2
         await _mark(port, fake, T + 250)  # the first mark at or after the funding time: charged
@@ -96,8 +96,8 @@ async def test_the_paper_account_pays_funding_at_the_funding_time(fake: FakeBina
         [income] = await port.fetch_funding_income(T - 1, T + 1)  # what the engine records on the position
         assert (income.symbol, income.amount, income.time_ms) == (SYM, D("-0.1"), T)
         await _mark(port, fake, T + 1_250)
-        await until(lambda: not port.funding._asking, timeout=5, what="the next funding time read")
-        assert port.funding._next[SYM] == T + 8 * 3_600_000 and len(broker.funding) == 1  # charged once
+        await until(lambda: not port.funding.asking, timeout=5, what="the next funding time read")
+        assert port.funding.next_funding_ms(SYM) == T + 8 * 3_600_000 and len(broker.funding) == 1  # charged once
     finally:
         await port.close()
     # After a restart just past the funding time nothing is charged again.
@@ -107,7 +107,7 @@ async def test_the_paper_account_pays_funding_at_the_funding_time(fake: FakeBina
     try:
         await port.load_markets()
         await _mark(port, fake, T + 2_000)
-        await until(lambda: _asked(fake) == 4 and not port.funding._asking, timeout=5, what="premiumIndex read")
+        await until(lambda: _asked(fake) == 4 and not port.funding.asking, timeout=5, what="premiumIndex read")
         await _mark(port, fake, T + 3_000)
         assert again.funding == [] and len(await port.fetch_funding_income(0, T + 3_000)) == 1
         # no position, no funding (and no request)
