@@ -98,6 +98,7 @@ _SYNC_KINDS = {
     "qty_drift": N_("quantity drift"),
     "stray_cancelled": N_("stray order cancelled"),
     "backstop_recreated": N_("backstop re-created"),
+    "funding_recorded": N_("funding payment recorded"),
 }
 
 

@@ -289,6 +289,9 @@ def test_funding_is_shown_in_positions_stats_and_the_close_alert(i18n: I18n) -> 
         assert parse_html(presenters.alert_text(closed)).endswith("Funding -0.25 USDT is included.")
         assert "Funding" not in presenters.alert_text(replace(closed, funding=D(0)))
     assert presenters.alert_line(closed).endswith("funding -0.25 USDT included")
+    found = SyncReport(NOW, (SyncItem("funding_recorded", "SOLUSDT", "funding -0.05 USDT at 08:00", "recorded"),), 3.0)
+    with i18n.context(), i18n.use_locale("ko"):
+        assert "펀딩비 지급 기록" in presenters.sync_text(found)
     with i18n.context(), i18n.use_locale("ko"):
         assert "펀딩비 -0.25 USDT 포함." in presenters.alert_text(closed)
         assert "지금까지 펀딩비: -0.12 USDT" in presenters.position_block(paid)
