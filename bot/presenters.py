@@ -124,6 +124,7 @@ _SYNC_KINDS = {
     "qty_drift": N_("quantity drift"),
     "stray_cancelled": N_("stray order cancelled"),
     "backstop_recreated": N_("backstop re-created"),
+    "funding_recorded": N_("funding payment recorded"),
 }
 
 
@@ -228,6 +229,8 @@ def position_block(p: PositionView) -> str:
     )
     if p.half_taken:
         lines.append(_("Half taken · trailing stop: {price}").format(price=fmt_price(p.trailing_stop)))
+    if p.funding:
+        lines.append(_("Funding so far: {funding} USDT").format(funding=fmt_usdt(p.funding, signed=True)))
     return "\n".join(lines)
 
 
@@ -266,6 +269,8 @@ def position_details(p: PositionView, *, now_ms: int) -> str:
         ),
         _("Origin: {origin}").format(origin=_("adopted") if p.origin == "adopted" else _("signal")),
     ]
+    if not p.funding:  # the block shows it once there is some
+        lines.append(_("Funding so far: none paid or received"))
     if p.legs:
         lines.append(_("<b>Lots held</b>"))
         for leg in p.legs:
@@ -538,12 +543,16 @@ def invalid_config_text(problems: Iterable[str]) -> str:
 def _period(label: str, s: PeriodStats) -> str:
     if not s.trades:
         return _("<b>{label}</b>: no trades").format(label=label)
-    return _("<b>{label}</b>: {trades} trades, win rate {rate}, realised {pnl} USDT, fees {fees} USDT").format(
+    return _(
+        "<b>{label}</b>: {trades} trades, win rate {rate}, realised {pnl} USDT after fees {fees} USDT "
+        "and funding {funding} USDT"
+    ).format(
         label=label,
         trades=s.trades,
         rate=fmt_pct(s.win_rate or 0, places=1),
         pnl=fmt_usdt(s.realized_pnl, signed=True),
         fees=fmt_usdt(s.fees),
+        funding=fmt_usdt(s.funding, signed=True),
     )
 
 
@@ -641,8 +650,10 @@ _SUMMARY_LABELS: dict[str, tuple[str, str]] = {
     "trades": (N_("Trades"), "int"),
     "wins": (N_("Wins"), "int"),
     "win_rate": (N_("Win rate"), "ratio"),
-    "realized_pnl": (N_("Realised PnL (USDT)"), "signed_usdt"),
+    "realized_pnl": (N_("Realised PnL after fees and funding (USDT)"), "signed_usdt"),
     "fees": (N_("Fees (USDT)"), "usdt"),
+    "funding": (N_("Funding of these trades (USDT)"), "signed_usdt"),
+    "open_funding": (N_("Funding of open positions so far (USDT)"), "signed_usdt"),
     "start_equity": (N_("Equity at start (USDT)"), "usdt"),
     "end_equity": (N_("Equity at end (USDT)"), "usdt"),
     "max_drawdown_pct": (N_("Max drawdown"), "percent"),
@@ -919,6 +930,8 @@ def alert_text(event: EngineEvent) -> str:
             body = _("{symbol} ({reason}): sold {qty} at {price}; result {pnl} USDT ({pct} of margin)").format(
                 symbol=s, reason=reason_name(e.reason), **figures
             )
+        if e.funding:  # the result is after funding: say how much of it that was
+            body += " " + _("Funding {funding} USDT is included.").format(funding=fmt_usdt(e.funding, signed=True))
         return f"{head} {body}"
     if isinstance(e, PositionAdopted):
         return _("📥 <b>Adopted</b> {symbol}: a position of {qty} at {price} found on the exchange").format(
@@ -1041,6 +1054,7 @@ def alert_line(event: EngineEvent, more: int = 0) -> str:
         text = (
             f"{label} {sym} ({e.reason}): sold {fmt_qty(e.qty)} at {fmt_price(e.price)}; "
             f"pnl {fmt_usdt(e.pnl, signed=True)} USDT ({fmt_pct(e.pnl_pct, signed=True)} of margin)"
+            + (f", funding {fmt_usdt(e.funding, signed=True)} USDT included" if e.funding else "")
         )
     elif isinstance(e, PositionAdopted):
         text = f"ADOPTED {sym}: {fmt_qty(e.qty)} at {fmt_price(e.entry_price)}"

@@ -31,6 +31,10 @@ class DuplicateFill(StorageError):
     """This fill was already recorded: applying it twice would double a position."""
 
 
+class DuplicateFunding(StorageError):
+    """This funding payment (its exchange id) was already recorded."""
+
+
 class ActivePositionExists(StorageError):
     """The symbol already has a pending or open position."""
 

@@ -215,10 +215,43 @@ _V3_SYMBOL_BLOCKS: tuple[str, ...] = (
     """,
 )
 
+# Funding payments (Binance's FUNDING_FEE income), one row per payment, attributed to the position that held
+# the symbol at the funding time. ``amount`` keeps Binance's sign: negative when the account paid, positive when
+# it received. ``key`` is the payment's unique id at the exchange (the income history's ``tranId``), so a
+# payment seen twice (the stream's prompt and the reconciler's look-up) is recorded once. The position's running
+# total and the day's share sit beside its fees; ``sim_funding`` is the simulated exchange's income history.
+_V4_FUNDING: tuple[str, ...] = (
+    """
+    CREATE TABLE funding (
+        id INTEGER PRIMARY KEY,
+        position_id INTEGER NOT NULL REFERENCES positions(id),
+        symbol TEXT NOT NULL,
+        key TEXT NOT NULL UNIQUE,
+        amount TEXT NOT NULL,
+        asset TEXT NOT NULL DEFAULT 'USDT',
+        ts_ms INTEGER NOT NULL,
+        recorded_at_ms INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX funding_position ON funding(position_id)",
+    "CREATE INDEX funding_symbol_ts ON funding(symbol, ts_ms)",
+    """
+    CREATE TRIGGER funding_immutable BEFORE UPDATE ON funding
+    BEGIN SELECT RAISE(ABORT, 'funding payments are immutable'); END
+    """,
+    "ALTER TABLE positions ADD COLUMN funding TEXT NOT NULL DEFAULT '0'",
+    "ALTER TABLE daily_stats ADD COLUMN funding TEXT NOT NULL DEFAULT '0'",
+    "CREATE TABLE IF NOT EXISTS sim_funding (account TEXT NOT NULL, tran_id INTEGER NOT NULL, symbol TEXT NOT NULL,"
+    " time INTEGER NOT NULL, rate TEXT NOT NULL, mark TEXT NOT NULL, qty TEXT NOT NULL, amount TEXT NOT NULL,"
+    " PRIMARY KEY (account, tran_id))",
+    "CREATE INDEX IF NOT EXISTS sim_funding_by_time ON sim_funding (account, time)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "simulated exchange tables", (*_V2_SIM, _sim_stop_qty)),
     Migration(3, "timed symbol blocks", _V3_SYMBOL_BLOCKS),
+    Migration(4, "funding payments", _V4_FUNDING),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

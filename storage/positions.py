@@ -34,7 +34,7 @@ class PositionRecord:
     opened_at_ms: int
     closed_at_ms: int | None
     close_reason: str | None
-    realized_pnl: Decimal | None
+    realized_pnl: Decimal | None  # the whole trade's result: sells - buys - fees + funding
     fees: Decimal
     margin: Decimal  # margin committed so far
     max_stage: Stage  # highest stage reached
@@ -43,6 +43,7 @@ class PositionRecord:
     backstop_algo_id: str | None
     created_at_ms: int = 0
     updated_at_ms: int = 0
+    funding: Decimal = ZERO  # funding so far (Binance's sign: < 0 paid), part of ``realized_pnl`` once closed
 
     @property
     def active(self) -> bool:
@@ -231,6 +232,22 @@ class PositionsRepo:
         if cur.rowcount != 1:
             self._refuse(position_id, "close", (PositionStatus.OPEN,))
 
+    def add_funding(self, position_id: int, amount: Decimal, now_ms: int) -> PositionStatus:
+        """A funding payment of an open or closed position: added to its running total, and for a position
+        already closed (a payment found after its close) to its result as well. Returns its status."""
+        params = {"id": position_id, "amount": dec_text(amount, "amount"), "now": check_ms(now_ms, "now_ms")}
+        cur = self._conn.execute(
+            "UPDATE positions SET funding = dec_add(funding, :amount), "
+            f"realized_pnl = CASE WHEN status = '{PositionStatus.CLOSED}' THEN dec_add(realized_pnl, :amount) "
+            "ELSE realized_pnl END, updated_at_ms = :now "
+            f"WHERE id = :id AND status IN ('{PositionStatus.OPEN}','{PositionStatus.CLOSED}')",
+            params,
+        )
+        if cur.rowcount != 1:
+            self._refuse(position_id, "add funding to", (PositionStatus.OPEN, PositionStatus.CLOSED))
+        row = self._conn.execute("SELECT status FROM positions WHERE id = ?", (position_id,)).fetchone()
+        return PositionStatus(row[0])
+
     def _refuse(
         self, position_id: int, what: str, allowed: tuple[PositionStatus, ...], symbol: str | None = None
     ) -> None:
@@ -253,6 +270,19 @@ class PositionsRepo:
         """The symbol's pending or open position, if any (at most one exists)."""
         row = fetch_one(
             self._conn, f"SELECT * FROM positions WHERE symbol = ? AND status IN {_ACTIVE_SQL}", (symbol,)
+        )
+        return _record(row) if row is not None else None
+
+    def held_at(self, symbol: str, ts_ms: int) -> PositionRecord | None:
+        """The open or closed position that held ``symbol`` at ``ts_ms``: created at or before it (its row is
+        written before the entry order is sent) and not closed before it. The older one when a close and the
+        next entry share the millisecond."""
+        row = fetch_one(
+            self._conn,
+            f"SELECT * FROM positions WHERE symbol = ? AND status IN ('{PositionStatus.OPEN}',"
+            f"'{PositionStatus.CLOSED}') AND created_at_ms <= ? AND (closed_at_ms IS NULL OR closed_at_ms >= ?) "
+            "ORDER BY created_at_ms, id LIMIT 1",
+            (symbol, ts_ms, ts_ms),
         )
         return _record(row) if row is not None else None
 
@@ -352,6 +382,7 @@ def _record(row: sqlite3.Row) -> PositionRecord:
         backstop_algo_id=row["backstop_algo_id"],
         created_at_ms=row["created_at_ms"],
         updated_at_ms=row["updated_at_ms"],
+        funding=Decimal(row["funding"]),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from storage.audit import AuditLog, AuditRow
 from storage.config_store import ConfigHistoryRow, ConfigStore
 from storage.fills import FillRecord, FillsRepo, FillTotals
+from storage.funding import FundingRecord, FundingRepo
 from storage.journal import JournalRow, OrdersJournal
 from storage.positions import PositionRecord, PositionsRepo
 from storage.state import Cooldown, Cooldowns, SystemState
@@ -24,6 +25,8 @@ __all__ = [
     "FillRecord",
     "FillTotals",
     "FillsRepo",
+    "FundingRecord",
+    "FundingRepo",
     "JournalRow",
     "OrdersJournal",
     "PositionRecord",

@@ -204,6 +204,7 @@ class ServiceApi:
             opened_at_ms=e.opened_at_ms,
             origin=e.origin,
             legs=tuple(LegView(leg.stage.value, leg.price, leg.qty) for leg in state.legs),
+            funding=e.funding,
         )
 
     # ------------------------------------------------------------------ views
@@ -382,8 +383,8 @@ class ServiceApi:
         d = ctx.store.daily.summary(today.isoformat(), today.isoformat())
         w = ctx.store.daily.summary(first.isoformat(), today.isoformat())
         return StatsView(
-            PeriodStats("today", d.trades, d.wins, d.realized_pnl, d.fees),
-            PeriodStats("7d", w.trades, w.wins, w.realized_pnl, w.fees),
+            PeriodStats("today", d.trades, d.wins, d.realized_pnl, d.fees, d.funding),
+            PeriodStats("7d", w.trades, w.wins, w.realized_pnl, w.fees, w.funding),
             ctx.cfg.report_timezone,
         )
 

@@ -35,6 +35,7 @@ class BookEntry:
     version: int = 0  # bumped on every change; the reconciler skips symbols that moved under it
     skip_noted: set[str] = field(default_factory=set)  # Skip alerts already sent (no alert per tick)
     peak_saved_ms: int = 0
+    funding: Decimal = Decimal(0)  # funding recorded so far (Binance's sign: < 0 paid)
 
     @property
     def last_price(self) -> Decimal | None:

@@ -131,6 +131,7 @@ class Engine:
             await self.executor.on_algo_update(ev)
         elif isinstance(ev, AccountUpdate):
             self._on_account(ev)
+            await self.executor.funding.on_account_update(ev)
         elif isinstance(ev, StreamStatus):
             self.on_stream_status(ev)
 

@@ -57,9 +57,10 @@ class PositionClosed(EngineEvent):
     reason: str
     price: Decimal
     qty: Decimal
-    pnl: Decimal  # the whole trade's realised result after fees
+    pnl: Decimal  # the whole trade's realised result after fees and funding
     pnl_pct: Decimal  # of the margin used
     position_id: int
+    funding: Decimal = Decimal(0)  # the funding part of ``pnl`` (Binance's sign: < 0 paid)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,6 +32,7 @@ from trading.core.refusals import BACKOFF_FLOOR_S, ENTRY_REFUSAL_COOLDOWN_MS, Re
 from trading.events import ErrorEvent, OrderRefused, OrderSkipped
 from trading.exchange.base import AlgoUpdate, ExchangeError, OrderStatus, OrderUpdate, Side
 from trading.execution.backstop import BackstopKeeper
+from trading.execution.funding import FundingTracker
 from trading.execution.ledger import PositionLedger
 from trading.execution.outcomes import Filled, FillFacts, Refused, Unknown
 from trading.execution.refusals import Admission, RefusalBook
@@ -67,6 +68,7 @@ class Executor:
         self.tracker = OrderTracker(ids)
         self.sender = OrderSender(ctx, self.tracker)
         self.ledger = PositionLedger(ctx)
+        self.funding = FundingTracker(ctx, self.ledger, runner)
         self.keeper = BackstopKeeper(ctx, self.ledger, self.sender, ids)
         self.refusals = RefusalBook()
         self.admission = Admission()

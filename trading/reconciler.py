@@ -75,6 +75,7 @@ class Reconciler:
             self._rounds += 1
             try:
                 items = await self._run(full)
+                items += await self.executor.funding.catch_up(force=actor != "system")
             except ExchangeError as exc:
                 error = f"exchange unavailable: {exc}"
                 log.warning("reconcile failed: %r", exc)

@@ -143,20 +143,24 @@ def _equity_at(times: Sequence[int], equity: Sequence[float], ts: int) -> float:
 
 
 def live_report(store: Any, now_ms: int, days: int) -> Report:
-    """``/report``: the equity log and the closed trades of the last ``days`` days."""
+    """``/report``: the equity log and the closed trades of the last ``days`` days (their results after fees and
+    funding; the funding as its own figure too), and the funding the open positions have paid so far."""
     since = now_ms - days * 86_400_000
     points = store.equity.between(since, now_ms)
     closed = store.positions.list_closed(since_ms=since, until_ms=now_ms)
     pnl = sum((p.realized_pnl or Decimal(0) for p in closed), Decimal(0))
     fees = sum((p.fees for p in closed), Decimal(0))
+    funding = sum((p.funding for p in closed), Decimal(0))
     wins = sum(1 for p in closed if (p.realized_pnl or 0) > 0)
     summary: dict[str, Any] = {
         "days": days,
         "trades": len(closed),
         "wins": wins,
         "win_rate": (wins / len(closed)) if closed else None,
-        "realized_pnl": pnl,
+        "realized_pnl": pnl,  # after fees and funding
         "fees": fees,
+        "funding": funding,  # the closed trades' funding, part of realized_pnl (< 0: paid)
+        "open_funding": sum((p.funding for p in store.positions.list_open()), Decimal(0)),
     }
     if len(points) < 2:
         return Report(days, None, summary)

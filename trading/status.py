@@ -57,6 +57,7 @@ def collect_status(settings: Settings) -> dict[str, Any] | None:
                     "half_taken": st.half_taken,
                     "origin": rec.origin,
                     "opened_at_ms": rec.opened_at_ms,
+                    "funding": str(rec.funding),
                 }
             )
         closed = store.positions.list_closed()[-10:]
@@ -72,6 +73,7 @@ def collect_status(settings: Settings) -> dict[str, Any] | None:
                     "symbol": r.symbol,
                     "reason": r.close_reason,
                     "pnl": str(r.realized_pnl) if r.realized_pnl is not None else None,
+                    "funding": str(r.funding),
                     "closed_at_ms": r.closed_at_ms,
                 }
                 for r in closed
@@ -145,13 +147,15 @@ def render(status: dict[str, Any]) -> str:
             f"  {p['symbol']:<14} {p['stage']:<11} qty {_num(p['qty'])}  avg {_num(p['avg_price'])}  "
             f"stop {_num(p['stop_price'])}  backstop {_num(p['backstop_price'])}  "
             f"{'runner ' if p['half_taken'] else ''}{p['origin']} since {_ts(p['opened_at_ms'])}"
+            + (f"  funding {_num(p['funding'], 4)}" if Decimal(p.get("funding") or 0) else "")
         )
     trades = status["recent_trades"]
     if trades:
-        lines.append("Recent closed trades:")
+        lines.append("Recent closed trades (PnL after fees and funding):")
         for t in trades:
             lines.append(
                 f"  {t['symbol']:<14} {t['reason'] or '-':<20} PnL {_num(t['pnl'], 4)} USDT  {_ts(t['closed_at_ms'])}"
+                + (f"  (funding {_num(t['funding'], 4)} included)" if Decimal(t.get("funding") or 0) else "")
             )
     if status["unresolved_orders"]:
         lines.append(f"Orders awaiting resolution: {', '.join(status['unresolved_orders'])}")

@@ -9,6 +9,7 @@ from storage.blocks import SymbolBlocks
 from storage.config_store import ConfigStore
 from storage.db import Database
 from storage.fills import FillsRepo
+from storage.funding import FundingRepo
 from storage.journal import OrdersJournal
 from storage.positions import PositionsRepo
 from storage.state import INSTANCE_TAG_KEY, Cooldowns, SystemState
@@ -21,6 +22,7 @@ class Store:
     db: Database
     positions: PositionsRepo
     fills: FillsRepo
+    funding: FundingRepo
     journal: OrdersJournal
     audit: AuditLog
     config: ConfigStore
@@ -36,6 +38,7 @@ class Store:
             db=db,
             positions=PositionsRepo(db),
             fills=FillsRepo(db),
+            funding=FundingRepo(db),
             journal=OrdersJournal(db),
             audit=AuditLog(db),
             config=ConfigStore(db),

@@ -82,6 +82,7 @@ class PositionView:
     opened_at_ms: int
     origin: str  # "signal" | "adopted"
     legs: tuple[LegView, ...] = ()
+    funding: Decimal = Decimal(0)  # funding so far, USDT (Binance's sign: < 0 paid, > 0 received)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +165,7 @@ class ExitResult:
     filled: bool
     price: Decimal | None
     qty: Decimal
-    pnl: Decimal | None  # the whole trade's realised result after fees
+    pnl: Decimal | None  # the whole trade's realised result after fees and funding
     message: str = ""
 
 
@@ -191,8 +192,9 @@ class PeriodStats:
     label: str  # "today" | "7d"
     trades: int
     wins: int
-    realized_pnl: Decimal
+    realized_pnl: Decimal  # the closed trades' results: after fees and funding
     fees: Decimal
+    funding: Decimal = Decimal(0)  # the closed trades' funding (< 0 paid), part of realized_pnl
 
     @property
     def win_rate(self) -> float | None:

@@ -155,10 +155,11 @@ async def test_a_failed_backstop_replacement_leaves_the_old_stop_resting(harness
     stops = harness.resting_stops(SYM)
     assert [s.client_algo_id for s in stops] == [old.client_algo_id], "the position lost its exchange stop"
     assert harness.db_position(SYM).backstop_client_id == old.client_algo_id
-    # Once the exchange accepts again, the reconciler moves it to the new stage's price.
-    rec = await until(lambda: (r := harness.db_position(SYM)) and r.backstop_client_id != old.client_algo_id and r,
-                      timeout=20, what="the backstop moved")
+    # Once the exchange accepts again, the reconciler moves it to the new stage's price (bridge, then swap).
+    rec = await until(lambda: (r := harness.db_position(SYM)) and r.backstop_client_id != old.client_algo_id
+                      and "-bs-" in (r.backstop_client_id or "") and r, timeout=20, what="the backstop moved")
     assert rec.backstop_price < D("97.00") * D("0.94") and rec.backstop_price > D("90.00")
+    await until(lambda: len(harness.resting_stops(SYM)) == 1, what="the bridge retired")
     harness.assert_agree(SYM)
 
 

@@ -4,7 +4,9 @@ Accounting (all exact Decimal, from the store's fills, which carry the
 broker's fill prices and fees):
 
 - a trade's ``gross`` = sell value - buy value; its ``funding`` = the funding
-  it paid (received when negative); its ``pnl`` = gross - fees - funding;
+  it paid (received when negative), as the service's ledger recorded it (the
+  engine records each FUNDING_FEE charge of the broker on the position that
+  held the symbol, exactly as live); its ``pnl`` = gross - fees - funding;
 - ``realized_pnl`` = sum of the trades' gross results, ``fees`` = sum of their
   fees, ``funding`` = every funding charge, ``net_pnl`` = realized_pnl - fees -
   funding;
@@ -180,7 +182,7 @@ def collect_result(bt: Backtest) -> BacktestResult:
     store = bt.store
     wallets = bt.counters.buy_wallets
     records = [*store.positions.list_closed(), *store.positions.list_open()]
-    charges = _funding_by_symbol(bt)
+    charges = {str(f.tran_id): f for f in bt.broker.funding}
     trades = []
     for rec in sorted(records, key=lambda r: (r.opened_at_ms, r.id)):
         legs = tuple(
@@ -202,9 +204,9 @@ def collect_result(bt: Backtest) -> BacktestResult:
             reason = END_OF_DATA
             legs = (*legs[:-1], replace(legs[-1], reason=END_OF_DATA))
         paid = tuple(
-            f
-            for ts, f in charges.get(rec.symbol, ())
-            if rec.opened_at_ms <= ts and (rec.closed_at_ms is None or ts <= rec.closed_at_ms)
+            FundingCharge(c.time_ms, c.rate, c.mark, c.qty, c.amount)
+            for r in store.funding.for_position(rec.id)
+            if (c := charges.get(r.key)) is not None
         )
         trades.append(
             Trade(rec.id, rec.symbol, rec.opened_at_ms, rec.closed_at_ms, reason, rec.max_stage.value, legs, paid)
@@ -239,13 +241,6 @@ def collect_result(bt: Backtest) -> BacktestResult:
     return result
 
 
-def _funding_by_symbol(bt: Backtest) -> dict[str, list[tuple[int, FundingCharge]]]:
-    out: dict[str, list[tuple[int, FundingCharge]]] = {}
-    for f in bt.broker.funding:
-        out.setdefault(f.symbol, []).append((f.time_ms, FundingCharge(f.time_ms, f.rate, f.mark, f.qty, f.amount)))
-    return out
-
-
 # ---------------------------------------------------------------------- checks
 def check_consistency(result: BacktestResult, bt: Backtest) -> tuple[dict[str, Any], list[str]]:
     """Books balance, legs add up, no buy larger than its ladder size. Returns (figures, problems)."""
@@ -274,6 +269,11 @@ def check_consistency(result: BacktestResult, bt: Backtest) -> tuple[dict[str, A
     unassigned = result.funding_total - sum((t.funding for t in result.trades), ZERO)
     if unassigned != 0:
         problems.append(f"funding of {unassigned} USDT belongs to no trade")
+    charged = {str(f.tran_id): f.amount for f in bt.broker.funding}
+    for t in result.trades:  # the ledger's records: Binance's sign (negative when paid), the broker's amounts
+        for r in bt.store.funding.for_position(t.position_id):
+            if charged.get(r.key) != -r.amount:
+                problems.append(f"trade {t.position_id} {t.symbol}: funding {r.key} of {r.amount} not as charged")
     bad_legs = [t for t in closed if t.bought != t.sold]
     checks["legs"] = "ok" if not bad_legs else "FAILED"
     problems += [f"trade {t.position_id} {t.symbol}: bought {t.bought} but sold {t.sold}" for t in bad_legs]

@@ -189,6 +189,31 @@ class FundingRate:
     mark_price: Decimal | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FundingIncome:
+    """One funding payment of the account (``GET /fapi/v1/income``, ``incomeType=FUNDING_FEE``). ``amount`` as
+    Binance reports it: negative when the account paid, positive when it received. ``tran_id`` is unique per
+    account and income type: the payment's identity."""
+
+    tran_id: str
+    symbol: str
+    amount: Decimal
+    asset: str
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PremiumIndex:
+    """``GET /fapi/v1/premiumIndex`` of one symbol: the mark price, the funding rate Binance currently shows
+    (``lastFundingRate``) and the next funding time."""
+
+    symbol: str
+    mark_price: Decimal
+    funding_rate: Decimal
+    next_funding_ms: int
+    time_ms: int
+
+
 # ------------------------------------------------------------------ stream events
 @dataclass(frozen=True, slots=True)
 class KlineEvent:
@@ -243,14 +268,21 @@ class AlgoUpdate:
     executed_qty: Decimal = Decimal(0)  # "aq": what the triggered order filled (FINISHED with 0: nothing)
 
 
+FUNDING_FEE = "FUNDING_FEE"  # ACCOUNT_UPDATE reason ("m") of a funding payment; also its income type
+INCOME_MAX_ROWS = 20_000  # a funding income look-up returns at most this many rows (20 pages of 1000)
+
+
 @dataclass(frozen=True, slots=True)
 class AccountUpdate:
-    """ACCOUNT_UPDATE: balances and positions that changed."""
+    """ACCOUNT_UPDATE: balances and positions that changed. ``balance_change`` is the asset's ``bc`` (the
+    wallet's change except PnL and commission: for reason ``FUNDING_FEE`` the funding, negative when paid).
+    A funding payment of a cross-margin position names no symbol (Binance sends the balance only)."""
 
     wallet_balance: Decimal | None
     positions: tuple[ExchangePosition, ...]
     reason: str
     event_time: int
+    balance_change: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +328,10 @@ class ExchangePort(Protocol):
         ...
 
     async def fetch_trades(self, symbol: str, *, start_ms: int | None = None) -> list[Trade]: ...
+    async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
+        """The account's funding payments with ``start_ms <= time <= end_ms``, oldest first (every page)."""
+        ...
+
     async def create_market_order(
         self, symbol: str, side: Side, qty: Decimal, *, client_order_id: str, reduce_only: bool
     ) -> Order:

@@ -33,6 +33,7 @@ from pydantic import SecretStr
 
 from trading.core.models import SymbolRules
 from trading.exchange.base import (
+    INCOME_MAX_ROWS,
     REQUEST_WINDOW_MS,
     AlgoOrder,
     AlgoStatus,
@@ -41,6 +42,7 @@ from trading.exchange.base import (
     Bracket,
     ExchangeError,
     ExchangePosition,
+    FundingIncome,
     FundingRate,
     Kline,
     Market,
@@ -48,6 +50,7 @@ from trading.exchange.base import (
     Order,
     OrderStatus,
     OrderStatusUnknown,
+    PremiumIndex,
     RateLimitedError,
     RejectedError,
     RetriableError,
@@ -74,6 +77,8 @@ from trading.settings import Settings
 log = logging.getLogger(__name__)
 
 WEIGHT_HEADER = "x-mbx-used-weight-1m"
+INCOME_PAGE_LIMIT = 1000  # GET /fapi/v1/income: at most 1000 rows a page (weight 30 a page)
+INCOME_MAX_PAGES = INCOME_MAX_ROWS // INCOME_PAGE_LIMIT  # the rest is read from where this stopped, next time
 RETRY_AFTER_HEADER = "retry-after"
 DEFAULT_MAX_LEVERAGE = 20  # when brackets cannot be read (no API key): a conservative stand-in
 _REDACT_RE = re.compile(r"(signature|listenKey|X-MBX-APIKEY)([=:]\s*)[^&\s,'\"}]+", re.IGNORECASE)
@@ -355,7 +360,36 @@ class CcxtBinanceAdapter:
         data = await self._call("fapiPrivate", "GET", "userTrades", params, signed=True, retry=True)
         return [parse_trade(t) for t in _as_list(data)]
 
+    async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
+        """``GET /fapi/v1/income?incomeType=FUNDING_FEE``: the account's funding payments with start <= time <= end,
+        oldest first, page after page (weight 30 each; Binance keeps three months)."""
+        if start_ms > end_ms:
+            raise ValueError(f"start_ms {start_ms} is after end_ms {end_ms}")
+        out: list[FundingIncome] = []
+        for page in range(1, INCOME_MAX_PAGES + 1):
+            params = {
+                "incomeType": "FUNDING_FEE",
+                "startTime": int(start_ms),
+                "endTime": int(end_ms),
+                "limit": INCOME_PAGE_LIMIT,
+                "page": page,
+            }
+            rows = _as_list(await self._call("fapiPrivate", "GET", "income", params, signed=True, retry=True))
+            out += [parse_funding_income(r) for r in rows if str(r.get("incomeType", "FUNDING_FEE")) == "FUNDING_FEE"]
+            if len(rows) < INCOME_PAGE_LIMIT:
+                break
+        else:
+            log.warning("funding income: more than %d pages since %d; the rest comes next time", page, start_ms)
+        return out
+
     # ------------------------------------------------------------ market data
+    async def fetch_premium_index(self, symbol: str) -> PremiumIndex:
+        """``GET /fapi/v1/premiumIndex`` of one symbol (weight 1): mark price, current funding rate, next funding
+        time."""
+        _require(symbol, "symbol")
+        data = await self._call("fapiPublic", "GET", "premiumIndex", {"symbol": symbol}, signed=False, retry=True)
+        return parse_premium_index(data)
+
     async def fetch_klines(
         self, symbol: str, interval: str, *, start_ms: int | None = None, end_ms: int | None = None, limit: int = 500
     ) -> list[Kline]:
@@ -838,6 +872,35 @@ def parse_funding_rate(row: Mapping[str, Any]) -> FundingRate:
         return FundingRate(int(row["fundingTime"]), rate, Decimal(str(mark)) if mark not in (None, "") else None)
     except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
         raise ExchangeError(f"malformed funding rate row {redact(str(row))[:200]!r}") from exc
+
+
+def parse_funding_income(row: Mapping[str, Any]) -> FundingIncome:
+    """One row of ``/fapi/v1/income`` of type FUNDING_FEE."""
+    try:
+        return FundingIncome(
+            tran_id=str(int(row["tranId"])),
+            symbol=str(row["symbol"]),
+            amount=Decimal(str(row["income"])),
+            asset=str(row.get("asset") or "USDT"),
+            time_ms=int(row["time"]),
+        )
+    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+        raise ExchangeError(f"malformed income row {redact(str(row))[:200]!r}") from exc
+
+
+def parse_premium_index(row: Any) -> PremiumIndex:
+    """``/fapi/v1/premiumIndex`` of one symbol (an object; a list when no symbol was given)."""
+    try:
+        rate = row.get("lastFundingRate")  # empty for delivery contracts
+        return PremiumIndex(
+            symbol=str(row["symbol"]),
+            mark_price=Decimal(str(row["markPrice"])),
+            funding_rate=Decimal(str(rate)) if rate not in (None, "") else Decimal(0),
+            next_funding_ms=int(row["nextFundingTime"]),
+            time_ms=int(row["time"]),
+        )
+    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+        raise ExchangeError(f"malformed premium index {redact(str(row))[:200]!r}") from exc
 
 
 def parse_kline(row: Sequence[Any], exchange_now_ms: int) -> Kline:

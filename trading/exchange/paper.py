@@ -12,16 +12,26 @@ A market order fills at the freshest price available: the public port's last
 price, fetched for the order (one light REST call); if that call fails, the
 last price the stream delivered when it is recent, else the order is refused
 and nothing was sent.
+
+Funding (``PaperFunding``): Binance charges a held position at every funding
+time, and a paper account that never paid would overstate its results. At each
+funding time of a symbol the paper account holds, by the exchange's own clock
+as its mark-price stream tells it, the broker charges ``qty x mark x rate`` at
+the rate ``premiumIndex`` shows shortly before (``lastFundingRate``, the rate
+Binance is about to settle; one request of weight 1 per symbol and funding
+time). A funding time that passes while the service is stopped is not charged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from trading.clock import Clock, SystemClock
 from trading.exchange.base import (
@@ -31,12 +41,14 @@ from trading.exchange.base import (
     ExchangeError,
     ExchangePort,
     ExchangePosition,
+    FundingIncome,
     Kline,
     KlineEvent,
     Market,
     MarketEvent,
     MarketStream,
     Order,
+    PremiumIndex,
     PriceEvent,
     RejectedError,
     RetriableError,
@@ -53,6 +65,101 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STREAM_PRICE_MAX_AGE_S = 10.0  # a streamed price this recent may fill an order when the REST price is unavailable
+RATE_LEAD_MS = 60_000  # the funding rate is read again this long before the funding time
+RATE_RETRY_MS = 30_000  # after a failed premiumIndex request, the next try waits this long (exchange time)
+
+
+@runtime_checkable
+class FundingRateSource(Protocol):
+    """A public port that knows the current funding rate and the next funding time (the live adapter)."""
+
+    async def fetch_premium_index(self, symbol: str) -> PremiumIndex: ...
+
+
+class PaperFunding:
+    """Charges the paper account's funding at each funding time (see the module docstring).
+
+    Driven by the mark-price stream's event times (``on_mark``): per held symbol it reads ``premiumIndex``
+    (next funding time, rate), again ``RATE_LEAD_MS`` before that time, and charges at the first mark event at
+    or after it. The charge goes through ``SimBroker.apply_funding``, which books it, lists it in the paper
+    account's income history and publishes the FUNDING_FEE update the engine records, as live.
+    """
+
+    def __init__(self, broker: SimBroker, source: FundingRateSource) -> None:
+        self.broker = broker
+        self.source = source
+        self._next: dict[str, int] = {}  # symbol -> its next funding time
+        self._rate: dict[str, tuple[Decimal, int]] = {}  # symbol -> (rate, exchange time it was read)
+        self._asking: set[str] = set()
+        self._retry_at: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def next_funding_ms(self, symbol: str) -> int | None:
+        """The funding time the paper account will be charged at next for ``symbol`` (None: not known yet)."""
+        return self._next.get(symbol)
+
+    @property
+    def asking(self) -> bool:
+        """A premiumIndex request is in flight."""
+        return bool(self._asking)
+
+    def on_mark(self, symbol: str, event_ms: int) -> None:
+        """A mark price of ``symbol`` at exchange time ``event_ms`` (the hot path: a dict look-up or two)."""
+        pos = self.broker.positions.get(symbol)
+        if pos is None or pos.qty == 0:
+            if symbol in self._next:
+                del self._next[symbol]
+            return
+        due = self._next.get(symbol)
+        if due is not None and event_ms >= due:
+            self._charge(symbol, due)
+            due = None
+        if symbol in self._asking or event_ms < self._retry_at.get(symbol, 0):
+            return
+        if due is None or (event_ms >= due - RATE_LEAD_MS and self._rate[symbol][1] < due - RATE_LEAD_MS):
+            self._spawn(self._ask(symbol, event_ms))
+
+    async def _ask(self, symbol: str, event_ms: int) -> None:
+        self._asking.add(symbol)
+        try:
+            premium = await self.source.fetch_premium_index(symbol)
+        except ExchangeError as exc:
+            log.warning("paper funding: premiumIndex of %s unavailable (%s); trying again in %d s", symbol, exc,
+                        RATE_RETRY_MS // 1000)
+            self._retry_at[symbol] = event_ms + RATE_RETRY_MS
+            return
+        finally:
+            self._asking.discard(symbol)
+        due = self._next.get(symbol)
+        if due is not None and premium.next_funding_ms > due:  # the funding time passed while asking
+            self._charge(symbol, due)
+        last = self.broker.last_funding_ms(symbol)
+        if last is not None and premium.next_funding_ms <= last:
+            return  # already charged (a restart just after it)
+        self._next[symbol] = premium.next_funding_ms
+        self._rate[symbol] = (premium.funding_rate, premium.time_ms)
+
+    def _charge(self, symbol: str, due: int) -> None:
+        del self._next[symbol]
+        last = self.broker.last_funding_ms(symbol)
+        if last is not None and last >= due:
+            return
+        rate = self._rate[symbol][0]
+        fee = self.broker.apply_funding(symbol, rate, due)
+        if fee is not None:
+            log.info("paper funding: %s paid %s USDT at rate %s", symbol, fee.amount, rate)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 class PaperExchange:
@@ -60,10 +167,14 @@ class PaperExchange:
 
     name = "paper"
 
-    def __init__(self, public: ExchangePort, broker: SimBroker, clock: Clock | None = None) -> None:
+    def __init__(
+        self, public: ExchangePort, broker: SimBroker, clock: Clock | None = None, *, funding: bool = True
+    ) -> None:
         self.public = public
         self.broker = broker
         self.clock = clock or SystemClock()
+        # Funding is charged when the public port can tell the rate (the live adapter can; a simulator cannot).
+        self.funding = PaperFunding(broker, public) if funding and isinstance(public, FundingRateSource) else None
         self._markets: dict[str, Market] = {}
         self._price_seen: dict[str, float] = {}  # monotonic time of the last streamed price per symbol
 
@@ -106,6 +217,8 @@ class PaperExchange:
         no mark has come (the mark trails the last trade), so the engine's own stop acts first."""
         if mark:
             self.broker.on_mark(symbol, price, ts_ms)
+            if self.funding is not None:
+                self.funding.on_mark(symbol, ts_ms)
         else:
             self.broker.on_trade(symbol, price, ts_ms)
             self._price_seen[symbol] = time.monotonic()
@@ -147,6 +260,9 @@ class PaperExchange:
     async def fetch_trades(self, symbol: str, *, start_ms: int | None = None) -> list[Trade]:
         return self.broker.trades(symbol, start_ms)
 
+    async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
+        return self.broker.funding_income(start_ms, end_ms)
+
     async def create_market_order(
         self, symbol: str, side: Side, qty: Decimal, *, client_order_id: str, reduce_only: bool
     ) -> Order:
@@ -184,6 +300,8 @@ class PaperExchange:
         self.broker.set_margin_mode(symbol, mode)
 
     async def close(self) -> None:
+        if self.funding is not None:
+            await self.funding.close()
         self.broker.flush()
         await self.public.close()
 

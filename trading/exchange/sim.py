@@ -39,6 +39,7 @@ from trading.exchange.base import (
     Balance,
     ExchangeBundle,
     ExchangePosition,
+    FundingIncome,
     Kline,
     KlineEvent,
     Market,
@@ -306,6 +307,9 @@ class SimExchange:
 
     async def fetch_trades(self, symbol: str, *, start_ms: int | None = None) -> list[Trade]:
         return self.broker.trades(symbol, start_ms)
+
+    async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
+        return self.broker.funding_income(start_ms, end_ms)
 
     async def create_market_order(
         self, symbol: str, side: Side, qty: Decimal, *, client_order_id: str, reduce_only: bool

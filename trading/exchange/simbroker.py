@@ -23,8 +23,11 @@ could tell the difference:
 - funding (``apply_funding``, called by whoever knows the funding times): each
   open position pays ``qty x mark x rate`` (a long pays a positive rate), booked
   to the wallet in 1e-8 USDT units and published as an ``AccountUpdate`` with
-  reason ``FUNDING_FEE``, without positions for a cross-margin position and with
-  that one position for an isolated one, as Binance's ACCOUNT_UPDATE does.
+  reason ``FUNDING_FEE`` and the balance change, without positions for a
+  cross-margin position and with that one position for an isolated one, as
+  Binance's ACCOUNT_UPDATE does; each charge gets an id (``tran_id``) and is
+  kept as the account's income history (``funding_income``, what
+  ``GET /fapi/v1/income?incomeType=FUNDING_FEE`` answers).
 
 Everything is synchronous: the price path of a replay runs through
 :meth:`SimBroker.on_price` without awaiting anything. Not simulated:
@@ -42,17 +45,20 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
 
 from trading.exchange.base import (
+    FUNDING_FEE,
     AccountUpdate,
     AlgoOrder,
     AlgoStatus,
     AlgoUpdate,
     Balance,
     ExchangePosition,
+    FundingIncome,
     Market,
     NotFoundError,
     Order,
@@ -87,6 +93,11 @@ class FundingFee:
     mark: Decimal
     qty: Decimal
     amount: Decimal
+    tran_id: int = 0  # the charge's id in the account's income history
+
+    def income(self) -> FundingIncome:
+        """As the income history reports it: the wallet's change (negative when paid)."""
+        return FundingIncome(str(self.tran_id), self.symbol, -self.amount, "USDT", self.time_ms)
 
 
 @dataclass(slots=True)
@@ -151,6 +162,7 @@ class SimBroker:
         self._next_order_id = 1
         self._next_algo_id = 1
         self._next_trade_id = 1
+        self._next_tran_id = 1
         self.cursor_ms: int | None = None  # the replay's cursor, saved with every fill and on flush()
         self._saved_cursor: int | None = None
         if conn is not None:  # its tables come from the storage migrations (storage/migrations.py, version 2)
@@ -276,16 +288,50 @@ class SimBroker:
             return None
         mark = self.last_price(symbol) or pos.entry
         amount = usdt(pos.qty * mark * rate)
-        fee = FundingFee(symbol, ts_ms, rate, mark, pos.qty, amount)
+        fee = FundingFee(symbol, ts_ms, rate, mark, pos.qty, amount, self._next_tran_id)
+        self._next_tran_id += 1
         self.wallet -= amount
         self.funding.append(fee)
         with self._tx() as cur:
             if cur is not None:
                 self._save_meta(cur, "wallet", str(self.wallet))
+                cur.execute(
+                    "INSERT INTO sim_funding(account, tran_id, symbol, time, rate, mark, qty, amount)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    (self.account, fee.tran_id, symbol, ts_ms, str(rate), str(mark), str(pos.qty), str(amount)),
+                )
         isolated = self.margin_mode.get(symbol, "cross") == "isolated"
         positions = (self._position_view(symbol, pos),) if isolated else ()
-        self._emit(AccountUpdate(self.wallet, positions, "FUNDING_FEE", ts_ms))
+        self._emit(AccountUpdate(self.wallet, positions, FUNDING_FEE, ts_ms, balance_change=-amount))
         return fee
+
+    def funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
+        """The charges with ``start_ms <= time <= end_ms`` as the income history lists them, oldest first."""
+        if self._conn is not None:
+            rows = (
+                self._cursor()
+                .execute(
+                    "SELECT tran_id, symbol, amount, time FROM sim_funding WHERE account=? AND time>=? AND time<=?"
+                    " ORDER BY time, tran_id",
+                    (self.account, start_ms, end_ms),
+                )
+                .fetchall()
+            )
+            return [FundingIncome(str(r[0]), str(r[1]), -Decimal(r[2]), "USDT", int(r[3])) for r in rows]
+        # The session's charges are in time order (the caller moves time forward): bisect, not a scan.
+        first = bisect_left(self.funding, start_ms, key=lambda f: f.time_ms)
+        last = bisect_right(self.funding, end_ms, key=lambda f: f.time_ms)
+        return [f.income() for f in self.funding[first:last]]
+
+    def last_funding_ms(self, symbol: str) -> int | None:
+        """The time of the symbol's latest charge (persisted accounts: across restarts)."""
+        if self._conn is not None:
+            row = self._cursor().execute(
+                "SELECT MAX(time) FROM sim_funding WHERE account=? AND symbol=?", (self.account, symbol)
+            ).fetchone()
+            return int(row[0]) if row is not None and row[0] is not None else None
+        times = [f.time_ms for f in self.funding if f.symbol == symbol]
+        return max(times) if times else None
 
     # ------------------------------------------------------------------ settings
     def set_leverage(self, symbol: str, leverage: int) -> None:
@@ -751,6 +797,7 @@ class SimBroker:
             ("sim_orders", "order_id", "_next_order_id"),
             ("sim_algo_orders", "algo_id", "_next_algo_id"),
             ("sim_trades", "trade_id", "_next_trade_id"),
+            ("sim_funding", "tran_id", "_next_tran_id"),
         ):
             top = cur.execute(f"SELECT MAX({column}) FROM {table} WHERE account=?", acc).fetchone()[0]
             setattr(self, attr, int(top or 0) + 1)

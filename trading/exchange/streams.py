@@ -155,16 +155,19 @@ _MARGIN_MODE = {"cross": "cross", "crossed": "cross", "isolated": "isolated"}
 
 
 def parse_account_update(data: dict[str, Any], *, asset: str = "USDT") -> AccountUpdate:
-    """``ACCOUNT_UPDATE`` -> wallet balance of ``asset`` (None if absent) and the one-way (``ps=BOTH``) positions.
+    """``ACCOUNT_UPDATE`` -> wallet balance and balance change (``bc``) of ``asset`` (None if absent) and the
+    one-way (``ps=BOTH``) positions.
 
     The event carries no mark price: ``mark_price`` is 0 in the positions it yields.
     """
     try:
         a = data["a"]
-        wallet = None
+        wallet: Decimal | None = None
+        change: Decimal | None = None
         for b in a.get("B") or ():
             if b.get("a") == asset:
                 wallet = _dec(b["wb"])
+                change = _dec(b["bc"]) if b.get("bc") not in (None, "") else None
         update_time = int(data.get("T") or data["E"])
         positions = []
         for p in a.get("P") or ():
@@ -184,7 +187,11 @@ def parse_account_update(data: dict[str, Any], *, asset: str = "USDT") -> Accoun
                 )
             )
         return AccountUpdate(
-            wallet_balance=wallet, positions=tuple(positions), reason=str(a.get("m", "")), event_time=int(data["E"])
+            wallet_balance=wallet,
+            positions=tuple(positions),
+            reason=str(a.get("m", "")),
+            event_time=int(data["E"]),
+            balance_change=change,
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, StreamParseError):

@@ -3,8 +3,12 @@
 Each change is one SQLite transaction (with its audit row, order-safety rule 7),
 then the in-memory book, then the event for the alerts. Whoever asks for a
 change (the executor after a fill, the reconciler after a diff, the monitor
-for a runner's peak, ``/exit``) asks here; nobody else writes these tables or
-touches a book entry's state.
+for a runner's peak, ``/exit``, the funding tracker) asks here; nobody else
+writes these tables or touches a book entry's state.
+
+Funding keeps Binance's sign (its income history's): a payment is negative
+when the account paid, positive when it received. A trade's realised result
+is sells - buys - fees + funding, the same figure the wallet moved by.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from storage.errors import DuplicateFill
+from storage.errors import DuplicateFill, DuplicateFunding
 from storage.fills import FillRecord
 from trading.book import BookEntry
 from trading.context import EngineContext
@@ -60,6 +64,18 @@ class ExternalSell:
     realized_pnl: Decimal | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FundingRecorded:
+    """A funding payment now in the ledger. ``after_close``: its position had closed already (the payment
+    was found later), so the trade's result and its day's statistics were corrected."""
+
+    position_id: int
+    symbol: str
+    amount: Decimal
+    ts_ms: int
+    after_close: bool
+
+
 class PositionLedger:
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
@@ -78,6 +94,7 @@ class PositionLedger:
                 origin=rec.origin,
                 backstop_client_id=rec.backstop_client_id,
                 backstop_price=rec.backstop_price,
+                funding=rec.funding,
             )
             ctx.book.put(entry, ctx.cfg)
             entries.append(entry)
@@ -308,13 +325,15 @@ class PositionLedger:
         return pnl, estimated
 
     def _close_rows(self, entry: BookEntry, reason: ExitReason, fee: Decimal, now: int) -> Decimal:
-        """Inside a transaction: the position closed with its whole trade's result, cooldown, daily statistics."""
+        """Inside a transaction: the position closed with its whole trade's result (funding included),
+        cooldown, daily statistics."""
         ctx, store = self.ctx, self.ctx.store
-        trade_pnl, fees_total = trade_result(store.fills.for_position(entry.position_id))
+        funding = store.funding.total(entry.position_id)
+        trade_pnl, fees_total = trade_result(store.fills.for_position(entry.position_id), funding)
         store.positions.close(entry.position_id, reason.value, trade_pnl, fee, now)
         hours = ctx.cfg.cooldown_after_stop_h if reason.is_stop else ctx.cfg.cooldown_after_exit_h
         self._cooldown_rows(entry.state.symbol, now + int(hours * HOUR_MS), reason.value)
-        store.daily.add_trade(ctx.local_day(now), trade_pnl, fees_total)
+        store.daily.add_trade(ctx.local_day(now), trade_pnl, fees_total, funding)
         return trade_pnl
 
     def _notify_closed(
@@ -331,8 +350,54 @@ class PositionLedger:
                 pnl=pnl,
                 pnl_pct=pnl / margin_used if margin_used > 0 else ZERO,
                 position_id=entry.position_id,
+                funding=self.ctx.store.funding.total(entry.position_id),
             )
         )
+
+    # ------------------------------------------------------------------ funding
+    def record_funding(
+        self, symbol: str, amount: Decimal, ts_ms: int, key: str, *, actor: str, asset: str = "USDT"
+    ) -> FundingRecorded | None:
+        """One funding payment (Binance's sign: negative when paid), idempotent per ``key`` (the exchange's
+        ``tranId``). It belongs to the position that held ``symbol`` at ``ts_ms``; a payment for a symbol the
+        service did not hold then (a position of someone else's, one not adopted) is ignored with a log line.
+        A payment found after its position closed corrects that trade's result and its day's statistics.
+        Returns what was recorded, None when nothing was (already there, or not ours)."""
+        ctx, store = self.ctx, self.ctx.store
+        if store.funding.exists(key):
+            return None
+        rec = store.positions.held_at(symbol, ts_ms)
+        if rec is None:
+            log.info("funding %s %s of %s at %d (id %s): no position of ours held it then; ignored",
+                     amount, asset, symbol, ts_ms, key)
+            return None
+        now = ctx.clock.now_ms()
+        try:
+            with store.db.transaction():
+                store.funding.add(rec.id, symbol, key, amount, ts_ms, now, asset)
+                status = store.positions.add_funding(rec.id, amount, now)
+                after_close = status is PositionStatus.CLOSED
+                if after_close and rec.closed_at_ms is not None:
+                    old = rec.realized_pnl or ZERO
+                    change = int(old + amount > 0) - int(old > 0)
+                    store.daily.add_late_funding(ctx.local_day(rec.closed_at_ms), amount, change)
+                store.audit.add(
+                    actor,
+                    "funding",
+                    symbol=symbol,
+                    before={"position_id": rec.id, "funding": rec.funding},
+                    after={"amount": amount, "at_ms": ts_ms, "id": key, "funding": rec.funding + amount,
+                           "after_close": after_close},
+                    ts_ms=now,
+                )
+        except DuplicateFunding:
+            return None
+        entry = ctx.book.get(symbol)
+        if entry is not None and entry.position_id == rec.id:
+            entry.funding += amount
+        log.info("funding %s %s of %s at %d recorded on position %d%s", amount, asset, symbol, ts_ms, rec.id,
+                 " (after its close: result corrected)" if after_close else "")
+        return FundingRecorded(rec.id, symbol, amount, ts_ms, after_close)
 
     # ------------------------------------------------------------------ adoption and drift
     def adopt(self, symbol: str, qty: Decimal, entry_price: Decimal, *, actor: str) -> BookEntry:
@@ -462,8 +527,9 @@ def _sell_pnl(before: PositionState, fill: Fill) -> Decimal:
     return (fill.price - basis) * qty - fill.fee
 
 
-def trade_result(fills: list[FillRecord]) -> tuple[Decimal, Decimal]:
-    """(realised PnL after fees, total fees) of a whole trade from its fills."""
+def trade_result(fills: list[FillRecord], funding: Decimal = ZERO) -> tuple[Decimal, Decimal]:
+    """(realised PnL after fees and funding, total fees) of a whole trade from its fills and its funding
+    (Binance's sign: negative when paid): sells - buys - fees + funding."""
     bought = sold = fees = ZERO
     for f in fills:
         if f.side == "BUY":
@@ -471,7 +537,7 @@ def trade_result(fills: list[FillRecord]) -> tuple[Decimal, Decimal]:
         else:
             sold += f.price * f.qty
         fees += f.fee
-    return sold - bought - fees, fees
+    return sold - bought - fees + funding, fees
 
 
 def _max_margin(fills: list[FillRecord], leverage: int) -> Decimal:

@@ -362,6 +362,31 @@ async def test_tickers_and_prices(fake: FakeBinance, adapter: CcxtBinanceAdapter
     assert [r.weight for r in singles] == [2, 1]  # one symbol asks for that symbol only
 
 
+async def test_funding_income_page_by_page_and_the_premium_index(
+    fake: FakeBinance, adapter: CcxtBinanceAdapter
+) -> None:
+    await fake.open_position_by_hand("BTCUSDT", "0.010", price="50000")
+    await fake.set_mark_price("BTCUSDT", "51000")
+    start = fake.now_ms()
+    paid = await fake.charge_funding("BTCUSDT", "0.0001")
+    for i in range(1_100):  # a long history: two pages of at most 1000 rows
+        fake.exchange.ledger.add_income("ETHUSDT", "FUNDING_FEE", Decimal("-0.01"), start + 1 + i)
+    rows = await adapter.fetch_funding_income(start, start + 2_000)
+    requests = _requests(fake, "GET", "/fapi/v1/income")
+    assert [(r.params["page"], r.params["incomeType"], r.weight) for r in requests] == [
+        ("1", "FUNDING_FEE", 30), ("2", "FUNDING_FEE", 30),
+    ]  # fmt: skip
+    assert len(rows) == 1_101 and len({r.tran_id for r in rows}) == 1_101
+    first = rows[0]
+    charged = next(r for r in fake.income if r.income_type == "FUNDING_FEE")
+    assert (first.symbol, first.amount, first.asset, first.tran_id) == ("BTCUSDT", paid, "USDT", str(charged.tran_id))
+    assert paid == Decimal("-0.051")  # Binance's sign: the long paid
+    assert await adapter.fetch_funding_income(start + 5_000, start + 6_000) == []
+    premium = await adapter.fetch_premium_index("BTCUSDT")
+    assert (premium.symbol, premium.mark_price, premium.funding_rate) == ("BTCUSDT", Decimal(51000), Decimal("0.0001"))
+    assert premium.next_funding_ms == fake.next_funding_time("BTCUSDT") > premium.time_ms
+
+
 # ------------------------------------------------------------------ signing, URLs, weight, logs
 async def test_wrong_secret_is_an_auth_error(fake: FakeBinance) -> None:
     ad = CcxtBinanceAdapter(api_key=KEY, api_secret="not-the-secret", rest_url=fake.rest_url, retry_base_s=0.01)

@@ -14,6 +14,7 @@ from trading.exchange.ccxt_adapter import (
     fmt_decimal,
     parse_algo_order,
     parse_balance,
+    parse_funding_income,
     parse_kline,
     parse_market,
     parse_order,
@@ -137,6 +138,16 @@ def test_klines_and_the_in_progress_candle() -> None:
     assert [k.closed for k in klines] == [True, True, False]
     assert klines[1].low == 70459.4 and klines[2].volume == 1.542
     assert parse_kline(rows[-1], rows[-1][6] + 1).closed
+
+
+def test_income_rows_keep_binances_sign_and_id() -> None:
+    rows = _load("docs-examples-json/private_rest_api__Get_Income_History_USER_DATA.json")
+    commission = parse_funding_income(rows[1])  # the docs show no FUNDING_FEE row; the shape is the same
+    assert (commission.symbol, commission.amount, commission.asset, commission.time_ms, commission.tran_id) == (
+        "BTCUSDT", Decimal("-0.01000000"), "USDT", 1570636800000, "9689322392",
+    )  # fmt: skip
+    with pytest.raises(ExchangeError, match="malformed income row"):
+        parse_funding_income({"symbol": "BTCUSDT", "income": "x", "time": 1, "tranId": 2})
 
 
 def test_ticker_24h() -> None:

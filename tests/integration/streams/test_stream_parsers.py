@@ -142,9 +142,18 @@ def test_account_update_keeps_usdt_and_one_way_positions(path: Path) -> None:
     assert all(p.margin_mode == "isolated" for p in ev.positions)
 
 
+def test_a_funding_fee_update_carries_the_balance_change_and_no_symbol() -> None:
+    msg = load(DOCS / "private_websocket_api__Event_Balance_and_Position_Update.json")
+    msg["a"]["m"], msg["a"]["P"] = "FUNDING_FEE", []  # the documented shape for a cross position
+    ev = parse_user_message(msg)
+    assert isinstance(ev, AccountUpdate)
+    [usdt] = [b for b in msg["a"]["B"] if b["a"] == "USDT"]
+    assert (ev.reason, ev.positions, ev.balance_change) == ("FUNDING_FEE", (), Decimal(usdt["bc"]))
+
+
 def test_account_update_without_usdt_has_no_wallet_balance() -> None:
     ev = parse_account_update(load(NAUTILUS / "crates__futures__user_data_json__account_update_bnfcr.json"))
-    assert ev.wallet_balance is None and ev.positions == ()
+    assert ev.wallet_balance is None and ev.positions == () and ev.balance_change is None
 
 
 def test_listen_key_expired_and_ignored_events() -> None:

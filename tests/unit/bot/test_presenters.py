@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -131,6 +132,7 @@ def every_event(symbol: str = "BTCUSDT", text: str = "boom") -> list[EngineEvent
             pnl=D("9.1"),
             pnl_pct=D("0.71"),
             position_id=1,
+            funding=D("-0.42"),
         ),
         PositionClosed(
             ts_ms=NOW,
@@ -239,7 +241,9 @@ def test_views_render_valid_html_in_both_languages(locale: str) -> None:
         presenters.config_history_text([]),
         presenters.invalid_config_text([EVIL]),
         presenters.stats_text(
-            StatsView(PeriodStats("today", 0, 0, D(0), D(0)), PeriodStats("7d", 3, 2, D("1.5"), D("0.3")), EVIL)
+            StatsView(
+                PeriodStats("today", 0, 0, D(0), D(0)), PeriodStats("7d", 3, 2, D("1.5"), D("0.3"), D("-0.2")), EVIL
+            )
         ),
         presenters.risk_text(risk_table(StrategyConfig(margin_mode="isolated", max_positions=40), D(1000))),
         presenters.why_text(SignalReport(EVIL, NOW, (Condition(EVIL, True, {EVIL: 1.0, "n": None}, EVIL),), price=1.0)),
@@ -274,6 +278,33 @@ def test_positions_page_slice_clamps() -> None:
     assert presenters.positions_pages(0) == 1 and presenters.positions_pages(10) == 2
 
 
+def test_funding_is_shown_in_positions_stats_and_the_close_alert(i18n: I18n) -> None:
+    svc = FakeService()
+    paid = replace(svc.add_position("SOLUSDT", "100"), funding=D("-0.1234"))
+    none = svc.add_position("ETHUSDT", "2500")
+    closed = PositionClosed(
+        ts_ms=NOW, symbol="SOLUSDT", reason="trailing_stop", price=D("110"), qty=D("1"), pnl=D("9.5"),
+        pnl_pct=D("0.95"), position_id=1, funding=D("-0.25"),
+    )  # fmt: skip
+    week = PeriodStats("7d", 3, 2, D("1.5"), D("0.3"), D("-0.25"))
+    with i18n.context(), i18n.use_locale("en"):
+        assert "Funding so far: -0.12 USDT" in parse_html(presenters.position_block(paid))
+        assert "Funding" not in parse_html(presenters.position_block(none))  # nothing paid yet: no line in the list
+        assert "Funding so far: none paid or received" in parse_html(presenters.position_details(none, now_ms=NOW))
+        assert parse_html(presenters.position_details(paid, now_ms=NOW)).count("Funding so far") == 1
+        stats = parse_html(presenters.stats_text(StatsView(week, week, "UTC")))
+        assert "realised +1.50 USDT after fees 0.30 USDT and funding -0.25 USDT" in stats
+        assert parse_html(presenters.alert_text(closed)).endswith("Funding -0.25 USDT is included.")
+        assert "Funding" not in presenters.alert_text(replace(closed, funding=D(0)))
+    assert presenters.alert_line(closed).endswith("funding -0.25 USDT included")
+    found = SyncReport(NOW, (SyncItem("funding_recorded", "SOLUSDT", "funding -0.05 USDT at 08:00", "recorded"),), 3.0)
+    with i18n.context(), i18n.use_locale("ko"):
+        assert "펀딩비 지급 기록" in presenters.sync_text(found)
+    with i18n.context(), i18n.use_locale("ko"):
+        assert "펀딩비 -0.25 USDT 포함." in presenters.alert_text(closed)
+        assert "지금까지 펀딩비: -0.12 USDT" in presenters.position_block(paid)
+
+
 def test_report_caption_labels_the_live_report_figures(i18n: I18n) -> None:
     summary = {
         "days": 7,
@@ -282,6 +313,8 @@ def test_report_caption_labels_the_live_report_figures(i18n: I18n) -> None:
         "win_rate": 0.75,
         "realized_pnl": D("12.5"),
         "fees": D("1.2"),
+        "funding": D("-0.35"),
+        "open_funding": D("0.02"),
         "start_equity": D("1000"),
         "end_equity": D("1011.3"),
         "max_drawdown_pct": 2.35,
@@ -294,8 +327,10 @@ def test_report_caption_labels_the_live_report_figures(i18n: I18n) -> None:
         "Trades: 4",
         "Wins: 3",
         "Win rate: 75.0%",
-        "Realised PnL (USDT): +12.50",
+        "Realised PnL after fees and funding (USDT): +12.50",
         "Fees (USDT): 1.20",
+        "Funding of these trades (USDT): -0.35",
+        "Funding of open positions so far (USDT): +0.02",
         "Equity at start (USDT): 1,000.00",
         "Equity at end (USDT): 1,011.30",
         "Max drawdown: 2.35%",

@@ -408,10 +408,33 @@ def test_funding_charges_qty_times_mark_times_rate_to_the_wallet(conn: sqlite3.C
     [ev] = events
     assert isinstance(ev, AccountUpdate)
     assert (ev.reason, ev.wallet_balance, ev.positions, ev.event_time) == ("FUNDING_FEE", b.wallet, (), 28_800_000)
+    assert ev.balance_change == D("-0.060738")  # "bc": the wallet's change, negative when paid
     # a negative rate pays the long; the wallet is persisted
     b.apply_funding("ALTUSDT", D("-0.0001"), 57_600_000)
     assert b.wallet == wallet - D("0.060738") + D("0.020246")
     assert SimBroker(conn, markets=MARKETS).wallet == b.wallet
+
+
+def test_funding_is_listed_as_income_history_across_restarts(conn: sqlite3.Connection) -> None:
+    for c in (conn, None):
+        b, _ = make(c)
+        b.on_price("ALTUSDT", "100", 1)
+        b.market_order("ALTUSDT", Side.BUY, D("2"), client_order_id="e")
+        first = b.apply_funding("ALTUSDT", D("0.0003"), 28_800_000)
+        second = b.apply_funding("ALTUSDT", D("-0.0001"), 57_600_000)
+        assert first is not None and second is not None and second.tran_id == first.tran_id + 1
+        income = b.funding_income(28_800_000, 57_600_000)
+        assert [(i.tran_id, i.symbol, i.amount, i.time_ms) for i in income] == [
+            (str(first.tran_id), "ALTUSDT", -first.amount, 28_800_000),
+            (str(second.tran_id), "ALTUSDT", -second.amount, 57_600_000),
+        ]  # Binance's sign: the first was paid, the second received
+        assert b.funding_income(28_800_001, 57_600_000) == income[1:] and b.funding_income(0, 1) == []
+        assert b.last_funding_ms("ALTUSDT") == 57_600_000 and b.last_funding_ms("OTHERUSDT") is None
+    again = SimBroker(conn, markets=MARKETS)  # a restart: the history and the ids go on
+    assert len(again.funding_income(0, 10**13)) == 2 and again.last_funding_ms("ALTUSDT") == 57_600_000
+    again.on_price("ALTUSDT", "100", 60_000_000)
+    third = again.apply_funding("ALTUSDT", D("0.0001"), 86_400_000)
+    assert third is not None and third.tran_id == 3
 
 
 def test_funding_on_an_isolated_position_names_it_and_a_short_receives_a_positive_rate() -> None:

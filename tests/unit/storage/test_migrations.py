@@ -136,3 +136,30 @@ def test_newer_file_is_refused_untouched(db_path: Path) -> None:
 def test_misnumbered_migrations_are_a_programming_error(db_path: Path) -> None:
     with pytest.raises(ValueError, match="numbered"):
         Database.open(db_path, migrations=(Migration(1, "a", ()), Migration(3, "b", ())))
+
+
+def test_a_version_3_database_gets_funding_with_its_trades_kept(db_path: Path) -> None:
+    from decimal import Decimal
+
+    from storage.stats import DailyStats
+    from trading.store import Store
+
+    with Database.open(db_path, migrations=MIGRATIONS[:3]) as db:
+        assert db.schema_version == 3
+        db.conn.execute(
+            "INSERT INTO positions (id, symbol, status, origin, stage, max_stage, qty, initial_price, realized_pnl, "
+            "close_reason, created_at_ms, opened_at_ms, closed_at_ms, updated_at_ms) VALUES "
+            "(7, 'SOLUSDT', 'closed', 'signal', 'initial', 'initial', '0', '100', '1.5', 'manual', 1, 1, 2, 2)"
+        )
+        db.conn.execute("INSERT INTO daily_stats VALUES ('2026-01-01', 1, 1, '1.5', '0.1')")
+    with Database.open(db_path) as db:
+        assert db.schema_version == SCHEMA_VERSION >= 4
+        store = Store.of(db)
+        rec = store.positions.get(7)
+        assert rec is not None and (rec.funding, rec.realized_pnl) == (Decimal(0), Decimal("1.5"))
+        day = DailyStats(db).get("2026-01-01")
+        assert day is not None and (day.realized_pnl, day.funding) == (Decimal("1.5"), Decimal(0))
+        assert store.funding.for_position(7) == []
+        store.funding.add(7, "SOLUSDT", "123", Decimal("-0.2"), 1, 3)
+        with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+            db.conn.execute("UPDATE funding SET amount = '0'")
