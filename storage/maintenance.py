@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 ACTOR = "cli"
 # Cleared by reset, children before parents (foreign keys).
 CLEARED_TABLES = (
+    "adoption_requests",
     "fills",
     "orders",
     "positions",
