@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 
@@ -52,7 +53,7 @@ def test_time_windows_cover_the_span_exactly_in_weeks() -> None:
     windows = time_windows(T0 - 20 * DAY, T0, WEEK_MS)
     assert windows[0][0] == T0 - 20 * DAY and windows[-1][1] == T0
     assert all(hi - lo < WEEK_MS for lo, hi in windows)  # Binance: "more than 168 hours" is refused
-    assert all(b[0] == a[1] + 1 for a, b in zip(windows, windows[1:], strict=False))  # no gap, no overlap
+    assert all(b[0] == a[1] + 1 for a, b in pairwise(windows))  # no gap, no overlap
     with pytest.raises(ValueError):
         time_windows(0, 1, 0)
 
@@ -93,7 +94,7 @@ async def test_trades_of_an_old_position_are_read_in_exact_weeks(
     windows = [(int(r.params["startTime"]), int(r.params["endTime"])) for r in sent]
     assert windows[0][0] == T0 - 21 * DAY and windows[-1][1] >= T0
     assert all(hi - lo == WEEK_MS - 1 for lo, hi in windows[:-1])
-    assert all(b[0] == a[1] + 1 for a, b in zip(windows, windows[1:], strict=False))
+    assert all(b[0] == a[1] + 1 for a, b in pairwise(windows))
     # startTime alone (the request before windows) sees the first seven days only: one trade of four
     lone = await adapter._call(
         "fapiPrivate", "GET", "userTrades", {"symbol": "BTCUSDT", "startTime": T0 - 21 * DAY}, signed=True, retry=False
