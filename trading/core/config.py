@@ -301,9 +301,7 @@ def parse_config(data: Mapping[str, Any]) -> StrategyConfig:
     if "margin_mode" in data and data["margin_mode"] not in ("cross", "isolated"):
         problems.append(f"margin_mode = {data['margin_mode']!r} is invalid: allowed 'cross' or 'isolated'")
     if "adopt_positions" in data and data["adopt_positions"] not in ADOPT_CHOICES:
-        problems.append(
-            f"adopt_positions = {data['adopt_positions']!r} is invalid: allowed 'ask', 'all' or 'none'"
-        )
+        problems.append(f"adopt_positions = {data['adopt_positions']!r} is invalid: allowed 'ask', 'all' or 'none'")
     for key in ("backstop_on_exchange", "alert_charts"):
         if key in data and not isinstance(data[key], bool):
             problems.append(f"{key} = {data[key]!r} is invalid: allowed true or false")

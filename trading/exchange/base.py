@@ -326,9 +326,7 @@ class ExchangePort(Protocol):
         """Last prices (REST fallback of the monitor)."""
         ...
 
-    async def fetch_trades(
-        self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None
-    ) -> list[Trade]:
+    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None) -> list[Trade]:
         """The account's trades of ``symbol`` from ``start_ms`` to ``end_ms`` (default now), oldest first; without
         ``start_ms`` the exchange's default (Binance: the last 7 days)."""
         ...

@@ -355,9 +355,7 @@ class CcxtBinanceAdapter:
             return None
         return parse_order(data)
 
-    async def fetch_trades(
-        self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None
-    ) -> list[Trade]:
+    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None) -> list[Trade]:
         """``GET /fapi/v1/userTrades``, oldest first. With ``start_ms``: every trade from it to ``end_ms`` (default
         now), read in windows of exactly seven days (Binance refuses a longer span with -1127, and with
         ``startTime`` alone serves only the seven days after it); a window holding more than one page is read
@@ -367,8 +365,7 @@ class CcxtBinanceAdapter:
             params: dict[str, Any] = {"symbol": symbol, "limit": TRADES_PAGE}
             if end_ms is not None:
                 params["endTime"] = int(end_ms)
-            data = await self._call("fapiPrivate", "GET", "userTrades", params, signed=True, retry=True)
-            return [parse_trade(t) for t in _as_list(data)]
+            return await self._user_trades(params)
         await self._ensure_time()
         now = self.exchange_now_ms()
         end = min(int(end_ms), now) if end_ms is not None else now
@@ -380,21 +377,21 @@ class CcxtBinanceAdapter:
 
     async def _trades_window(self, symbol: str, lo: int, hi: int) -> list[Trade]:
         params: dict[str, Any] = {"symbol": symbol, "startTime": lo, "endTime": hi, "limit": TRADES_PAGE}
-        page = [parse_trade(t) for t in _as_list(
-            await self._call("fapiPrivate", "GET", "userTrades", params, signed=True, retry=True)
-        )]
+        page = await self._user_trades(params)
         trades = list(page)
         # A full page: the rest of the window by trade id (``fromId`` cannot be sent with a time).
         while len(page) == TRADES_PAGE and page[-1].trade_id:
-            params = {"symbol": symbol, "fromId": int(page[-1].trade_id) + 1, "limit": TRADES_PAGE}
-            page = [parse_trade(t) for t in _as_list(
-                await self._call("fapiPrivate", "GET", "userTrades", params, signed=True, retry=True)
-            )]
+            after = int(page[-1].trade_id) + 1
+            page = await self._user_trades({"symbol": symbol, "fromId": after, "limit": TRADES_PAGE})
             inside = [t for t in page if t.time <= hi]
             trades.extend(inside)
             if len(inside) < len(page):
                 break
         return trades
+
+    async def _user_trades(self, params: Mapping[str, Any]) -> list[Trade]:
+        data = await self._call("fapiPrivate", "GET", "userTrades", params, signed=True, retry=True)
+        return [parse_trade(t) for t in _as_list(data)]
 
     async def fetch_force_orders(self, symbol: str, *, start_ms: int, end_ms: int | None = None) -> list[ForceOrder]:
         """``GET /fapi/v1/forceOrders`` (weight 20): the liquidation (``autoclose-``) and ADL orders of ``symbol``

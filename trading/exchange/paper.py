@@ -147,9 +147,7 @@ class PaperExchange:
     async def fetch_order(self, symbol: str, client_order_id: str, *, priority: bool = False) -> Order | None:
         return self.broker.order(symbol, client_order_id)
 
-    async def fetch_trades(
-        self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None
-    ) -> list[Trade]:
+    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None) -> list[Trade]:
         return [t for t in self.broker.trades(symbol, start_ms) if end_ms is None or t.time <= end_ms]
 
     async def fetch_force_orders(self, symbol: str, *, start_ms: int, end_ms: int | None = None) -> list[ForceOrder]:

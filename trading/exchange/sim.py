@@ -307,9 +307,7 @@ class SimExchange:
                 out[symbol] = price
         return out
 
-    async def fetch_trades(
-        self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None
-    ) -> list[Trade]:
+    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None) -> list[Trade]:
         return [t for t in self.broker.trades(symbol, start_ms) if end_ms is None or t.time <= end_ms]
 
     async def fetch_force_orders(self, symbol: str, *, start_ms: int, end_ms: int | None = None) -> list[ForceOrder]:
