@@ -54,7 +54,7 @@ async def test_a_hedge_account_holding_a_position_is_refused_until_it_can_be_swi
     await fake.open_hedge_position_by_hand(SYM, "LONG", "1.00", price="100.00")
     await harness.start()
     ctx = harness.engine.ctx
-    assert ctx.halted and "hedge mode" in (ctx.halt_reason or "") and "1 position" in (ctx.halt_reason or "")
+    assert ctx.halted and "hedge mode" in (ctx.halt_reason or "") and "1 position is open" in (ctx.halt_reason or "")
     (halted,) = _events(harness, "TradingHalted")
     assert "hedge mode" in halted.reason
     # Nothing at all was sent: no order, no backstop, no setting, no attempt to switch.

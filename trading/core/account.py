@@ -39,7 +39,7 @@ class OpenOnAccount:
     """What is open on the whole account (any symbol, any side): it decides whether the mode may change."""
 
     positions: int
-    orders: int  # open orders and open algo (conditional) orders
+    orders: int | None  # open orders and open algo (conditional) orders; None: not counted (a position is open)
 
     @property
     def nothing(self) -> bool:
@@ -75,6 +75,8 @@ def judge(config: AccountConfig, open_now: OpenOnAccount | None) -> AccountVerdi
 def hedge_refusal(open_now: OpenOnAccount | None, exchange_said: str | None = None) -> str:
     if open_now is None:
         what = "what is open on it could not be read"
+    elif open_now.orders is None:
+        what = f"{_count(open_now.positions, 'position')} {'is' if open_now.positions == 1 else 'are'} open"
     else:
         what = f"{_count(open_now.positions, 'position')} and {_count(open_now.orders, 'open order')} exist"
     if exchange_said:

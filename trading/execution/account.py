@@ -95,16 +95,18 @@ class AccountGuard:
         return items
 
     async def _open_now(self) -> OpenOnAccount | None:
-        """Everything open on the account (only read in hedge mode: three requests, weight ~85)."""
+        """What is open on the account (read in hedge mode only). The positions first (weight 5): while one is open
+        the mode cannot change, so the open orders (weight 40 each list) are read only when none is."""
         port = self.ctx.port
         try:
-            positions = await port.fetch_positions()
-            orders = await port.fetch_open_orders()
-            algos = await port.fetch_open_algo_orders()
+            positions = sum(1 for p in await port.fetch_positions() if p.qty != 0)
+            if positions:
+                return OpenOnAccount(positions, None)
+            orders = len(await port.fetch_open_orders()) + len(await port.fetch_open_algo_orders())
         except ExchangeError as exc:
             log.warning("what is open on the hedge-mode account could not be read: %r", exc)
             return None
-        return OpenOnAccount(sum(1 for p in positions if p.qty != 0), len(orders) + len(algos))
+        return OpenOnAccount(0, orders)
 
     def _switched(self) -> SyncItem:
         ctx = self.ctx

@@ -24,11 +24,13 @@ def test_one_way_single_asset_trades() -> None:
 
 def test_hedge_with_nothing_open_is_switched_and_with_anything_open_refused() -> None:
     assert judge(AccountConfig(HEDGE, False), NOTHING).action is AccountAction.SWITCH_TO_ONE_WAY
-    for open_now in (OpenOnAccount(1, 0), OpenOnAccount(0, 1), OpenOnAccount(2, 3)):
+    for open_now in (OpenOnAccount(1, None), OpenOnAccount(0, 1), OpenOnAccount(2, 3)):
         verdict = judge(AccountConfig(HEDGE, False), open_now)
         assert verdict.action is AccountAction.REFUSE and verdict.refusal == hedge_refusal(open_now)
     assert "1 position and 0 open orders exist" in hedge_refusal(OpenOnAccount(1, 0))
     assert "2 positions and 1 open order exist" in hedge_refusal(OpenOnAccount(2, 1))
+    assert "and 1 position is open:" in hedge_refusal(OpenOnAccount(1, None))  # orders not read: no switch anyway
+    assert "and 3 positions are open:" in hedge_refusal(OpenOnAccount(3, None))
     # What is open could not be read: never switch blindly.
     unknown = judge(AccountConfig(HEDGE, False), None)
     assert unknown.action is AccountAction.REFUSE and "could not be read" in (unknown.refusal or "")
