@@ -8,6 +8,7 @@ exchange before being adopted). At most one live row (asked, left, ignored) per 
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -48,18 +49,18 @@ class AdoptionRequest:
     position_id: int | None = None
 
 
-def _row(r: object) -> AdoptionRequest:
+def _row(r: sqlite3.Row) -> AdoptionRequest:
     return AdoptionRequest(
-        id=int(r["id"]),  # type: ignore[index]
-        symbol=r["symbol"],  # type: ignore[index]
-        qty=Decimal(r["qty"]),  # type: ignore[index]
-        entry_price=Decimal(r["entry_price"]),  # type: ignore[index]
-        token=r["token"],  # type: ignore[index]
-        status=AdoptionStatus(r["status"]),  # type: ignore[index]
-        created_at_ms=int(r["created_at_ms"]),  # type: ignore[index]
-        answered_at_ms=r["answered_at_ms"],  # type: ignore[index]
-        answered_by=r["answered_by"],  # type: ignore[index]
-        position_id=r["position_id"],  # type: ignore[index]
+        id=int(r["id"]),
+        symbol=str(r["symbol"]),
+        qty=Decimal(r["qty"]),
+        entry_price=Decimal(r["entry_price"]),
+        token=str(r["token"]),
+        status=AdoptionStatus(r["status"]),
+        created_at_ms=int(r["created_at_ms"]),
+        answered_at_ms=r["answered_at_ms"],
+        answered_by=r["answered_by"],
+        position_id=r["position_id"],
     )
 
 
