@@ -4,7 +4,7 @@ Runs the live adapter (``CcxtBinanceAdapter``) against the loopback fake Binance
 150 USDT perpetuals and 10 held positions (each with its backstop), and prints JSON:
 
 * ``rest_weight``: weight per minute read from ``X-MBX-USED-WEIGHT-1M`` for the periodic calls
-  (reconcile every 15 s: positions + open orders + open algo orders + balance; universe
+  (reconcile every 15 s: the account's settings + positions + open orders + open algo orders + balance; universe
   refresh hourly: 24h tickers; no kline polling), as a % of Binance's 2,400/min, in two forms:
   ``all_symbols`` (the list calls without ``symbol``: 40 each) and ``held_symbols`` (open
   orders / algo orders asked per held symbol, 1 each).
@@ -143,10 +143,12 @@ async def measure_weight(n_symbols: int, held: int, seed: int) -> dict[str, obje
                 adapter, lambda: adapter.fetch_open_algo_orders(held_symbols[0])
             ),
             "ticker_24hr_all": await _weight_of(adapter, adapter.fetch_tickers_24h),
+            "accountConfig": await _weight_of(adapter, adapter.fetch_account_config),
         }
         key = await adapter.create_listen_key()
         per_call["listenKey_keepalive"] = await _weight_of(adapter, lambda: adapter.keepalive_listen_key(key))
         block = {
+            "account_config": per_call["accountConfig"],  # every round: position mode, Multi-Assets, canTrade
             "positions": per_call["positionRisk_v3"],
             "balance": per_call["account_v3"],
             "all_open_orders": await _weight_of(adapter, all_open_orders),
@@ -160,12 +162,19 @@ async def measure_weight(n_symbols: int, held: int, seed: int) -> dict[str, obje
         )
         cadences = {
             # what the brief names, list calls without a symbol, every 15 s
-            "all_symbols": {"positions": 15, "balance": 15, "all_open_orders": 15},
+            "all_symbols": {"account_config": 15, "positions": 15, "balance": 15, "all_open_orders": 15},
             # the same, asked per held symbol
-            "held_symbols": {"positions": 15, "balance": 15, "held_algo_orders": 15, "held_open_orders": 15},
+            "held_symbols": {
+                "account_config": 15,
+                "positions": 15,
+                "balance": 15,
+                "held_algo_orders": 15,
+                "held_open_orders": 15,
+            },
             # suggestion: stops of held symbols every 15 s; balance and open orders every minute (the
             # user stream carries both between); a sweep of every symbol for strays every 5 minutes
             "suggested": {
+                "account_config": 15,
                 "positions": 15,
                 "held_algo_orders": 15,
                 "balance": 60,

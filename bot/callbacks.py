@@ -19,6 +19,7 @@ class PosAction(StrEnum):
     DETAILS = "d"
     REFRESH = "r"
     PAGE = "p"
+    ADOPT = "a"  # a position not managed: asks to confirm the adoption
 
 
 class PositionsCb(CallbackData, prefix="pos"):
@@ -32,6 +33,7 @@ class PositionsCb(CallbackData, prefix="pos"):
 class ConfirmKind(StrEnum):
     EXIT = "x"
     CONFIG = "c"
+    ADOPT = "a"
 
 
 class ConfirmCb(CallbackData, prefix="cf"):
@@ -64,3 +66,11 @@ class BlockCb(CallbackData, prefix="bl"):
     action: BlockAction
     symbol: str
     hours: int = 0
+
+
+class AdoptCb(CallbackData, prefix="ad"):
+    """Adopt / Ignore under the alert about a long SurgeDCA did not open. ``token`` names the question, kept in
+    the database (the answer is single-use, and still valid after a restart)."""
+
+    token: str
+    adopt: bool

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.callbacks import BlockAction, BlockCb, ChartCb, ConfirmCb, ConfirmKind, PosAction, PositionsCb
+from bot.callbacks import AdoptCb, BlockAction, BlockCb, ChartCb, ConfirmCb, ConfirmKind, PosAction, PositionsCb
 from bot.i18n import _
 from trading.core.chart import CHART_INTERVALS
-from trading.views import PositionView
+from trading.views import NotManagedView, PositionView
 
 BLOCK_CHOICES_H: tuple[int, ...] = (1, 24, 168)  # the Block button's durations; 0 = permanently
 
@@ -31,7 +31,25 @@ def exit_button(symbol: str) -> InlineKeyboardButton:
     return _button(_("❌ Exit {symbol}").format(symbol=symbol), PositionsCb(action=PosAction.EXIT, symbol=symbol))
 
 
-def positions_keyboard(shown: Sequence[PositionView], *, page: int, pages: int) -> InlineKeyboardMarkup:
+def adopt_button(symbol: str) -> InlineKeyboardButton:
+    return _button(_("📥 Adopt {symbol}").format(symbol=symbol), PositionsCb(action=PosAction.ADOPT, symbol=symbol))
+
+
+def adoption_keyboard(token: str) -> InlineKeyboardMarkup:
+    """Under the question about a long SurgeDCA did not open."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(_("📥 Adopt"), AdoptCb(token=token, adopt=True)),
+                _button(_("🙈 Ignore"), AdoptCb(token=token, adopt=False)),
+            ]
+        ]
+    )
+
+
+def positions_keyboard(
+    shown: Sequence[PositionView], *, page: int, pages: int, not_managed: Sequence[NotManagedView] = ()
+) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = []
     for p in shown:
         rows.append(
@@ -48,6 +66,7 @@ def positions_keyboard(shown: Sequence[PositionView], *, page: int, pages: int) 
         if page < pages - 1:
             nav.append(_button(_("Next ▶"), PositionsCb(action=PosAction.PAGE, page=page + 1)))
         rows.append(nav)
+    rows += [[adopt_button(n.symbol)] for n in not_managed]
     rows.append([_button(_("🔄 Refresh"), PositionsCb(action=PosAction.REFRESH, page=page))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 

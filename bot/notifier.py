@@ -37,7 +37,9 @@ from bot.formatting import TELEGRAM_CAPTION_LIMIT, TELEGRAM_TEXT_LIMIT, truncate
 from trading.clock import Clock, SystemClock
 from trading.core.chart import ChartLabels
 from trading.events import (
+    AdoptionAsked,
     DcaFilled,
+    DelistingAhead,
     EngineEvent,
     EntryFilled,
     ErrorEvent,
@@ -65,6 +67,8 @@ TRADE_EVENTS: tuple[type[EngineEvent], ...] = (
     PositionClosed,
     PositionAdopted,
     PositionVanished,
+    DelistingAhead,
+    AdoptionAsked,  # carries Adopt / Ignore instead of the chart button
 )
 
 
@@ -162,8 +166,9 @@ class ConsoleSink:
     async def send(self, destination: int | None, message: AlertMessage) -> None:
         text = message.text
         alarming = text.startswith(
-            ("ERROR", "STOP LOSS", "BACKSTOP", "STREAM DOWN", "ORDER", "VANISHED", "DROPPED", "TELEGRAM")
-        )
+            ("ERROR", "STOP LOSS", "BACKSTOP", "STREAM DOWN", "ORDER", "VANISHED", "DROPPED", "TELEGRAM",
+             "LIQUIDATED", "DELISTING", "NOT OPENED", "NO NEW ENTRIES", "ACCOUNT")
+        )  # fmt: skip
         self._log.log(logging.WARNING if alarming else logging.INFO, "%s", text)
 
 
@@ -209,11 +214,14 @@ class TelegramSink:
 
     async def compose(self, alert: Alert, text: str) -> AlertMessage:
         """Buttons under a trade alert; its chart for an entry, a DCA or a close when the source gives one."""
-        from bot.keyboards import alert_keyboard
+        from bot.keyboards import adoption_keyboard, alert_keyboard
 
         e = alert.event
         if e is None or alert.more or not is_trade(e) or e.symbol is None:
             return AlertMessage(text)
+        if isinstance(e, AdoptionAsked):
+            with self._i18n.context(), self._i18n.use_locale(self._locale):
+                return AlertMessage(text, adoption_keyboard(e.token))
         position_id = int(getattr(e, "position_id", 0) or 0)
         with self._i18n.context(), self._i18n.use_locale(self._locale):
             markup = alert_keyboard(e.symbol, position_id=position_id, entry=isinstance(e, EntryFilled))

@@ -32,11 +32,15 @@ from trading.core.chart import ChartLabels
 from trading.core.config import StrategyConfig
 from trading.core.reports import Condition, RiskTable, SignalReport
 from trading.events import (
+    AccountModeSwitched,
+    AdoptionAsked,
     BackstopLost,
     BotPollingStopped,
     ChatMigrated,
     DcaFilled,
+    DelistingAhead,
     EngineEvent,
+    EntriesRefused,
     EntryFilled,
     ErrorEvent,
     OrderRefused,
@@ -53,6 +57,9 @@ from trading.events import (
     TradingHalted,
 )
 from trading.views import (
+    AccountHealth,
+    AdoptionOutcome,
+    AdoptionResult,
     BlockList,
     BlockResult,
     ChartProblem,
@@ -63,6 +70,7 @@ from trading.views import (
     ExitResult,
     HealthView,
     LinkHealth,
+    NotManagedView,
     PeriodStats,
     PositionView,
     Report,
@@ -92,7 +100,7 @@ _REASONS = {
     "backstop": N_("exchange backstop"),
     "external": N_("closed outside the service"),
     "liquidation": N_("liquidated by the exchange"),
-    "delisting": N_("closed before the delisting"),
+    "delisting": N_("closed ahead of the delisting"),
 }
 
 _REFUSALS = {
@@ -125,6 +133,21 @@ _SYNC_KINDS = {
     "stray_cancelled": N_("stray order cancelled"),
     "backstop_recreated": N_("backstop re-created"),
     "funding_recorded": N_("funding payment recorded"),
+    "liquidated": N_("position liquidated"),
+    "adoption_asked": N_("position not opened by SurgeDCA (asked)"),
+    "not_managed": N_("position not opened by SurgeDCA (left alone)"),
+    "not_managed_gone": N_("position not managed: gone"),
+    "delisting": N_("delisting of a held symbol"),
+    "delisting_close": N_("closed ahead of the delisting"),
+    "account_switched": N_("account switched to one-way mode"),
+    "account_refused": N_("trading refused for the account's settings"),
+    "account_ok": N_("the account's settings allow trading again"),
+}
+
+_NOT_MANAGED = {
+    "asked": N_("waiting for an answer to the question sent"),
+    "ignored": N_("ignored"),
+    "left": N_("left alone (adopt_positions)"),
 }
 
 
@@ -234,7 +257,36 @@ def position_block(p: PositionView) -> str:
     return "\n".join(lines)
 
 
-def positions_text(positions: Sequence[PositionView], *, page: int, now_ms: int, paused: bool) -> str:
+def not_managed_lines(items: Sequence[NotManagedView]) -> list[str]:
+    """The longs on the account that SurgeDCA leaves alone (``/positions``); empty when there are none."""
+    if not items:
+        return []
+    lines = [
+        "",
+        _("<b>Not managed</b> ({count}): positions SurgeDCA did not open; it places no backstop, no DCA and no exit "
+          "for them").format(count=len(items)),
+    ]  # fmt: skip
+    for n in items:
+        line = _("• {symbol} long {qty} at {price} · {status}").format(
+            symbol=_sym(n.symbol),
+            qty=fmt_qty(n.qty),
+            price=fmt_price(n.entry_price),
+            status=_(_NOT_MANAGED[n.status]) if n.status in _NOT_MANAGED else esc(n.status),
+        )
+        if n.unrealized_pnl is not None:
+            line += " · " + _("{pnl} USDT").format(pnl=fmt_usdt(n.unrealized_pnl, signed=True))
+        lines.append(line)
+    return lines
+
+
+def positions_text(
+    positions: Sequence[PositionView],
+    *,
+    page: int,
+    now_ms: int,
+    paused: bool,
+    not_managed: Sequence[NotManagedView] = (),
+) -> str:
     shown, page = page_slice(positions, page)
     pages = positions_pages(len(positions))
     head = _("<b>Positions</b> ({count})").format(count=len(positions))
@@ -255,6 +307,7 @@ def positions_text(positions: Sequence[PositionView], *, page: int, now_ms: int,
         lines.append(line)
         for p in shown:
             lines += ["", position_block(p)]
+    lines += not_managed_lines(not_managed)
     lines += ["", _("As of {time}").format(time=fmt_clock(now_ms))]
     return "\n".join(lines)
 
@@ -306,6 +359,8 @@ def health_text(h: HealthView, *, now_ms: int) -> str:
             lines.append(f"{_ok(s.up)} {esc(s.name)}: {_('up') if s.up else _('down')}, {age}")
     else:
         lines.append(_("Streams: none"))
+    if h.account is not None:
+        lines.append(account_line(h.account, now_ms=now_ms))
     if h.telegram is not None:
         lines.append(telegram_line(h.telegram, now_ms=now_ms))
     lines.append(_("REST weight (last minute): {weight} / 2400").format(weight=h.rest_weight_1m))
@@ -344,6 +399,29 @@ def health_text(h: HealthView, *, now_ms: int) -> str:
     icon = "⚠️" if h.errors_last_hour else "✅"
     lines.append(icon + " " + _("Errors in the last hour: {n}").format(n=h.errors_last_hour))
     return "\n".join(lines)
+
+
+def account_line(a: AccountHealth, *, now_ms: int) -> str:
+    """The account's settings as last read: what SurgeDCA needs (one-way, single-asset, allowed to trade)."""
+    facts = []
+    if a.position_mode is not None:
+        facts.append(_("hedge mode") if a.position_mode == "hedge" else _("one-way mode"))
+    if a.multi_assets is not None:
+        facts.append(_("Multi-Assets mode") if a.multi_assets else _("single-asset mode"))
+    if a.can_trade is not None:
+        facts.append(_("trading allowed") if a.can_trade else _("trading not allowed"))
+    shown = " · ".join(facts) or _("not read yet")
+    if a.refusal:  # the reason itself is the /health halt line's
+        text = "⛔ " + _("Account: {facts} — no order is sent in this state").format(facts=shown)
+    elif a.no_entries:
+        text = "⏸ " + _("Account: {facts} — no new entries (positions held stay managed)").format(facts=shown)
+    else:
+        text = "✅ " + _("Account: {facts}").format(facts=shown)
+    if a.checked_ms is not None:
+        text += " " + _("(checked {when})").format(when=_age(now_ms, a.checked_ms))
+    if a.error:
+        text += "\n" + _("⚠️ Last check failed: {error}").format(error=_free(a.error))
+    return text
 
 
 def telegram_line(t: LinkHealth, *, now_ms: int) -> str:
@@ -412,6 +490,56 @@ def exit_result(r: ExitResult) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ adoption
+def adopt_question(n: NotManagedView, *, ttl_s: int) -> str:
+    return "\n".join(
+        [
+            _("<b>Adopt {symbol}?</b>").format(symbol=esc(n.symbol)),
+            _(
+                "SurgeDCA then manages the long of {qty} at {price} as its own, from the initial stage: a backstop "
+                "on the exchange, DCA buys, stops and exits (its stop may sell it at once if the price is already "
+                "below it)."
+            ).format(qty=fmt_qty(n.qty), price=fmt_price(n.entry_price)),
+            _("Confirm within {seconds} s.").format(seconds=ttl_s),
+        ]
+    )
+
+
+def adoption_result(r: AdoptionResult, *, who: str) -> str:
+    """What an answer did (it replaces the question); ``who`` names who answered."""
+    symbol = _sym(r.symbol)
+    o = r.outcome
+    if o is AdoptionOutcome.ADOPTED:
+        text = _(
+            "📥 {symbol} adopted by {who}: the long of {qty} at {price} is managed by SurgeDCA from now on."
+        ).format(symbol=symbol, who=esc(who), qty=fmt_qty(r.qty), price=fmt_price(r.entry_price))
+        if r.backstop_price is not None:
+            text += "\n" + _("Backstop on the exchange at {price}.").format(price=fmt_price(r.backstop_price))
+        return text
+    if o is AdoptionOutcome.IGNORED:
+        return _(
+            "🙈 {symbol} ignored by {who}: SurgeDCA leaves it alone (no backstop, no DCA, no exit). /positions lists "
+            "it and can still adopt it."
+        ).format(symbol=symbol, who=esc(who))
+    return adoption_refusal(r)
+
+
+def adoption_refusal(r: AdoptionResult) -> str:
+    """Why an answer did nothing (short: it is also a button's pop-up, capped at 200 characters)."""
+    o = r.outcome
+    if o is AdoptionOutcome.ALREADY_ADOPTED:
+        return _("Already answered: adopted.")
+    if o is AdoptionOutcome.ALREADY_IGNORED:
+        return _("Already answered: ignored.")
+    if o is AdoptionOutcome.GONE:
+        return _("{symbol} is no longer on the exchange: nothing to adopt.").format(symbol=esc(r.symbol or "?"))
+    if o is AdoptionOutcome.REFUSED:
+        return _("Trading is refused now: nothing was adopted. /health says why.")
+    if o is AdoptionOutcome.UNAVAILABLE:
+        return _("The exchange could not be asked: nothing changed. Try again in a moment.")
+    return _("This question is no longer valid.")
+
+
 # ------------------------------------------------------------------ config
 _CONFIG_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (N_("Universe and scan"), ("universe_size", "symbol_blacklist", "scan_interval_s")),
@@ -442,6 +570,7 @@ _CONFIG_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "report_timezone",
             "taker_fee",
             "alert_charts",
+            "adopt_positions",
         ),
     ),
 )
@@ -866,6 +995,12 @@ def service_error_text(exc: ServiceError) -> str:
         return _(template).format(symbol=_sym(p.get("symbol", "?")))
     if code == "invalid_block":
         return _("Hours must be more than 0 and at most {max}.").format(max=p.get("max_hours", "?"))
+    if code == "trading_refused":
+        return _("Trading is refused now: {reason}").format(reason=_free(p.get("reason", "")))
+    if code == "not_managed":
+        return _("There is no position of yours on {symbol} that SurgeDCA could adopt.").format(
+            symbol=_sym(p.get("symbol", "?"))
+        )
     if code == "service_stopping":
         return _("The service is stopping: nothing was done. Try again once it is back.")
     return _("The service refused: {reason}").format(reason=_free(str(exc)))
@@ -922,7 +1057,13 @@ def alert_text(event: EngineEvent) -> str:
             "pnl": fmt_usdt(e.pnl, signed=True),
             "pct": fmt_pct(e.pnl_pct, signed=True),
         }
-        if e.reason in ("stop_loss", "backstop"):  # the headline says why
+        if e.reason == "liquidation":
+            head = _("💥 <b>Liquidated</b>")
+            body = _(
+                "{symbol}: the exchange closed {qty} at {price}; result {pnl} USDT ({pct} of margin). No new entry on "
+                "it during the cooldown after a stop."
+            ).format(symbol=s, **figures)
+        elif e.reason in ("stop_loss", "backstop"):  # the headline says why
             head = _("🛑 <b>Stop loss</b>") if e.reason == "stop_loss" else _("🛑 <b>Backstop filled</b>")
             body = _("{symbol}: sold {qty} at {price}; result {pnl} USDT ({pct} of margin)").format(symbol=s, **figures)
         else:
@@ -937,6 +1078,41 @@ def alert_text(event: EngineEvent) -> str:
         return _("📥 <b>Adopted</b> {symbol}: a position of {qty} at {price} found on the exchange").format(
             symbol=s, qty=fmt_qty(e.qty), price=fmt_price(e.entry_price)
         )
+    if isinstance(e, AdoptionAsked):
+        return _(
+            "📥 <b>Position not opened by SurgeDCA</b> {symbol}: a long of {qty} at {price} is on the account. Adopt "
+            "it (SurgeDCA then manages it: backstop, DCA, exits) or ignore it? Until adopted it gets no backstop, "
+            "no DCA and no exit."
+        ).format(symbol=s, qty=fmt_qty(e.qty), price=fmt_price(e.entry_price))
+    if isinstance(e, DelistingAhead):
+        if e.delivery_ms is None:
+            return _(
+                "📅 <b>Delisting</b> {symbol}: the contract no longer trades normally ({cause}); the position is "
+                "closed now."
+            ).format(symbol=s, cause=_free(e.cause))
+        if e.close_at_ms <= e.ts_ms:
+            return _(
+                "📅 <b>Delisting</b> {symbol}: Binance settles it at {delivery}; the position is closed now."
+            ).format(symbol=s, delivery=fmt_time(e.delivery_ms))
+        return _(
+            "📅 <b>Delisting</b> {symbol}: Binance settles it at {delivery}; the position is closed at {close}, "
+            "{hours} h before."
+        ).format(
+            symbol=s,
+            delivery=fmt_time(e.delivery_ms),
+            close=fmt_time(e.close_at_ms),
+            hours=fmt_num(round((e.delivery_ms - e.close_at_ms) / 3_600_000, 1)),
+        )
+    if isinstance(e, AccountModeSwitched):
+        return _(
+            "🔧 <b>Account switched to one-way mode</b>: it was in hedge mode with nothing open. SurgeDCA trades in "
+            "one-way mode only."
+        )
+    if isinstance(e, EntriesRefused):
+        if e.reason is None:
+            return _("▶️ <b>New entries allowed again</b>: the account's settings allow them.")
+        cause = _(_ENTRY_CAUSES[e.cause]) if e.cause in _ENTRY_CAUSES else _free(e.reason)
+        return _("⏸ <b>No new entries</b>: {cause}").format(cause=cause)
     if isinstance(e, PositionVanished):
         pnl = fmt_usdt(e.pnl, signed=True) if e.pnl is not None else _("unknown")
         return _(
@@ -1010,6 +1186,15 @@ def alert_text(event: EngineEvent) -> str:
     return _("ℹ️ {kind} {symbol}").format(kind=esc(e.kind), symbol=s)
 
 
+_ENTRY_CAUSES = {
+    "multi_assets": N_(
+        "Multi-Assets mode is on: margin is shared with the account's other assets, so sizes taken from the USDT "
+        "balance and the liquidation estimates no longer hold. Positions held stay managed; turn the mode off in "
+        "the Binance app to trade again."
+    ),
+}
+
+
 def coalesced_text(event: EngineEvent, more: int) -> str:
     """The last of a storm, with how many like it were held back."""
     return (
@@ -1050,7 +1235,7 @@ def alert_line(event: EngineEvent, more: int = 0) -> str:
             f"{fmt_qty(e.remaining_qty)} left; pnl {fmt_usdt(e.pnl, signed=True)} USDT"
         )
     elif isinstance(e, PositionClosed):
-        label = "STOP LOSS" if e.reason == "stop_loss" else ("BACKSTOP" if e.reason == "backstop" else "CLOSED")
+        label = {"stop_loss": "STOP LOSS", "backstop": "BACKSTOP", "liquidation": "LIQUIDATED"}.get(e.reason, "CLOSED")
         text = (
             f"{label} {sym} ({e.reason}): sold {fmt_qty(e.qty)} at {fmt_price(e.price)}; "
             f"pnl {fmt_usdt(e.pnl, signed=True)} USDT ({fmt_pct(e.pnl_pct, signed=True)} of margin)"
@@ -1058,6 +1243,14 @@ def alert_line(event: EngineEvent, more: int = 0) -> str:
         )
     elif isinstance(e, PositionAdopted):
         text = f"ADOPTED {sym}: {fmt_qty(e.qty)} at {fmt_price(e.entry_price)}"
+    elif isinstance(e, AdoptionAsked):
+        text = f"NOT OPENED BY SURGEDCA {sym}: long {fmt_qty(e.qty)} at {fmt_price(e.entry_price)}; adopt it?"
+    elif isinstance(e, DelistingAhead):
+        text = f"DELISTING {sym} ({e.cause}): settlement at {e.delivery_ms}, position closed at {e.close_at_ms}"
+    elif isinstance(e, AccountModeSwitched):
+        text = f"ACCOUNT switched from {e.before} to {e.after} mode (nothing was open)"
+    elif isinstance(e, EntriesRefused):
+        text = f"NO NEW ENTRIES: {e.reason}" if e.reason else "NEW ENTRIES allowed again"
     elif isinstance(e, PositionVanished):
         pnl = fmt_usdt(e.pnl, signed=True) if e.pnl is not None else "unknown"
         text = f"VANISHED {sym}: {fmt_qty(e.qty)} no longer on the exchange; pnl {pnl} USDT"

@@ -24,6 +24,7 @@ ACTOR = "cli"
 # Cleared by reset, children before parents (foreign keys).
 CLEARED_TABLES = (
     "funding",
+    "adoption_requests",
     "fills",
     "orders",
     "positions",

@@ -247,11 +247,34 @@ _V4_FUNDING: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS sim_funding_by_time ON sim_funding (account, time)",
 )
 
+# Longs found on the exchange that the service did not open (adopt_positions): the question asked on Telegram
+# (its token makes the Adopt / Ignore buttons single-use, across restarts) and its answer. At most one live
+# row (asked, left alone, ignored) per symbol; a row ends adopted, or gone when the long left the exchange.
+_V5_ADOPTIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE adoption_requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        symbol TEXT NOT NULL,
+        qty TEXT NOT NULL,
+        entry_price TEXT NOT NULL,
+        token TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL CHECK (status IN ('asked','left','ignored','adopted','gone')),
+        created_at_ms INTEGER NOT NULL,
+        answered_at_ms INTEGER,
+        answered_by TEXT,
+        position_id INTEGER REFERENCES positions(id)
+    )
+    """,
+    "CREATE UNIQUE INDEX adoption_requests_live ON adoption_requests(symbol) "
+    "WHERE status IN ('asked','left','ignored')",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "simulated exchange tables", (*_V2_SIM, _sim_stop_qty)),
     Migration(3, "timed symbol blocks", _V3_SYMBOL_BLOCKS),
     Migration(4, "funding payments", _V4_FUNDING),
+    Migration(5, "adoption questions", _V5_ADOPTIONS),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -41,6 +41,7 @@ from trading.events import EngineEvent, ErrorEvent, Notifier, OrderRefused
 from trading.exchange.base import ExchangeError
 from trading.strategy import normalize_key, parse_value, validate_full
 from trading.views import (
+    AdoptionResult,
     BlockList,
     BlockResult,
     ChartProblem,
@@ -58,6 +59,8 @@ from trading.views import (
     LegView,
     LinkHealth,
     NoPosition,
+    NotManaged,
+    NotManagedView,
     PeriodStats,
     PositionView,
     Report,
@@ -66,6 +69,7 @@ from trading.views import (
     StreamHealth,
     SyncReport,
     TimedBlock,
+    TradingRefused,
     UnblockResult,
     UnknownSymbol,
 )
@@ -251,6 +255,7 @@ class ServiceApi:
             errors_last_hour=self._errors.errors_since(now - 3_600_000) if self._errors else 0,
             telegram=self._telegram() if self._telegram is not None else None,
             halted=ctx.halt_reason,
+            account=eng.reconciler.account.health(),
         )
 
     # ------------------------------------------------------------------ actions
@@ -272,6 +277,9 @@ class ServiceApi:
     async def exit(self, symbol: str, actor: str) -> ExitResult:
         self._not_stopping()
         e = self._entry(symbol)
+        refusal = self.engine.reconciler.account.refusal
+        if refusal is not None:  # e.g. hedge mode: the exchange would refuse the sell (-4061)
+            raise TradingRefused(reason=refusal)
         sym = e.state.symbol
         self.ctx.store.audit.add(
             actor, "exit_requested", symbol=sym, before={"qty": e.state.qty}, ts_ms=self.ctx.clock.now_ms()
@@ -308,6 +316,32 @@ class ServiceApi:
             )
         ctx.paused = value
         return True
+
+    # ------------------------------------------------------------------ adoption (adopt_positions)
+    async def not_managed(self) -> list[NotManagedView]:
+        """Longs on the exchange the service does not manage (never touched until adopted)."""
+        return self.engine.reconciler.adoptions.not_managed()
+
+    async def not_managed_one(self, symbol: str) -> NotManagedView:
+        sym = self._symbol(symbol)
+        for view in self.engine.reconciler.adoptions.not_managed():
+            if view.symbol == sym:
+                return view
+        raise NotManaged(symbol=sym)
+
+    async def answer_adoption(self, token: str, adopt: bool, actor: str) -> AdoptionResult:
+        """The Adopt / Ignore buttons of an adoption question: the first answer counts."""
+        self._not_stopping()
+        return await self.engine.reconciler.adoptions.answer(token, adopt, actor)
+
+    async def adopt(self, symbol: str, actor: str) -> AdoptionResult:
+        """Adopt a long listed as not managed (``/positions``' Adopt button, after its confirmation)."""
+        self._not_stopping()
+        sym = self._symbol(symbol)
+        row = self.engine.reconciler.adoptions.live_question(sym)
+        if row is None:
+            raise NotManaged(symbol=sym)
+        return await self.engine.reconciler.adoptions.adopt(row, actor)
 
     # ------------------------------------------------------------------ config
     async def config_get(self) -> StrategyConfig:

@@ -46,6 +46,10 @@ class EngineContext:
     cooldowns: dict[str, int] = field(default_factory=dict)  # symbol -> until ms (the ledger's cache of the table)
     blocks: dict[str, int] = field(default_factory=dict)  # timed /block: symbol -> until ms (cache of the table)
     halts: dict[str, str] = field(default_factory=dict)  # source -> why the service refuses to trade now
+    # source -> why no new entry is made now (an account setting); positions held stay managed
+    no_entries: dict[str, str] = field(default_factory=dict)
+    # symbol -> a long on the exchange the service does not manage (not adopted): never entered, never touched
+    unmanaged: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def halted(self) -> bool:
@@ -64,6 +68,15 @@ class EngineContext:
         if self.halts.get(source) == reason:
             return False
         self.halts[source] = reason
+        return True
+
+    def set_no_entries(self, source: str, reason: str | None) -> bool:
+        """Start (``reason``) or end (None) one cause of refusing new entries; True when that changed anything."""
+        if reason is None:
+            return self.no_entries.pop(source, None) is not None
+        if self.no_entries.get(source) == reason:
+            return False
+        self.no_entries[source] = reason
         return True
 
     def rules(self, symbol: str) -> SymbolRules | None:
@@ -87,8 +100,13 @@ class EngineContext:
         return until is not None and until > self.clock.now_ms()
 
     def block_reason(self, symbol: str) -> str | None:
-        """Why the trader keeps ``symbol`` from new entries: the permanent blacklist or a timed /block (in
-        memory: the scanner asks for every symbol at every minute)."""
+        """Why ``symbol`` gets no new entry: the permanent blacklist, a timed /block, a position of the user's
+        on it that the service does not manage (a buy would merge into it), or an account setting (in memory:
+        the scanner asks for every symbol at every minute)."""
+        if self.no_entries:
+            return "no new entries: " + "; ".join(self.no_entries.values())
+        if symbol in self.unmanaged:
+            return "a position not managed by SurgeDCA is open on it"
         if symbol in self.cfg.symbol_blacklist:
             return "blacklisted"
         until = self.blocks.get(symbol)

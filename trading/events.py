@@ -117,6 +117,45 @@ class TradingHalted(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AccountModeSwitched(EngineEvent):
+    """The account was in hedge mode with nothing open: the service switched it to one-way mode (the only mode
+    it trades in)."""
+
+    before: str  # "hedge"
+    after: str  # "one-way"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntriesRefused(EngineEvent):
+    """An account setting keeps the service from new entries (positions held stay managed); ``reason`` is None
+    when entries are allowed again. ``cause`` names the setting in a word the presenters translate."""
+
+    reason: str | None
+    cause: str = "multi_assets"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DelistingAhead(EngineEvent):
+    """A held symbol is being delisted: Binance settles it at ``delivery_ms`` (None: not known, the contract
+    already stopped trading normally); the position is closed at ``close_at_ms`` (reason ``delisting``)."""
+
+    position_id: int
+    delivery_ms: int | None
+    close_at_ms: int
+    cause: str  # "delisting announced" | "status SETTLING" ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdoptionAsked(EngineEvent):
+    """A long on the exchange the service does not know (``adopt_positions = "ask"``): Adopt or Ignore? Until
+    someone who may act answers Adopt it gets no backstop, no DCA and no exit. ``token`` names the question."""
+
+    qty: Decimal
+    entry_price: Decimal
+    token: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QuantityDrift(EngineEvent):
     db_qty: Decimal
     exchange_qty: Decimal

@@ -33,6 +33,7 @@ ACTIONS: dict[str, tuple[str, Stage | None, ExitReason | None]] = {
     "trail": ("SELL", None, ExitReason.TRAILING_STOP),
     "dx": ("SELL", None, ExitReason.DEAD_CROSS),
     "manual": ("SELL", None, ExitReason.MANUAL),
+    "dl": ("SELL", None, ExitReason.DELISTING),  # closed ahead of the symbol's settlement (delisting)
     "bs": ("SELL", None, ExitReason.BACKSTOP),  # the exchange-side STOP_MARKET closePosition (algo order)
     "bq": ("SELL", None, ExitReason.BACKSTOP),  # a reduce-only quantity stop bridging a backstop replacement
 }

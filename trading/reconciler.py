@@ -10,6 +10,13 @@ changed while the snapshot was taken is left for the next round rather than
 Orders carrying another installation's instance tag mean a second SurgeDCA
 trades this account: this one then refuses to trade (it never cancels or
 adopts the other's orders or positions), says so, and stays up for /health.
+
+Every round first checks the account's settings (``execution.account``: a hedge-mode
+account is switched to one-way mode when nothing is open, else trading is refused).
+Unknown longs go to the adoption desk (``adopt_positions``); a position that vanished
+is told apart: liquidated (Binance's force orders), settled by a delisting, or closed
+by hand. Held symbols being delisted are closed ahead of their settlement
+(``execution.delisting``). A ``/sync`` also re-reads the markets (delivery dates).
 """
 
 from __future__ import annotations
@@ -23,8 +30,12 @@ from trading.context import EngineContext
 from trading.core import reconcile
 from trading.core.models import ExitReason
 from trading.core.order_state import OrderState
+from trading.core.refusals import RefusalClass
 from trading.events import ErrorEvent, TradingHalted
-from trading.exchange.base import ExchangeError, NotFoundError, Side
+from trading.exchange.base import AutoCloseKind, ExchangeError, NotFoundError, Side
+from trading.execution.account import AccountGuard
+from trading.execution.adoption import AdoptionDesk
+from trading.execution.delisting import DelistingGuard
 from trading.execution.ledger import ExternalSell
 from trading.execution.resolver import OpenAlgos
 from trading.executor import Executor
@@ -46,6 +57,15 @@ class Reconciler:
         self._soon = False
         self._shorts_reported: set[str] = set()
         self._rounds = 0
+        self.account = AccountGuard(ctx)
+        self.adoptions = AdoptionDesk(ctx, executor)
+        self.delistings = DelistingGuard(ctx, executor)
+        executor.sender.on_refused = self._on_refused
+
+    def _on_refused(self, klass: RefusalClass) -> None:
+        """An order refused for the account's position mode: its settings changed under us; look at once."""
+        if klass is RefusalClass.POSITION_MODE:
+            self.request_soon(delay_s=0.0)
 
     def busy(self) -> asyncio.Lock:
         """Held while a reconcile runs (``async with reconciler.busy()`` waits for it to end)."""
@@ -74,7 +94,7 @@ class Reconciler:
             full = actor != "system" or self._rounds % FULL_EVERY == 0
             self._rounds += 1
             try:
-                items = await self._run(full)
+                items = await self._run(full, markets=actor not in ("system", "startup"))
                 items += await self.executor.funding.catch_up(force=actor != "system")
             except ExchangeError as exc:
                 error = f"exchange unavailable: {exc}"
@@ -92,19 +112,23 @@ class Reconciler:
             return report
 
     # ------------------------------------------------------------------ one round
-    async def _run(self, full: bool) -> list[SyncItem]:
-        """One round. Cheap rounds ask per held symbol (weight ~1 each); a full sweep (start-up, /sync and
-        every ``FULL_EVERY`` rounds) lists every open order and algo order (weight 40 each) to find strays
-        of symbols we no longer hold. REST weight stays far below 5% of Binance's 2,400/min."""
+    async def _run(self, full: bool, *, markets: bool = False) -> list[SyncItem]:
+        """One round. Cheap rounds ask per held symbol (weight ~1 each) and read the account's settings (weight
+        5); a full sweep (start-up, /sync and every ``FULL_EVERY`` rounds) lists every open order and algo order
+        (weight 40 each) to find strays of symbols we no longer hold. REST weight stays far below 5% of
+        Binance's 2,400/min. ``markets``: re-read the markets first (``/sync``)."""
         ctx, ex = self.ctx, self.executor
         ids = ex.ids
+        items: list[SyncItem] = await self.account.check()
+        if markets:
+            ctx.markets = await ctx.port.load_markets()
         algos = OpenAlgos(ctx.port)
         if full:
             await algos.sweep()
-        items: list[SyncItem] = []
         if not ctx.halted:
-            items = await ex.resolve_unresolved(algos)
-            if items:
+            resolved = await ex.resolve_unresolved(algos)
+            items += resolved
+            if resolved:
                 # Resolving applied fills, which moved backstops: what was fetched before is stale now.
                 algos = OpenAlgos(ctx.port)
                 if full:
@@ -178,6 +202,8 @@ class Reconciler:
                                 f"now {entry.backstop_client_id} at {entry.backstop_price}",
                             )
                         )
+        items += self.adoptions.seen(remote_positions, skip)
+        items += await self.delistings.run()
         return items
 
     def _pid(self, client_id: str) -> int | None:
@@ -202,7 +228,7 @@ class Reconciler:
         if isinstance(c, reconcile.Adopt):
             if entry is not None or ex.admission.reserved(c.symbol):
                 return SyncItem("deferred", c.symbol, "entry in progress", "next round")
-            return await self._adopt(c)
+            return await self.adoptions.unknown_long(c)
         if isinstance(c, reconcile.Vanished):
             return await self._vanished(c, entry) if entry is not None else None
         if isinstance(c, reconcile.FixQty):
@@ -247,23 +273,12 @@ class Reconciler:
             return SyncItem("foreign_short", c.symbol, f"short {c.qty} on the exchange", "left alone (reported)")
         return None
 
-    async def _adopt(self, c: reconcile.Adopt) -> SyncItem:
-        ctx, ex = self.ctx, self.executor
-        if c.symbol not in ctx.markets:
-            return SyncItem("unknown_symbol", c.symbol, f"long {c.qty} on an unknown market", "reported")
-        entry = ex.ledger.adopt(c.symbol, c.qty, c.entry_price, actor="reconciler")
-        await ex.keeper.sync(entry)
-        return SyncItem(
-            "adopted",
-            c.symbol,
-            f"long {c.qty} at {c.entry_price} unknown to the database",
-            f"adopted as position {entry.position_id} (stage initial)",
-        )
-
     async def _vanished(self, c: reconcile.Vanished, entry: BookEntry) -> SyncItem:
-        """Closed outside the service: record the exchange's trades, close, alert, cancel the backstop."""
+        """Closed outside the service: record the exchange's trades (every one since it opened, in the exchange's
+        seven-day windows), tell why (liquidated, settled, by hand), close, alert, cancel the backstop."""
         ctx, ex = self.ctx, self.executor
         ours = {r.exchange_order_id for r in ctx.store.journal.for_position(entry.position_id) if r.exchange_order_id}
+        reason, how = await self._why_gone(entry)
         try:
             trades = await ctx.port.fetch_trades(c.symbol, start_ms=entry.opened_at_ms)
         except ExchangeError as exc:
@@ -274,17 +289,39 @@ class Reconciler:
             for t in trades
             if t.side is Side.SELL and t.order_id not in ours and t.time >= entry.opened_at_ms
         ]
-        pnl, estimated = ex.ledger.close_external(
-            entry, ExitReason.EXTERNAL, sells, actor="reconciler", exchange_qty=c.qty
-        )
+        pnl, estimated = ex.ledger.close_external(entry, reason, sells, actor="reconciler", exchange_qty=c.qty)
         ex.tracker.forget(entry.position_id)
         await ex.keeper.cancel(entry)
+        if reason is not ExitReason.EXTERNAL:
+            log.warning("%s: position %d %s", c.symbol, entry.position_id, how)
         return SyncItem(
-            "vanished",
+            "liquidated" if reason is ExitReason.LIQUIDATION else "vanished",
             c.symbol,
-            f"position {entry.position_id} ({c.qty}) is gone from the exchange",
+            f"position {entry.position_id} ({c.qty}) is gone from the exchange: {how}",
             f"closed, PnL {pnl:.4f} USDT{' (estimated)' if estimated else ''}",
         )
+
+    async def _why_gone(self, entry: BookEntry) -> tuple[ExitReason, str]:
+        """Liquidated (a force order of the symbol since the position opened), settled (its contract's delivery
+        has passed or it stopped trading), or closed outside the service (by hand; an ADL is said so)."""
+        ctx = self.ctx
+        symbol = entry.state.symbol
+        try:
+            forced = await ctx.port.fetch_force_orders(symbol, start_ms=entry.opened_at_ms)
+        except ExchangeError as exc:
+            log.warning("force orders of %s unavailable (%r): a liquidation cannot be told apart", symbol, exc)
+            forced = []
+        forced = [f for f in forced if f.time >= entry.opened_at_ms]
+        if any(f.kind is AutoCloseKind.LIQUIDATION for f in forced):
+            return ExitReason.LIQUIDATION, "liquidated by the exchange"
+        market = ctx.markets.get(symbol)
+        now = ctx.clock.now_ms()
+        settled = market is not None and market.delivery_ms is not None and market.delivery_ms <= now
+        if market is not None and (settled or not market.trading):
+            return ExitReason.DELISTING, "settled by the exchange (delisting)"
+        if forced:
+            return ExitReason.EXTERNAL, "auto-deleveraged by the exchange (ADL)"
+        return ExitReason.EXTERNAL, "closed outside the service"
 
     async def _cancel_stray(self, c: reconcile.CancelStray) -> SyncItem:
         ctx, ex = self.ctx, self.executor

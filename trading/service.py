@@ -179,6 +179,8 @@ class Service:
         weight_limit = 10**9 if s.trading_mode == "sim" else 2400
         keeper = CandleKeeper(candles, self.bundle.port, need=need, clock=clock, limit_per_minute=weight_limit)  # type: ignore[arg-type]
         engine = self.engine = Engine(ctx, candles, keeper)
+        # adopt_positions = "ask" needs someone to ask: headless, an unknown long is left alone (as with "none").
+        engine.reconciler.adoptions.interactive = not s.headless
         self.api = ServiceApi(
             engine,
             mode=s.trading_mode,

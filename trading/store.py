@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage.adoptions import AdoptionRequests
 from storage.audit import AuditLog
 from storage.blocks import SymbolBlocks
 from storage.config_store import ConfigStore
@@ -31,6 +32,7 @@ class Store:
     daily: DailyStats
     equity: EquityLog
     state: SystemState
+    adoptions: AdoptionRequests
 
     @classmethod
     def of(cls, db: Database) -> Store:
@@ -47,6 +49,7 @@ class Store:
             daily=DailyStats(db),
             equity=EquityLog(db),
             state=SystemState(db),
+            adoptions=AdoptionRequests(db),
         )
 
     def client_ids(self) -> ClientIds:

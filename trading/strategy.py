@@ -209,7 +209,7 @@ def _parse_scalar(key: str, kind: str, raw: str) -> Any:
     if kind == "str":
         if not raw:
             raise ConfigError([f"{key}: expected a text value, got nothing"])
-        return raw.lower() if key == "margin_mode" else raw
+        return raw.lower() if key in ("margin_mode", "adopt_positions") else raw
     raise ConfigError([f"{key}: cannot be set from text"])  # pragma: no cover - every type is handled above
 
 

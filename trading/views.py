@@ -55,6 +55,10 @@ class InvalidBlock(ServiceError):
     code = "invalid_block"  # params: hours, max_hours
 
 
+class TradingRefused(ServiceError):
+    code = "trading_refused"  # params: reason (the account's settings forbid sending orders now)
+
+
 @dataclass(frozen=True, slots=True)
 class LegView:
     stage: str
@@ -85,6 +89,51 @@ class PositionView:
     funding: Decimal = Decimal(0)  # funding so far, USDT (Binance's sign: < 0 paid, > 0 received)
 
 
+class AdoptionOutcome(StrEnum):
+    ADOPTED = "adopted"  # the service manages it now (backstop, DCA, exits)
+    IGNORED = "ignored"  # left alone: no backstop, no DCA, no exit
+    ALREADY_ADOPTED = "already_adopted"  # answered before (or adopted from /positions)
+    ALREADY_IGNORED = "already_ignored"
+    GONE = "gone"  # the long is no longer on the exchange
+    UNKNOWN = "unknown"  # no such question (forged, or from another database)
+    REFUSED = "refused"  # trading is halted: nothing is adopted now (``detail`` says why)
+    UNAVAILABLE = "unavailable"  # the exchange could not be asked; nothing changed (``detail``)
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptionResult:
+    outcome: AdoptionOutcome
+    symbol: str | None
+    position_id: int | None = None
+    qty: Decimal | None = None
+    entry_price: Decimal | None = None
+    backstop_price: Decimal | None = None
+    answered_by: str | None = None  # who answered first (ALREADY_*)
+    detail: str = ""
+
+
+class NotManagedStatus(StrEnum):
+    ASKED = "asked"  # waiting for an answer on Telegram
+    LEFT = "left"  # not asked (adopt_positions = "none", or no Telegram)
+    IGNORED = "ignored"  # someone answered Ignore
+
+
+@dataclass(frozen=True, slots=True)
+class NotManagedView:
+    """A long on the exchange that the service does not manage (``/positions``): it is never touched."""
+
+    symbol: str
+    qty: Decimal
+    entry_price: Decimal
+    unrealized_pnl: Decimal | None
+    status: NotManagedStatus
+    since_ms: int
+
+
+class NotManaged(ServiceError):
+    code = "not_managed"  # params: symbol (no long of the user's on it that the service could adopt)
+
+
 @dataclass(frozen=True, slots=True)
 class StreamHealth:
     name: str
@@ -102,6 +151,20 @@ class LinkHealth:
     last_error: str | None
     last_outage_s: float | None = None  # the length of the last outage that ended
     rejected: bool = False  # Telegram refuses the token (revoked): only a restart with a valid one helps
+
+
+@dataclass(frozen=True, slots=True)
+class AccountHealth:
+    """The account's settings as last read (``/health``): what SurgeDCA needs is one-way mode, single-asset mode
+    and ``canTrade``. None where never read."""
+
+    position_mode: str | None  # "one-way" | "hedge"
+    multi_assets: bool | None
+    can_trade: bool | None
+    checked_ms: int | None
+    refusal: str | None = None  # why nothing is sent now (the account's settings)
+    no_entries: str | None = None  # why no new entry is made now (positions held stay managed)
+    error: str | None = None  # the last reading failed (the previous one is shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +189,7 @@ class HealthView:
     errors_last_hour: int
     telegram: LinkHealth | None = None
     halted: str | None = None  # why the service refuses to trade (another instance, the account's mode), if it does
+    account: AccountHealth | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +355,10 @@ class ServiceAPI(Protocol):
     def paused(self) -> bool: ...
 
     async def positions(self) -> list[PositionView]: ...
+    async def not_managed(self) -> list[NotManagedView]: ...  # longs on the exchange the service leaves alone
+    async def not_managed_one(self, symbol: str) -> NotManagedView: ...  # raises UnknownSymbol / NotManaged
+    async def answer_adoption(self, token: str, adopt: bool, actor: str) -> AdoptionResult: ...
+    async def adopt(self, symbol: str, actor: str) -> AdoptionResult: ...  # raises UnknownSymbol / NotManaged
     async def position(self, symbol: str) -> PositionView: ...  # raises UnknownSymbol / NoPosition
     async def health(self) -> HealthView: ...
     async def sync(self, actor: str) -> SyncReport: ...

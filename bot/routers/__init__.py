@@ -8,6 +8,7 @@ from aiogram import Router
 def all_routers() -> list[Router]:
     # Imported here so that importing ``bot.routers`` alone has no side effects.
     from bot.routers import (
+        adoption,
         block,
         chart,
         config,
@@ -45,6 +46,7 @@ def all_routers() -> list[Router]:
         report.create_router(),
         chart.create_router(),
         block.create_router(),
+        adoption.create_router(),
         membership.create_router(),
         fallback.create_router(),  # must stay last: it takes whatever the others did not
     ]

@@ -21,9 +21,13 @@ from trading.views import ServiceAPI
 
 async def render_positions(service: ServiceAPI, clock: Clock, page: int) -> tuple[str, InlineKeyboardMarkup]:
     positions = await service.positions()
+    not_managed = await service.not_managed()
     shown, page = presenters.page_slice(positions, page)
-    text = presenters.positions_text(positions, page=page, now_ms=clock.now_ms(), paused=service.paused)
-    markup = positions_keyboard(shown, page=page, pages=presenters.positions_pages(len(positions)))
+    text = presenters.positions_text(
+        positions, page=page, now_ms=clock.now_ms(), paused=service.paused, not_managed=not_managed
+    )
+    pages = presenters.positions_pages(len(positions))
+    markup = positions_keyboard(shown, page=page, pages=pages, not_managed=not_managed)
     return text, markup
 
 

@@ -157,10 +157,11 @@ class BotE2E:
 
 # How alerts begin (presenters.alert_text, in English: the service's LOCALE in these tests); no reply to a
 # command begins like this (e.g. "▶ Resumed" has no emoji variation selector, "⚠️ Sync failed" no <b>).
-_ALERT_ICONS = ("🟢", "🔵", "🟡", "🛑", "✅ <b>Closed", "🔻", "📥", "❓", "⚖️", "⏭", "⛔", "📡", "⚠️ <b>", "▶️", "⏹")
+_ALERT_ICONS = ("🟢", "🔵", "🟡", "🛑", "✅ <b>Closed", "🔻", "📥", "❓", "⚖️", "⏭", "⛔", "📡", "⚠️ <b>", "▶️", "⏹",
+                "💥", "📅", "🔧", "⏸ <b>")  # fmt: skip
 
 
-_ALERT_BUTTONS = ("ch:", "bl:")  # trade alerts carry 📈 Chart (and 🚫 Block under an entry)
+_ALERT_BUTTONS = ("ch:", "bl:", "ad:")  # 📈 Chart (and 🚫 Block under an entry); Adopt / Ignore
 
 
 def _is_alert(m: FakeMessage) -> bool:

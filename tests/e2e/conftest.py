@@ -77,11 +77,19 @@ class Harness:
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     async def start(self, **over: Any) -> Service:
+        self._adopt_unless_told()
         # Tap the engine's events (what Telegram or the console receives).
         service = Service(self.settings(**over), event_taps=(self.recorder.events.append,))
         self.service = service
         await service.start()
         return service
+
+    def _adopt_unless_told(self) -> None:
+        """Most tests open a position by hand for the service to manage: they adopt every unknown long (the
+        default, "ask", would leave it alone until someone answers). A test of adoption sets the key itself."""
+        text = self.strategy.read_text() if self.strategy.exists() else ""
+        if "adopt_positions" not in text:
+            self.strategy.write_text(text.rstrip("\n") + '\nadopt_positions = "all"\n')
 
     async def stop(self) -> None:
         if self.service is not None:

@@ -35,7 +35,10 @@ class ServiceProcess:
         self.fake = fake
         self.tmp = tmp
         self.db_path = tmp / "surgedca.sqlite3"
-        (tmp / "strategy.toml").write_text("reconcile_interval_s = 5\nfallback_poll_interval_s = 1\n")
+        # adopt_positions: the position opened by hand below is the service's to manage
+        (tmp / "strategy.toml").write_text(
+            'reconcile_interval_s = 5\nfallback_poll_interval_s = 1\nadopt_positions = "all"\n'
+        )
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
 

@@ -64,6 +64,9 @@ class SignalParams:
     f4_falling_bars: int = 2
 
 
+ADOPT_CHOICES = ("ask", "all", "none")  # adopt_positions: ask on Telegram, adopt every unknown long, or none
+
+
 @dataclass(frozen=True, slots=True)
 class StrategyConfig:
     universe_size: int = 150
@@ -97,6 +100,7 @@ class StrategyConfig:
     report_timezone: str = "Asia/Seoul"
     taker_fee: float = 0.0005  # Binance USD-M VIP0 taker; used by the risk table and the simulator
     alert_charts: bool = False  # entry, DCA and close alerts carry the position's chart (Telegram)
+    adopt_positions: str = "ask"  # a long on the exchange the service did not open: "ask" | "all" | "none"
     signals: SignalParams = field(default_factory=SignalParams)
 
     # ---- derived values (Decimal, for exact sizing)
@@ -296,6 +300,8 @@ def parse_config(data: Mapping[str, Any]) -> StrategyConfig:
 
     if "margin_mode" in data and data["margin_mode"] not in ("cross", "isolated"):
         problems.append(f"margin_mode = {data['margin_mode']!r} is invalid: allowed 'cross' or 'isolated'")
+    if "adopt_positions" in data and data["adopt_positions"] not in ADOPT_CHOICES:
+        problems.append(f"adopt_positions = {data['adopt_positions']!r} is invalid: allowed 'ask', 'all' or 'none'")
     for key in ("backstop_on_exchange", "alert_charts"):
         if key in data and not isinstance(data[key], bool):
             problems.append(f"{key} = {data[key]!r} is invalid: allowed true or false")

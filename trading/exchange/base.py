@@ -14,10 +14,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from trading.core.account import AccountConfig, PositionMode
 from trading.core.models import Bracket, SymbolRules
 from trading.core.order_state import AlgoStatus, ExchangeOrderStatus
 
-__all__ = ["AlgoStatus", "Bracket"]  # re-exported: the maintenance brackets live in the core (risk needs them)
+# re-exported: the maintenance brackets live in the core (risk needs them), the account settings too (its policy)
+__all__ = ["AccountConfig", "AlgoStatus", "Bracket", "PositionMode"]
 
 CLIENT_ID_PREFIX = "sdca-"
 # recvWindow sent with every signed request: Binance refuses (and never executes) a request that reaches it
@@ -155,6 +157,26 @@ class Trade:
     qty: Decimal
     fee: Decimal
     realized_pnl: Decimal
+    time: int
+    trade_id: str = ""  # the exchange's trade id (userTrades ``id``): pages a crowded window by ``fromId``
+
+
+class AutoCloseKind(StrEnum):
+    LIQUIDATION = "LIQUIDATION"  # the liquidation engine closed the position (``autoclose-`` order)
+    ADL = "ADL"  # auto-deleveraging: closed to cover another account's liquidation (``adl_autoclose``)
+
+
+@dataclass(frozen=True, slots=True)
+class ForceOrder:
+    """An order the exchange placed on the account's behalf (``GET /fapi/v1/forceOrders``)."""
+
+    symbol: str
+    order_id: str
+    client_order_id: str
+    kind: AutoCloseKind
+    side: Side
+    avg_price: Decimal
+    filled_qty: Decimal
     time: int
 
 
@@ -327,7 +349,20 @@ class ExchangePort(Protocol):
         """Last prices (REST fallback of the monitor)."""
         ...
 
-    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None) -> list[Trade]: ...
+    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None) -> list[Trade]:
+        """The account's trades of ``symbol`` from ``start_ms`` to ``end_ms`` (default now), oldest first; without
+        ``start_ms`` the exchange's default (Binance: the last 7 days)."""
+        ...
+
+    async def fetch_force_orders(self, symbol: str, *, start_ms: int, end_ms: int | None = None) -> list[ForceOrder]:
+        """Liquidation and ADL orders of ``symbol`` between ``start_ms`` and ``end_ms`` (default now), oldest first."""
+        ...
+
+    async def fetch_account_config(self) -> AccountConfig: ...
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        """Switch the account's position mode (Binance refuses while a position or an open order exists)."""
+        ...
+
     async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
         """The account's funding payments with ``start_ms <= time <= end_ms``, oldest first (every page)."""
         ...

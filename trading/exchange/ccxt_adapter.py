@@ -35,13 +35,16 @@ from trading.core.models import SymbolRules
 from trading.exchange.base import (
     INCOME_MAX_ROWS,
     REQUEST_WINDOW_MS,
+    AccountConfig,
     AlgoOrder,
     AlgoStatus,
     AuthError,
+    AutoCloseKind,
     Balance,
     Bracket,
     ExchangeError,
     ExchangePosition,
+    ForceOrder,
     FundingIncome,
     FundingRate,
     Kline,
@@ -50,6 +53,7 @@ from trading.exchange.base import (
     Order,
     OrderStatus,
     OrderStatusUnknown,
+    PositionMode,
     PremiumIndex,
     RateLimitedError,
     RejectedError,
@@ -62,6 +66,7 @@ from trading.exchange.environments import REST_BASE, BinanceEnv
 from trading.exchange.errors import (
     MARGIN_TYPE_LOCKED,
     NO_NEED_TO_CHANGE_MARGIN_TYPE,
+    NO_NEED_TO_CHANGE_POSITION_SIDE,
     TIMESTAMP_CODES,
     classify,
     is_error_response,
@@ -81,6 +86,10 @@ INCOME_PAGE_LIMIT = 1000  # GET /fapi/v1/income: at most 1000 rows a page (weigh
 INCOME_MAX_PAGES = INCOME_MAX_ROWS // INCOME_PAGE_LIMIT  # the rest is read from where this stopped, next time
 RETRY_AFTER_HEADER = "retry-after"
 DEFAULT_MAX_LEVERAGE = 20  # when brackets cannot be read (no API key): a conservative stand-in
+WEEK_MS = 7 * 86_400_000  # the longest span userTrades accepts between startTime and endTime (-1127 beyond)
+TRADES_KEPT_MS = 180 * 86_400_000  # "only support querying trade in the past 6 months"
+TRADES_PAGE = 1000  # userTrades' largest limit
+FORCE_ORDERS_PAGE = 100  # forceOrders' largest limit
 _REDACT_RE = re.compile(r"(signature|listenKey|X-MBX-APIKEY)([=:]\s*)[^&\s,'\"}]+", re.IGNORECASE)
 
 # ccxt logs request headers (the API key) at DEBUG: keep its logger at INFO or above.
@@ -352,11 +361,41 @@ class CcxtBinanceAdapter:
             return None
         return parse_order(data)
 
-    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None) -> list[Trade]:
+    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None) -> list[Trade]:
+        """``GET /fapi/v1/userTrades``, oldest first. With ``start_ms``: every trade from it to ``end_ms`` (default
+        now), read in windows of exactly seven days (Binance refuses a longer span with -1127, and with
+        ``startTime`` alone serves only the seven days after it); a window holding more than one page is read
+        on by ``fromId``. Without ``start_ms``: one request, Binance's default (the last seven days)."""
         _require(symbol, "symbol")
-        params: dict[str, Any] = {"symbol": symbol, "limit": 1000}
-        if start_ms is not None:
-            params["startTime"] = int(start_ms)
+        if start_ms is None:
+            params: dict[str, Any] = {"symbol": symbol, "limit": TRADES_PAGE}
+            if end_ms is not None:
+                params["endTime"] = int(end_ms)
+            return await self._user_trades(params)
+        await self._ensure_time()
+        now = self.exchange_now_ms()
+        end = min(int(end_ms), now) if end_ms is not None else now
+        start = max(int(start_ms), now - TRADES_KEPT_MS)  # Binance serves the last six months only
+        trades: list[Trade] = []
+        for lo, hi in time_windows(start, end, WEEK_MS):
+            trades.extend(await self._trades_window(symbol, lo, hi))
+        return trades
+
+    async def _trades_window(self, symbol: str, lo: int, hi: int) -> list[Trade]:
+        params: dict[str, Any] = {"symbol": symbol, "startTime": lo, "endTime": hi, "limit": TRADES_PAGE}
+        page = await self._user_trades(params)
+        trades = list(page)
+        # A full page: the rest of the window by trade id (``fromId`` cannot be sent with a time).
+        while len(page) == TRADES_PAGE and page[-1].trade_id:
+            after = int(page[-1].trade_id) + 1
+            page = await self._user_trades({"symbol": symbol, "fromId": after, "limit": TRADES_PAGE})
+            inside = [t for t in page if t.time <= hi]
+            trades.extend(inside)
+            if len(inside) < len(page):
+                break
+        return trades
+
+    async def _user_trades(self, params: Mapping[str, Any]) -> list[Trade]:
         data = await self._call("fapiPrivate", "GET", "userTrades", params, signed=True, retry=True)
         return [parse_trade(t) for t in _as_list(data)]
 
@@ -381,6 +420,43 @@ class CcxtBinanceAdapter:
         else:
             log.warning("funding income: more than %d pages since %d; the rest comes next time", page, start_ms)
         return out
+
+    async def fetch_force_orders(self, symbol: str, *, start_ms: int, end_ms: int | None = None) -> list[ForceOrder]:
+        """``GET /fapi/v1/forceOrders`` (weight 20): the liquidation (``autoclose-``) and ADL orders of ``symbol``
+        from ``start_ms`` to ``end_ms`` (default now), oldest first, in windows of seven days (the span Binance
+        searches when given one end), each paged by time."""
+        _require(symbol, "symbol")
+        await self._ensure_time()
+        end = int(end_ms) if end_ms is not None else self.exchange_now_ms()
+        found: dict[str, ForceOrder] = {}
+        for lo, hi in time_windows(int(start_ms), end, WEEK_MS):
+            start = lo
+            while True:
+                params = {"symbol": symbol, "startTime": start, "endTime": hi, "limit": FORCE_ORDERS_PAGE}
+                data = await self._call("fapiPrivate", "GET", "forceOrders", params, signed=True, retry=True)
+                page = [parse_force_order(o) for o in _as_list(data)]
+                for order in page:
+                    found.setdefault(order.order_id, order)
+                if len(page) < FORCE_ORDERS_PAGE or page[-1].time <= start:
+                    break
+                start = page[-1].time  # inclusive: orders of that same millisecond are read again, kept once
+        return sorted(found.values(), key=lambda o: (o.time, o.order_id))
+
+    async def fetch_account_config(self) -> AccountConfig:
+        """``GET /fapi/v1/accountConfig`` (weight 5): position mode, Multi-Assets mode and ``canTrade`` at once (the
+        separate ``positionSide/dual`` and ``multiAssetsMargin`` cost 30 each)."""
+        data = await self._call("fapiPrivate", "GET", "accountConfig", signed=True, retry=True)
+        return parse_account_config(data)
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        """``POST /fapi/v1/positionSide/dual``; "no need to change" (-4059) counts as success. Binance refuses
+        while any position (-4068) or open order or algo order (-4067) exists."""
+        params = {"dualSidePosition": "true" if PositionMode(mode) is PositionMode.HEDGE else "false"}
+        try:
+            await self._call("fapiPrivate", "POST", "positionSide/dual", params, signed=True, retry=True)
+        except RejectedError as err:
+            if err.code != NO_NEED_TO_CHANGE_POSITION_SIDE:
+                raise
 
     # ------------------------------------------------------------ market data
     async def fetch_premium_index(self, symbol: str) -> PremiumIndex:
@@ -861,7 +937,48 @@ def parse_trade(raw: Mapping[str, Any]) -> Trade:
         fee=_dec(raw.get("commission")),  # in commissionAsset: USDT unless BNB fee discount is on
         realized_pnl=_dec(raw.get("realizedPnl")),
         time=int(raw.get("time", 0)),
+        trade_id=str(raw.get("id", "")),
     )
+
+
+def parse_force_order(raw: Mapping[str, Any]) -> ForceOrder:
+    """One ``forceOrders`` row: ``autoclose-...`` is a liquidation, ``adl_autoclose`` an auto-deleveraging."""
+    client_id = str(raw.get("clientOrderId", ""))
+    return ForceOrder(
+        symbol=str(raw["symbol"]),
+        order_id=str(raw.get("orderId", "")),
+        client_order_id=client_id,
+        kind=AutoCloseKind.ADL if client_id.startswith("adl") else AutoCloseKind.LIQUIDATION,
+        side=Side(str(raw["side"])),
+        avg_price=_dec(raw.get("avgPrice")),
+        filled_qty=_dec(raw.get("executedQty")),
+        time=int(raw.get("updateTime") or raw.get("time") or 0),
+    )
+
+
+def parse_account_config(raw: Any) -> AccountConfig:
+    """``/fapi/v1/accountConfig``; a reply without the position mode is an error (trading would be a guess)."""
+    if not isinstance(raw, Mapping) or "dualSidePosition" not in raw:
+        raise ExchangeError(f"accountConfig reply without dualSidePosition: {redact(str(raw))[:200]!r}")
+    return AccountConfig(
+        position_mode=PositionMode.HEDGE if _bool(raw["dualSidePosition"]) else PositionMode.ONE_WAY,
+        multi_assets=_bool(raw.get("multiAssetsMargin", False)),
+        can_trade=_bool(raw.get("canTrade", True)),
+    )
+
+
+def time_windows(start_ms: int, end_ms: int, span_ms: int) -> list[tuple[int, int]]:
+    """``[start_ms, end_ms]`` cut into consecutive inclusive windows of ``span_ms`` (the last one shorter): each
+    window's end is less than ``span_ms`` after its start, and the next starts one millisecond after it."""
+    if span_ms <= 0:
+        raise ValueError("span_ms must be positive")
+    windows = []
+    lo = start_ms
+    while lo <= end_ms:
+        hi = min(lo + span_ms - 1, end_ms)
+        windows.append((lo, hi))
+        lo = hi + 1
+    return windows
 
 
 def parse_funding_rate(row: Mapping[str, Any]) -> FundingRate:

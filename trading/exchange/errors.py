@@ -36,6 +36,8 @@ AUTH_CODES = frozenset({-1002, -1022, -2014, -2015}) | TIMESTAMP_CODES
 RATE_LIMIT_STATUSES = frozenset({418, 429})
 NO_NEED_TO_CHANGE_MARGIN_TYPE = -4046
 MARGIN_TYPE_LOCKED = -4048  # a position or open order exists on the symbol
+NO_NEED_TO_CHANGE_POSITION_SIDE = -4059  # the account already is in that position mode
+POSITION_SIDE_LOCKED = frozenset({-4067, -4068})  # an open order / a position forbids changing the position mode
 
 DEFAULT_RETRY_AFTER_S = {429: 5.0, 418: 120.0}
 

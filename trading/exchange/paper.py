@@ -35,12 +35,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from trading.clock import Clock, SystemClock
 from trading.exchange.base import (
+    AccountConfig,
     AlgoOrder,
     Balance,
     ExchangeBundle,
     ExchangeError,
     ExchangePort,
     ExchangePosition,
+    ForceOrder,
     FundingIncome,
     Kline,
     KlineEvent,
@@ -48,6 +50,7 @@ from trading.exchange.base import (
     MarketEvent,
     MarketStream,
     Order,
+    PositionMode,
     PremiumIndex,
     PriceEvent,
     RejectedError,
@@ -257,8 +260,18 @@ class PaperExchange:
     async def fetch_order(self, symbol: str, client_order_id: str, *, priority: bool = False) -> Order | None:
         return self.broker.order(symbol, client_order_id)
 
-    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None) -> list[Trade]:
-        return self.broker.trades(symbol, start_ms)
+    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None) -> list[Trade]:
+        return [t for t in self.broker.trades(symbol, start_ms) if end_ms is None or t.time <= end_ms]
+
+    async def fetch_force_orders(self, symbol: str, *, start_ms: int, end_ms: int | None = None) -> list[ForceOrder]:
+        return []  # the simulated account is never liquidated (its stops come first)
+
+    async def fetch_account_config(self) -> AccountConfig:
+        return AccountConfig(PositionMode.ONE_WAY, multi_assets=False)  # the simulated account: one-way, USDT only
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        if PositionMode(mode) is not PositionMode.ONE_WAY:
+            raise RejectedError("the simulated account trades in one-way mode only", code=-4059, http_status=400)
 
     async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
         return self.broker.funding_income(start_ms, end_ms)

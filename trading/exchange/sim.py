@@ -35,16 +35,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trading.exchange.base import (
+    AccountConfig,
     AlgoOrder,
     Balance,
     ExchangeBundle,
     ExchangePosition,
+    ForceOrder,
     FundingIncome,
     Kline,
     KlineEvent,
     Market,
     MarketEvent,
     Order,
+    PositionMode,
     PriceEvent,
     RejectedError,
     Side,
@@ -305,8 +308,18 @@ class SimExchange:
                 out[symbol] = price
         return out
 
-    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None) -> list[Trade]:
-        return self.broker.trades(symbol, start_ms)
+    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None) -> list[Trade]:
+        return [t for t in self.broker.trades(symbol, start_ms) if end_ms is None or t.time <= end_ms]
+
+    async def fetch_force_orders(self, symbol: str, *, start_ms: int, end_ms: int | None = None) -> list[ForceOrder]:
+        return []  # the simulated account is never liquidated (its stops come first)
+
+    async def fetch_account_config(self) -> AccountConfig:
+        return AccountConfig(PositionMode.ONE_WAY, multi_assets=False)  # the simulated account: one-way, USDT only
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        if PositionMode(mode) is not PositionMode.ONE_WAY:
+            raise RejectedError("the simulated account trades in one-way mode only", code=-4059, http_status=400)
 
     async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
         return self.broker.funding_income(start_ms, end_ms)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -68,6 +69,7 @@ class OrderSender:
         self.tracker = tracker
         self._ask_delays = ask_delays
         self.orders_sent = 0
+        self.on_refused: Callable[[RefusalClass], None] | None = None  # every refusal's class (the account check)
 
     # ------------------------------------------------------------------ market orders
     async def market(
@@ -143,6 +145,8 @@ class OrderSender:
         klass = classify_refusal(exc.code, exc.http_status)
         if isinstance(exc, RateLimitedError):
             klass = RefusalClass.RATE_LIMIT
+        if self.on_refused is not None:
+            self.on_refused(klass)
         return Refused(klass, exc.code, str(exc), exc.http_status, local=local)
 
     async def _unknown(

@@ -25,6 +25,8 @@ from trading.core.config import ConfigError, StrategyConfig
 from trading.core.models import Stage
 from trading.core.reports import RiskRow, RiskTable, SignalReport
 from trading.views import (
+    AdoptionOutcome,
+    AdoptionResult,
     ConfigChange,
     ConfigPreview,
     ExitPreview,
@@ -33,6 +35,8 @@ from trading.views import (
     InvalidConfig,
     LegView,
     NoPosition,
+    NotManaged,
+    NotManagedView,
     PeriodStats,
     PositionView,
     Report,
@@ -278,6 +282,20 @@ class FakeService:
     async def positions(self) -> list[PositionView]:
         self.calls.append(("positions",))
         return [self._view(p) for p in sorted(self._positions.values(), key=lambda p: p.position_id)]
+
+    async def not_managed(self) -> list[NotManagedView]:
+        self.calls.append(("not_managed",))
+        return []  # every position of this fake is the service's own
+
+    async def not_managed_one(self, symbol: str) -> NotManagedView:
+        raise NotManaged(symbol=symbol)
+
+    async def answer_adoption(self, token: str, adopt: bool, actor: str) -> AdoptionResult:
+        self.calls.append(("answer_adoption", token, adopt, actor))
+        return AdoptionResult(AdoptionOutcome.UNKNOWN, None)
+
+    async def adopt(self, symbol: str, actor: str) -> AdoptionResult:
+        raise NotManaged(symbol=symbol)
 
     async def position(self, symbol: str) -> PositionView:
         self.calls.append(("position", symbol))
