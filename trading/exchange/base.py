@@ -12,9 +12,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from trading.core.models import Bracket, SymbolRules
+
+if TYPE_CHECKING:
+    from trading.clock import Clock
 
 __all__ = ["Bracket"]  # re-exported: the maintenance brackets live in the core (risk needs them)
 
@@ -27,6 +30,9 @@ REQUEST_WINDOW_MS = 10_000
 # ------------------------------------------------------------------ errors
 class ExchangeError(Exception):
     """Base of every error an adapter raises."""
+
+    exchange_msg: str | None = None  # Binance's own ``msg``, apart from the decorated str(err)
+    local: bool = False  # refused by our own gate before anything was sent (the order-count share)
 
     def __init__(self, message: str, *, code: int | None = None, http_status: int | None = None) -> None:
         super().__init__(message)
@@ -374,7 +380,7 @@ class ExchangeBundle:
     port: ExchangePort
     market: MarketStream
     user: UserStream
-    clock: object  # trading.clock.Clock (kept untyped here to avoid an import cycle)
+    clock: Clock
 
     async def close(self) -> None:
         for part in (self.market, self.user):
