@@ -1,8 +1,9 @@
 """The exchange port: what the engine needs from Binance USD-M, and nothing more.
 
 Three adapters implement it: ``ccxt_adapter`` (live/testnet), ``paper`` (live
-public data, simulated fills) and ``sim`` (offline replay). Domain types are
-plain dataclasses; raw ccxt dicts never leave an adapter.
+public data, simulated fills) and ``sim`` (offline replay); mypy proves it in
+``conformance``. Domain types are plain dataclasses; raw ccxt dicts never leave
+an adapter.
 """
 
 from __future__ import annotations
