@@ -115,8 +115,8 @@ def create_dispatcher(
         i18n=i18n,
         rate_limiter=RateLimiter(clock),
         audit_tally=tally,
-        **{ALERTS: publish_alert},
     )
+    dp[ALERTS] = publish_alert
     in_flight = UpdatesInFlight(stop_grace_s)
     dp.update.outer_middleware(in_flight)  # outermost: every update is seen, whatever happens inside
 

@@ -890,7 +890,7 @@ def chart_caption(v: ChartView) -> str:
     )
 
 
-_CHART_PROBLEMS = {
+_CHART_PROBLEMS: dict[str | None, str] = {
     ChartProblem.INTERVAL: N_("Charts come in 1m, 3m, 15m or 1h."),
     ChartProblem.NO_CANDLES: N_("No candles of {symbol}: it is neither held nor among the scanned symbols."),
     ChartProblem.FAILED: N_("The chart of {symbol} could not be drawn just now; please try again."),
@@ -991,7 +991,7 @@ def service_error_text(exc: ServiceError) -> str:
         return invalid_config_text(p.get("problems") or [str(exc)])
     if code == "chart_unavailable":
         reason = p.get("reason")
-        template = _CHART_PROBLEMS.get(reason, _CHART_PROBLEMS[ChartProblem.FAILED])  # type: ignore[call-overload]
+        template = _CHART_PROBLEMS.get(reason, _CHART_PROBLEMS[ChartProblem.FAILED])
         return _(template).format(symbol=_sym(p.get("symbol", "?")))
     if code == "invalid_block":
         return _("Hours must be more than 0 and at most {max}.").format(max=p.get("max_hours", "?"))

@@ -36,7 +36,9 @@ class FillRecord:
     ts_ms: int
 
     def to_fill(self) -> Fill:
-        reason = ExitReason(self.reason) if self.reason in ExitReason._value2member_map_ else None
+        reason = None
+        if self.reason is not None and self.reason in ExitReason._value2member_map_:
+            reason = ExitReason(self.reason)
         return Fill(self.side, self.price, self.qty, self.fee, self.stage, reason, self.realized_pnl)
 
 

@@ -386,5 +386,6 @@ def _record(row: sqlite3.Row) -> PositionRecord:
     )
 
 
-def _enum_text(value: object) -> str:
-    return value.value if isinstance(value, Enum) else value  # type: ignore[return-value]
+def _enum_text(value: object) -> object:
+    """An enum's value, anything else as it is (check_text says what is wrong with it)."""
+    return value.value if isinstance(value, Enum) else value

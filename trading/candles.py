@@ -22,8 +22,9 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -908,8 +909,8 @@ class CandleKeeper:
         if symbol in self._symbols and ("retry", symbol) not in self._tasks and symbol not in self._failed:
             self.store.mark_loaded(symbol)  # complete again: the scanner may evaluate the minute it skipped
 
-    def _spawn(self, kind: str, symbol: str, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, kind: str, symbol: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         key = (kind, symbol)
         self._tasks[key] = task
 

@@ -38,6 +38,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -288,7 +289,7 @@ async def download_funding(
             start = a
             while start <= b:
                 page = await _paced(
-                    lambda s=start, e=b: fetch(symbol, start_ms=s, end_ms=e, limit=FUNDING_PAGE_LIMIT),
+                    partial(fetch, symbol, start_ms=start, end_ms=b, limit=FUNDING_PAGE_LIMIT),
                     symbol,
                     FUNDING_PAGE_WEIGHT,
                     guard=guard,

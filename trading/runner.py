@@ -16,14 +16,14 @@ from typing import Any
 
 log = logging.getLogger("surgedca.runner")
 
-Work = Coroutine[Any, Any, None]
+Work = Coroutine[Any, Any, object]  # what the work returns is not used
 
 
 class WorkRunner:
     def __init__(self, *, inline: bool, on_error: Callable[[BaseException], None] | None = None) -> None:
         self.inline = inline
         self._on_error = on_error
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
 
     async def run(self, work: Work) -> None:
@@ -33,7 +33,7 @@ class WorkRunner:
         else:
             self.spawn(work)
 
-    def spawn(self, work: Work) -> asyncio.Task[None]:
+    def spawn(self, work: Work) -> asyncio.Task[object]:
         """Always a task (work that must never hold up its caller, in every mode)."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
@@ -55,7 +55,7 @@ class WorkRunner:
         handle = loop.call_later(max(0.0, delay_s), fire)
         self._timers.add(handle)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
         if task.cancelled():
             return

@@ -164,20 +164,20 @@ class Service:
             if abs(offset) > 1000:
                 log.warning("this machine's clock is %+.1f s off the exchange's; using the exchange's", offset / 1000)
         self.alerts = await self._start_alerts(clock)
-        counting = CountingNotifier(self.alerts, clock.now_ms, self.event_taps)  # type: ignore[attr-defined]
+        counting = CountingNotifier(self.alerts, clock.now_ms, self.event_taps)
         ctx = EngineContext(
             cfg=cfg,
             store=store,
             port=self.bundle.port,
             clock=clock,
-            notifier=counting,  # type: ignore[arg-type]
+            notifier=counting,
             mode=s.trading_mode,
         )
         need = history_needed(cfg.signals)
         candles = CandleStore(capacities_for(need))
         # The simulated exchange spends no request weight: no pacing there (it would wait on simulated minutes).
         weight_limit = 10**9 if s.trading_mode == "sim" else 2400
-        keeper = CandleKeeper(candles, self.bundle.port, need=need, clock=clock, limit_per_minute=weight_limit)  # type: ignore[arg-type]
+        keeper = CandleKeeper(candles, self.bundle.port, need=need, clock=clock, limit_per_minute=weight_limit)
         engine = self.engine = Engine(ctx, candles, keeper)
         # adopt_positions = "ask" needs someone to ask: headless, an unknown long is left alone (as with "none").
         engine.reconciler.adoptions.interactive = not s.headless

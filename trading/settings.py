@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -176,12 +176,13 @@ class Settings(BaseSettings):
         return "testnet" if self.binance_testnet else "live"
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment; a clear ``SettingsError`` instead of a pydantic dump."""
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a clear ``SettingsError`` instead of a pydantic dump (``overrides`` are
+    validated like the environment's values)."""
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

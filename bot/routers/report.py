@@ -29,13 +29,14 @@ async def cmd_report(message: Message, command: CommandObject, service: ServiceA
     caption = presenters.report_caption(report)
     if report.png is None:
         await reply_long(message, caption)
-        return
+        return None
     photo = BufferedInputFile(report.png, filename=f"surgedca-{days}d.png")
     if len(caption) <= TELEGRAM_CAPTION_LIMIT:
         await message.answer_photo(photo, caption=caption)
     else:  # captions are capped at 1,024 characters: figures go in a message of their own
         await message.answer_photo(photo)
         await reply_long(message, caption)
+    return None
 
 
 def create_router() -> Router:

@@ -16,7 +16,18 @@ import pytest
 from trading.service import ALERTS_STOP_GRACE_S, BOT_STOP_GRACE_S, SHUTDOWN_BUDGET_S, STOP_GRACE_S
 
 REPO = Path(__file__).resolve().parents[2]
-DEV_ONLY = {"pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "ruff", "ta", "setuptools", "wheel", "mypy"}
+DEV_ONLY = {
+    "pytest",
+    "pytest-asyncio",
+    "pytest-timeout",
+    "hypothesis",
+    "ruff",
+    "ta",
+    "setuptools",
+    "wheel",
+    "mypy",
+    "pandas-stubs",
+}
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\$")
 
 

@@ -62,7 +62,7 @@ from trading.context import EngineContext
 from trading.core.config import StrategyConfig
 from trading.engine import Engine
 from trading.events import DcaFilled, EngineEvent, EntryFilled
-from trading.exchange.base import KlineEvent, MarketEvent, OrderUpdate, PriceEvent, Side, UserEvent
+from trading.exchange.base import KlineEvent, OrderUpdate, PriceEvent, Side, UserEvent
 from trading.exchange.replay import PRICE_OFFSETS_MS, MarketReplay
 from trading.exchange.sim import ReplayClock, SimExchange
 from trading.exchange.simbroker import SimBroker
@@ -187,7 +187,7 @@ class Backtest:
         self.ctx = EngineContext(
             cfg=spec.cfg,
             store=self.store,
-            port=self.port,  # type: ignore[arg-type]
+            port=self.port,
             clock=self.clock,
             notifier=self.notifier,
             mode="backtest",
@@ -196,7 +196,7 @@ class Backtest:
         self.candles = CandleStore(capacities_for(need))
         self.keeper = CandleKeeper(
             self.candles,
-            self.port,  # type: ignore[arg-type]
+            self.port,
             need=need,
             clock=self.clock,
             limit_per_minute=UNLIMITED_WEIGHT,
@@ -296,7 +296,7 @@ class Backtest:
         self._record_equity(self.replay.cursor_ms)
         return True
 
-    async def _play_full(self, batch: list[MarketEvent]) -> tuple[bool, int]:
+    async def _play_full(self, batch: list[PriceEvent | KlineEvent]) -> tuple[bool, int]:
         """Every event of the minute in order; returns (a watched symbol had a candle, candles played)."""
         clock, broker, queue = self.clock, self.broker, self._queue
         on_event = self.engine.on_market_event
@@ -316,7 +316,7 @@ class Backtest:
                     continue
             else:
                 candles += 1
-                if ev.symbol not in self._kline_symbols:  # type: ignore[union-attr]
+                if ev.symbol not in self._kline_symbols:
                     continue
                 watched = True
             await on_event(ev)

@@ -247,7 +247,7 @@ class Window:
 
 def walk_forward_windows(start_ms: int, end_ms: int, train_ms: int, test_ms: int) -> list[Window]:
     """Complete windows in ``[start_ms, end_ms)``: training windows step by the test length."""
-    out = []
+    out: list[Window] = []
     i = 0
     while True:
         a = start_ms + i * test_ms

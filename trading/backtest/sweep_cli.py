@@ -173,9 +173,10 @@ def _walk_forward(args: argparse.Namespace, plan: dict[str, Any], valid: list[Co
         for w in windows:
             rows = {i: r for (n, i), r in train.items() if n == w.number}
             best = rank(rows, args.min_trades)[0] if rows else None
-            chosen[w.number] = by_index[best] if best is not None and rows[best].get("status") == "ok" else None
-            if chosen[w.number] is not None:
-                test_tasks.append(_task(plan, (w.number, best), chosen[w.number], w.train_end, w.test_end))  # type: ignore[arg-type]
+            chosen[w.number] = None
+            if best is not None and rows[best].get("status") == "ok":
+                chosen[w.number] = combo = by_index[best]
+                test_tasks.append(_task(plan, (w.number, best), combo, w.train_end, w.test_end))
     test: dict[tuple[int, int], dict[str, Any]] = {}
 
     def on_test(key: tuple[int, int], figures: dict[str, Any]) -> None:

@@ -209,17 +209,28 @@ def draw(p: ChartPlan, families: Sequence[str] = (BASE_FONT,), *, timezone: str 
         wicks = np.empty((n, 2, 2))
         wicks[:, 0, 0] = wicks[:, 1, 0] = x
         wicks[:, 0, 1], wicks[:, 1, 1] = c.low, c.high
-        ax.add_collection(LineCollection(wicks, colors=colors, linewidths=0.9, zorder=3))
+        # matplotlib's stubs want a Sequence of segments or polygons; an (n, k, 2) array is its fast path.
+        wick_lines = LineCollection(wicks, colors=colors, linewidths=0.9, zorder=3)  # type: ignore[arg-type]  # stubs: Sequence
+        ax.add_collection(wick_lines)
         body_lo = np.minimum(c.open, c.close)
         body_hi = np.maximum(np.maximum(c.open, c.close), body_lo + (hi_y - lo_y) * 0.0015)  # a doji stays visible
         ax.add_collection(
             PolyCollection(
-                _boxes(x, body_lo, body_hi, 0.36), facecolors=colors, edgecolors=colors, linewidths=0.4, zorder=4
+                _boxes(x, body_lo, body_hi, 0.36),  # type: ignore[arg-type]  # stubs: Sequence
+                facecolors=colors,
+                edgecolors=colors,
+                linewidths=0.4,
+                zorder=4,
             )
         )
         vol = np.nan_to_num(c.volume)
         axv.add_collection(
-            PolyCollection(_boxes(x, np.zeros(n), vol, 0.36), facecolors=colors, edgecolors="none", alpha=0.6)
+            PolyCollection(
+                _boxes(x, np.zeros(n), vol, 0.36),  # type: ignore[arg-type]  # stubs: Sequence
+                facecolors=colors,
+                edgecolors="none",
+                alpha=0.6,
+            )
         )
         axv.set_ylim(0, float(vol.max()) * 1.1 if vol.max() > 0 else 1.0)
 

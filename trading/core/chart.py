@@ -200,7 +200,7 @@ def fill_marks(fills: Iterable[FillPoint]) -> tuple[FillMark, ...]:
 def _mark_kind(f: FillPoint) -> MarkKind:
     if f.side == "BUY":
         return MarkKind.DCA if f.stage in (Stage.FIRST_DCA, Stage.SECOND_DCA) else MarkKind.ENTRY
-    if f.reason in ExitReason._value2member_map_ and not ExitReason(f.reason).closes_all:
+    if f.reason is not None and f.reason in ExitReason._value2member_map_ and not ExitReason(f.reason).closes_all:
         return MarkKind.SELL
     return MarkKind.CLOSE
 

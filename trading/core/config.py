@@ -171,7 +171,7 @@ def _num(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False, kin
     def check(v: Any) -> bool:
         if isinstance(v, float) and not math.isfinite(v):
             return False
-        return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+        return bool((v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi))
 
     text = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
     return _Rule(kind, check, text)

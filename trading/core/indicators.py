@@ -27,6 +27,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
+
+Mask = npt.NDArray[np.bool_]
 
 TIE_TOLERANCE = 1e-10
 _STD_BUDGET = TIE_TOLERANCE / 100  # largest error allowed on k * std, relative to the MA
@@ -67,19 +70,19 @@ def ratio_le(r: float, threshold: float) -> bool:
     return r - threshold <= TIE_TOLERANCE
 
 
-def gt_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def gt_array(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> Mask:
     return (a - b) > TIE_TOLERANCE * np.abs(b)
 
 
-def lt_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def lt_array(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> Mask:
     return (b - a) > TIE_TOLERANCE * np.abs(b)
 
 
-def ge_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def ge_array(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> Mask:
     return (b - a) <= TIE_TOLERANCE * np.abs(b)
 
 
-def le_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def le_array(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> Mask:
     return (a - b) <= TIE_TOLERANCE * np.abs(b)
 
 
@@ -180,7 +183,8 @@ class RollingCloses:
         if rows is not None:
             windows, mid = windows[rows], mid[rows]
         dev = windows - mid[:, None]
-        return np.sqrt(np.einsum("ij,ij->i", dev, dev) / n)
+        squares: np.ndarray = np.einsum("ij,ij->i", dev, dev)  # einsum's stubs return Any
+        return np.sqrt(squares / n)
 
     def _std(self, n: int, mid: np.ndarray, k: int, width: float) -> np.ndarray:
         """Population std of the last k windows of n closes (``mid`` = their MAs).
@@ -201,7 +205,7 @@ class RollingCloses:
         hi, lo = slice(size - k + 1, size + 1), slice(size - k + 1 - n, size + 1 - n)
         mean_dev = (c[hi] - c[lo]) / n
         var = ((q[hi] - q[lo]) / n - mean_dev * mean_dev).astype(np.float64)
-        std = np.sqrt(np.maximum(var, 0.0))
+        std: np.ndarray = np.sqrt(np.maximum(var, 0.0))
         # One bound for all windows: recursive summation of `size` terms errs by at most
         # size * eps of the running totals, plus the rounding of the last steps.
         err = 2 * (size + 2) * _EPS_WIDE / n * (sq_total + 2 * max_abs * abs_total)

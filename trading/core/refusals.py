@@ -94,7 +94,7 @@ def backoff_s(refusals: int) -> float:
     """Seconds before the ``refusals``-th refused order may be tried again: 2, 4, 8 ... capped at 5 minutes."""
     if refusals <= 0:
         return 0.0
-    return min(BACKOFF_CAP_S, BACKOFF_FLOOR_S * 2 ** (refusals - 1))
+    return min(BACKOFF_CAP_S, BACKOFF_FLOOR_S * 2.0 ** (refusals - 1))
 
 
 def gives_up(is_dca: bool, klass: RefusalClass, refusals: int) -> bool:

@@ -223,8 +223,8 @@ def _strategy_1m(m1: OHLCV, d1: OHLCV, p: SignalParams, plan: _Plan) -> tuple[Co
     size = len(m1)
     prev_o, prev_c = (float(m1.open[-2]), float(m1.close[-2])) if size >= 2 else (None, None)
     new_o, new_c = (float(m1.open[-1]), float(m1.close[-1])) if size >= 1 else (None, None)
-    prev_bearish = prev_o is not None and prev_c < prev_o
-    new_bearish = new_o is not None and new_c < new_o
+    prev_bearish = prev_o is not None and prev_c is not None and prev_c < prev_o
+    new_bearish = new_o is not None and new_c is not None and new_c < new_o
     m5_ok = above and fast_below and prev_bearish
     m7_ok = above and fast_below and new_bearish
 

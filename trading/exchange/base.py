@@ -1,8 +1,9 @@
 """The exchange port: what the engine needs from Binance USD-M, and nothing more.
 
 Three adapters implement it: ``ccxt_adapter`` (live/testnet), ``paper`` (live
-public data, simulated fills) and ``sim`` (offline replay). Domain types are
-plain dataclasses; raw ccxt dicts never leave an adapter.
+public data, simulated fills) and ``sim`` (offline replay); mypy proves it in
+``conformance``. Domain types are plain dataclasses; raw ccxt dicts never leave
+an adapter.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from trading.core.account import AccountConfig, PositionMode
 from trading.core.models import Bracket, SymbolRules
 from trading.core.order_state import AlgoStatus, ExchangeOrderStatus
+
+if TYPE_CHECKING:
+    from trading.clock import Clock
 
 # re-exported: the maintenance brackets live in the core (risk needs them), the account settings too (its policy)
 __all__ = ["AccountConfig", "AlgoStatus", "Bracket", "PositionMode"]
@@ -30,6 +34,9 @@ REQUEST_WINDOW_MS = 10_000
 # ------------------------------------------------------------------ errors
 class ExchangeError(Exception):
     """Base of every error an adapter raises."""
+
+    exchange_msg: str | None = None  # Binance's own ``msg``, apart from the decorated str(err)
+    local: bool = False  # refused by our own gate before anything was sent (the order-count share)
 
     def __init__(self, message: str, *, code: int | None = None, http_status: int | None = None) -> None:
         super().__init__(message)
@@ -436,7 +443,7 @@ class ExchangeBundle:
     port: ExchangePort
     market: MarketStream
     user: UserStream
-    clock: object  # trading.clock.Clock (kept untyped here to avoid an import cycle)
+    clock: Clock
 
     async def close(self) -> None:
         for part in (self.market, self.user):

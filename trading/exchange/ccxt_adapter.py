@@ -22,7 +22,7 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -105,8 +105,12 @@ class _BinanceUsdm(ccxt_async.binanceusdm):
     """
 
     response_hook: Callable[[int, Mapping[str, str]], None] | None = None
+    # ccxt declares these `= None` on its base class and fills them in its constructor.
+    options: dict[str, Any]
+    urls: dict[str, Any]
+    session: aiohttp.ClientSession | None  # type: ignore[assignment]  # ccxt's base class says plain None
 
-    def handle_errors(  # type: ignore[override]  # noqa: PLR0917 - ccxt's signature
+    def handle_errors(  # noqa: PLR0917 - ccxt's signature
         self,
         code: int,
         reason: str,
@@ -324,7 +328,7 @@ class CcxtBinanceAdapter:
         why = self._orders.refusal(priority=priority, now=now)
         if why is not None:
             err = RateLimitedError(f"not sent: {why}", retry_after=2.0)
-            err.local = True  # type: ignore[attr-defined]  # never left: the sender journals it as refused locally
+            err.local = True  # never left: the sender journals it as refused locally
             raise err
         self._orders.note_sent(now)
 
@@ -789,14 +793,14 @@ class CcxtBinanceAdapter:
 
 
 # ------------------------------------------------------------------ URL rewrite
-def _rewrite_fapi_urls(exchange: ccxt_async.Exchange, rest_url: str) -> None:
+def _rewrite_fapi_urls(exchange: _BinanceUsdm, rest_url: str) -> None:
     """Point every USD-M (``fapi*``) entry of ccxt's URL table at ``rest_url``, keeping each path."""
     base = rest_url.rstrip("/")
     parsed = urlsplit(base)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(f"BINANCE_REST_URL must be an http(s) URL like https://fapi.binance.com, got {rest_url!r}")
     api = exchange.urls["api"]
-    production = exchange.describe()["urls"]["api"]
+    production = cast("dict[str, Any]", exchange.describe())["urls"]["api"]  # ccxt annotates describe() as object
     for key in set(api) | set(production):
         if not key.startswith("fapi"):
             continue

@@ -74,7 +74,7 @@ def parse_error_body(body: str | bytes | Mapping | None) -> tuple[int | None, st
 
 def _as_code(value: object) -> int | None:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)  # type: ignore[call-overload]  # any JSON value: what int() refuses is no code
     except (TypeError, ValueError):
         return None
 
@@ -156,5 +156,5 @@ def _describe(code: int | None, msg: str, status: int | None) -> str:
 
 def _tag(err: ExchangeError, msg: str) -> ExchangeError:
     # The exchange's own text, separate from the decorated str(err), for presenters and tests.
-    err.exchange_msg = msg  # type: ignore[attr-defined]
+    err.exchange_msg = msg
     return err

@@ -43,8 +43,16 @@ import numpy as np
 from trading.candle_files import find_candle_files, read_candles
 from trading.core.models import SymbolRules
 from trading.core.series import OHLCV, TIMEFRAME_MS
-from trading.exchange.base import Kline, KlineEvent, Market, MarketEvent, PriceEvent, Ticker24h
-from trading.exchange.synthetic import DAY_MS, MINUTE_MS, WARMUP_DAYS, SyntheticMarket, step_for, tick_for
+from trading.exchange.base import Kline, KlineEvent, Market, PriceEvent, Ticker24h
+from trading.exchange.synthetic import (
+    DAY_MS,
+    MINUTE_MS,
+    WARMUP_DAYS,
+    SyntheticMarket,
+    decimal_places,
+    step_for,
+    tick_for,
+)
 
 WARMUP_MS = WARMUP_DAYS * DAY_MS
 PRICE_OFFSETS_MS = (0, 20_000, 40_000, 59_999)  # open, nearer extreme, other extreme, close
@@ -78,7 +86,7 @@ def file_market(symbol: str, candles: OHLCV) -> Market:
     every price in the file; step worth about 1 USDT; Binance's min notional."""
     ref = float(np.median(candles.close)) if len(candles) else 1.0
     ref = ref if ref > 0 else 1.0
-    decimals = max(-tick_for(ref).as_tuple().exponent, _decimals_of(candles.close), _decimals_of(candles.low))  # type: ignore[operator]
+    decimals = max(decimal_places(tick_for(ref)), _decimals_of(candles.close), _decimals_of(candles.low))
     tick = Decimal(f"{10.0**-decimals:.{decimals}f}") if decimals > 0 else Decimal(1)  # "0.01", not "1E-2"
     step = step_for(ref)
     quote = "USDT" if symbol.endswith("USDT") else symbol[-4:]
@@ -95,7 +103,7 @@ class _Symbol:
     def __init__(self, market: Market, candles: OHLCV) -> None:
         self.market = market
         self.symbol = market.symbol
-        self.decimals = max(0, -market.rules.tick_size.normalize().as_tuple().exponent)  # type: ignore[operator]
+        self.decimals = decimal_places(market.rules.tick_size.normalize())
         self.t = candles.open_time.astype(np.int64, copy=False)
         self.o, self.h, self.l, self.c, self.v = candles.open, candles.high, candles.low, candles.close, candles.volume
         self.played = 0
@@ -303,7 +311,7 @@ class MarketReplay:
                 if s.symbol in more:
                     s.append(more[s.symbol], keep_from)
 
-    def step(self) -> list[MarketEvent] | None:
+    def step(self) -> list[PriceEvent | KlineEvent] | None:
         """Play the next minute that has data; None when every symbol's data has been played."""
         if self._extend is not None and any(s.next_t is None for s in self._syms):
             self._ensure_data(self.cursor_ms)
@@ -322,7 +330,7 @@ class MarketReplay:
             paths.append((s.symbol, (f"{o:.{d}f}", f"{first:.{d}f}", f"{second:.{d}f}", f"{c:.{d}f}")))
             klines.append(KlineEvent(s.symbol, "1m", Kline(t, o, h, lo, c, v, True), t + KLINE_EVENT_OFFSET_MS))
             s.advance()
-        events: list[MarketEvent] = []
+        events: list[PriceEvent | KlineEvent] = []
         for k, offset in enumerate(PRICE_OFFSETS_MS):
             ts = t0 + offset
             for symbol, prices in paths:

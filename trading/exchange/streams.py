@@ -575,7 +575,8 @@ class _MarketConnection:
             raise SubscriptionError(f"{method} #{request_id} refused: {reply['error']}")
 
     def on_reply(self, msg: dict[str, Any]) -> None:
-        fut = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
+        request_id = msg.get("id")
+        fut = self._pending.get(request_id) if isinstance(request_id, int) else None
         if fut is not None and not fut.done():
             fut.set_result(msg)
         elif msg.get("error") is not None:

@@ -88,7 +88,7 @@ class SynthSymbol:
 
     @property
     def decimals(self) -> int:
-        return max(0, -self.tick.as_tuple().exponent)  # type: ignore[operator]
+        return decimal_places(self.tick)
 
     def market(self) -> Market:
         base = self.symbol.removesuffix("USDT")
@@ -105,6 +105,14 @@ class SynthSymbol:
 
 def _pow10(exp: int) -> Decimal:
     return Decimal(f"{10.0**exp:.{max(0, -exp)}f}")  # "0.0001" / "1000", not "1E-4" / "1E+3"
+
+
+def decimal_places(value: Decimal) -> int:
+    """Digits after the point of a tick or step: 2 for 0.01, 0 for 1 or 1E+1."""
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int):  # "n", "N", "F": NaN or infinity
+        raise ValueError(f"{value} has no decimal places")
+    return max(0, -exponent)
 
 
 def tick_for(price: float) -> Decimal:
@@ -124,7 +132,7 @@ def make_symbol(seed: int, index: int) -> SynthSymbol:
     low, high = (1.0 if slot == 0 else 0.8), (1.0 if slot == len(_PRICES) - 1 else 1.25)  # stay in [0.001, 50000]
     price0 = _PRICES[slot] * float(rng.uniform(low, high))
     tick = tick_for(price0)
-    price0 = round(round(price0 / float(tick)) * float(tick), max(0, -tick.as_tuple().exponent))  # type: ignore[operator]
+    price0 = round(round(price0 / float(tick)) * float(tick), decimal_places(tick))
     sigma = float(rng.uniform(0.0006, 0.0012)) * (0.6 if price0 > 10_000 else 1.0)
     quote_per_day = float(10 ** rng.uniform(6.7, 8.7))
     return SynthSymbol(
@@ -467,7 +475,7 @@ class SyntheticMarket:
         activity = 1.0 + 25.0 * np.abs(r - drift)
         vol = sym.base_volume * ev_v * activity * np.exp(rng.normal(0.0, 0.35, DAY_MINUTES) - 0.06)
         step = float(sym.step)
-        vol = np.round(np.round(vol / step) * step, max(0, -sym.step.as_tuple().exponent))  # type: ignore[operator]
+        vol = np.round(np.round(vol / step) * step, decimal_places(sym.step))
         return (
             np.round(o_ticks * tick, d),
             np.round(h_ticks * tick, d),
