@@ -21,16 +21,17 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from trading.clock import Clock, SystemClock
+from trading.core.backoff import Backoff
 from trading.core.config import SignalParams
 from trading.core.series import OHLCV, TIMEFRAME_MS
 from trading.exchange.base import ExchangePort, Kline, KlineEvent, RateLimitedError
+from trading.retry import Attempts
 
 log = logging.getLogger(__name__)
 
@@ -707,10 +708,12 @@ class CandleKeeper:
         self.pacer = WeightPacer(port, self.clock, limit_per_minute=limit_per_minute, target_fraction=target_fraction)
         self._sem = asyncio.Semaphore(concurrency)
         self._margin = margin
-        self._retry_delays = tuple(retry_delays_s) or (60.0,)
+        steps = tuple(retry_delays_s) or (60.0,)
+        self._retry_policy = Backoff(steps=steps, jitter=(0.8, 1.2))  # failed backfills: spread, not in step
+        self._repair_policy = Backoff(steps=steps)
         self._symbols: set[str] = set()
         self._failed: dict[str, str] = {}
-        self._attempts: dict[str, int] = {}
+        self._attempts: dict[str, Attempts] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}  # (kind, symbol) -> task
         self._repair_again: set[str] = set()
         self._closed = False
@@ -826,14 +829,12 @@ class CandleKeeper:
     def _schedule_retry(self, symbol: str) -> None:
         if self._closed or ("retry", symbol) in self._tasks:
             return
-        n = self._attempts.get(symbol, 0)
-        self._attempts[symbol] = n + 1
-        delay = self._retry_delays[min(n, len(self._retry_delays) - 1)]
+        delay = self._attempts.setdefault(symbol, Attempts(self._retry_policy)).next_delay()
         self._failed.setdefault(symbol, "pending")
         self._spawn("retry", symbol, self._retry(symbol, delay))
 
     async def _retry(self, symbol: str, delay: float) -> None:
-        await self.clock.sleep(delay * (0.8 + 0.4 * random.random()))
+        await self.clock.sleep(delay)
         if symbol not in self._symbols:
             return
         err = await self._backfill_one(symbol, self.clock.now_ms())
@@ -869,7 +870,7 @@ class CandleKeeper:
         self._spawn("repair", symbol, self._repair(symbol))
 
     async def _repair(self, symbol: str) -> None:
-        delay_i = 0
+        attempts = Attempts(self._repair_policy)
         while symbol in self._symbols:
             self._repair_again.discard(symbol)
             holes = self.store.missing_minutes(symbol)
@@ -891,12 +892,11 @@ class CandleKeeper:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                delay = self._retry_delays[min(delay_i, len(self._retry_delays) - 1)]
-                delay_i += 1
+                delay = attempts.next_delay()
                 log.warning("candles: repair of %s failed (%s), retrying in %.0fs", symbol, exc, delay)
                 await self.clock.sleep(delay)
                 continue
-            delay_i = 0
+            attempts.reset()
             # What is still missing inside a range the exchange just answered for does not exist there
             # (e.g. maintenance): accept it so that ``ready`` does not wait for it forever.
             for first, last in self.store.missing_minutes(symbol):

@@ -28,7 +28,7 @@ from trading.context import EngineContext
 from trading.core import ladder
 from trading.core.models import CloseAll, Dca, ExitReason, PositionState, Sell, Skip, Stage
 from trading.core.order_state import PositionStatus
-from trading.core.refusals import BACKOFF_FLOOR_S, ENTRY_REFUSAL_COOLDOWN_MS, RefusalClass
+from trading.core.refusals import ENTRY_REFUSAL_COOLDOWN_MS, RefusalClass, backoff_s
 from trading.events import ErrorEvent, OrderRefused, OrderSkipped
 from trading.exchange.base import AlgoUpdate, ExchangeError, OrderStatus, OrderUpdate, Side
 from trading.execution.backstop import BackstopKeeper
@@ -362,7 +362,7 @@ class Executor:
                 passing = isinstance(result, Refused) and result.klass is RefusalClass.RATE_LIMIT
                 if not passing or attempt + 1 == MANUAL_EXIT_TRIES:
                     return None, None
-            await asyncio.sleep(BACKOFF_FLOOR_S * 2**attempt)
+            await asyncio.sleep(backoff_s(attempt + 1))  # refused, so certainly not executed
         return None, None
 
     # ------------------------------------------------------------------ fills

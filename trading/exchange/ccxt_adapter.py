@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 import ssl
 import time
@@ -31,6 +30,7 @@ import ccxt.async_support as ccxt_async
 import certifi
 from pydantic import SecretStr
 
+from trading.core.backoff import Backoff
 from trading.core.models import SymbolRules
 from trading.exchange.base import (
     REQUEST_WINDOW_MS,
@@ -68,6 +68,7 @@ from trading.exchange.ratelimit import (
     OrderBudget,
     RequestGate,
 )
+from trading.retry import Attempts
 from trading.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -176,8 +177,8 @@ class CcxtBinanceAdapter:
         self.environment = BinanceEnv.DEMO if demo else BinanceEnv.TESTNET if testnet else BinanceEnv.PRODUCTION
         self.rest_url = rest_url.rstrip("/") if rest_url else None
         self._retry_tries = retry_tries
-        self._retry_base_s = retry_base_s
-        self._retry_cap_s = retry_cap_s
+        # Capped exponential, each delay spread over 0.5-1x: concurrent callers do not retry in step.
+        self._retry_policy = Backoff(retry_base_s, factor=2.0, cap_s=retry_cap_s, jitter=(0.5, 1.0))
         self._time_resync_s = time_resync_s
         self._keepalive_s = keepalive_s
         self._default_max_leverage = default_max_leverage
@@ -565,7 +566,7 @@ class CcxtBinanceAdapter:
         if signed and not (priority and self._time_synced_at is not None):
             # Exits keep the hot path to one round trip: they use the last offset (a -1021 still resyncs).
             await self._ensure_time()
-        attempt = 0
+        attempts: Attempts | None = None  # made on the first retriable failure of a query
         resynced = False
         while True:
             await self._pace(priority)
@@ -605,12 +606,13 @@ class CcxtBinanceAdapter:
                     http_status=err.http_status,
                 )
                 raise unknown from failure
-            if retry and isinstance(err, RetriableError) and attempt + 1 < self._retry_tries:
-                delay = self._backoff(attempt)
-                attempt += 1
-                log.info("retrying %s %s in %.2f s after: %s", method, path, delay, err)
-                await asyncio.sleep(delay)
-                continue
+            if retry and not order and isinstance(err, RetriableError):  # orders: never (order-safety rule 2)
+                attempts = attempts or Attempts(self._retry_policy)
+                if attempts.failures + 1 < self._retry_tries:
+                    delay = attempts.next_delay()
+                    log.info("retrying %s %s in %.2f s after: %s", method, path, delay, err)
+                    await asyncio.sleep(delay)
+                    continue
             raise err from cause
 
     async def _pace(self, priority: bool) -> None:
@@ -619,10 +621,6 @@ class CcxtBinanceAdapter:
             if wait <= 0:
                 return
             await asyncio.sleep(wait)  # then look again: another 429 may have extended the pause
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._retry_cap_s, self._retry_base_s * (2**attempt))
-        return ceiling * random.uniform(0.5, 1.0)  # jitter: spread retries of concurrent callers
 
     def _on_response(self, status: int, headers: Mapping[str, str]) -> None:
         used = _header(headers, WEIGHT_HEADER)

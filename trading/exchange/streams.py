@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import random
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
@@ -25,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from trading.clock import Clock, SystemClock
+from trading.core.backoff import Backoff
 from trading.exchange.base import (
     AccountUpdate,
     AlgoUpdate,
@@ -40,6 +40,7 @@ from trading.exchange.base import (
     StreamStatus,
     UserEvent,
 )
+from trading.retry import Attempts
 
 log = logging.getLogger(__name__)
 
@@ -328,23 +329,9 @@ class _Fanout(Generic[E]):
 
 
 # ------------------------------------------------------------------ reconnection policy
-class Backoff:
-    """Exponential backoff with jitter: ``initial`` doubling to ``maximum``; reset after a stable connection."""
-
-    def __init__(self, initial_s: float = 1.0, maximum_s: float = 60.0, stable_after_s: float = 60.0) -> None:
-        self.initial_s = initial_s
-        self.maximum_s = maximum_s
-        self.stable_after_s = stable_after_s
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        self.failures += 1
-        base = min(self.maximum_s, self.initial_s * 2 ** (self.failures - 1))
-        return min(self.maximum_s, base * random.uniform(0.5, 1.5))
-
-    def connection_lasted(self, seconds: float) -> None:
-        if seconds >= self.stable_after_s:
-            self.failures = 0
+def reconnect_policy(initial_s: float, maximum_s: float) -> Backoff:
+    """``initial_s`` doubling to ``maximum_s``, each delay spread by 0.5-1.5x (never above ``maximum_s``)."""
+    return Backoff(initial_s, factor=2.0, cap_s=maximum_s, jitter=(0.5, 1.5))
 
 
 async def _connect(url: str, open_timeout: float) -> ClientConnection:
@@ -397,7 +384,7 @@ class _MarketConnection:
         self.closing = False
         self.rotating = False
         self.successor: _MarketConnection | None = None
-        self.backoff = Backoff(owner.backoff_initial_s, owner.backoff_max_s, owner.stable_after_s)
+        self.backoff = Attempts(reconnect_policy(owner.backoff_initial_s, owner.backoff_max_s))
         self.reconnects = 0
         self._reported_up: bool | None = True if quiet_start else None
         self._ids = itertools.count(1)
@@ -486,7 +473,8 @@ class _MarketConnection:
                 return
             self.reconnects += 1
             self._status(False, reason)
-            self.backoff.connection_lasted(clock.monotonic() - (self.connected_at or 0.0))
+            if clock.monotonic() - (self.connected_at or 0.0) >= self.owner.stable_after_s:
+                self.backoff.reset()  # a stable connection: the next failure starts from the first delay
             await clock.sleep(self.backoff.next_delay())
 
     async def _serve(self, ws: ClientConnection) -> str:
@@ -825,7 +813,8 @@ class BinanceUserStream:
         self.keepalive_s = keepalive_s
         self.clock: Clock = clock or SystemClock()
         self.open_timeout_s = open_timeout_s
-        self.backoff = Backoff(backoff_initial_s, backoff_max_s, stable_after_s)
+        self.backoff = Attempts(reconnect_policy(backoff_initial_s, backoff_max_s))
+        self.stable_after_s = stable_after_s
         self._fanout: _Fanout[UserEvent] = _Fanout()
         self._task: asyncio.Task[None] | None = None
         self._ws: ClientConnection | None = None
@@ -908,7 +897,8 @@ class BinanceUserStream:
                 return
             self.reconnects += 1
             self._status(False, reason)
-            self.backoff.connection_lasted(clock.monotonic() - connected_at)
+            if clock.monotonic() - connected_at >= self.stable_after_s:
+                self.backoff.reset()
             await clock.sleep(self.backoff.next_delay())
 
     async def _serve(self, ws: ClientConnection, key: str) -> str:
