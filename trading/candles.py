@@ -30,7 +30,8 @@ from trading.clock import Clock, SystemClock
 from trading.core.backoff import Backoff
 from trading.core.config import SignalParams
 from trading.core.series import OHLCV, TIMEFRAME_MS
-from trading.exchange.base import ExchangePort, Kline, KlineEvent, RateLimitedError
+from trading.exchange.base import ExchangePort, Kline, KlineEvent
+from trading.exchange.ratelimit import BACKFILL, BACKFILL_FRACTION, Share, WeightBudget, budget_of
 from trading.retry import Attempts
 
 log = logging.getLogger(__name__)
@@ -603,7 +604,7 @@ class CandleStore:
         data.agg_time[tf] = p_last
 
 
-# ------------------------------------------------------------------ REST weight pacing
+# ------------------------------------------------------------------ REST weight
 def klines_weight(limit: int) -> int:
     """Binance USD-M ``GET /fapi/v1/klines`` request weight for a ``limit``."""
     if limit < 100:
@@ -616,56 +617,6 @@ def klines_weight(limit: int) -> int:
 
 
 KLINES_CHUNK = 499  # the cheapest bars per weight unit (weight 2 for up to 499 bars)
-
-
-class WeightPacer:
-    """Keeps this component's REST weight, and the weight the port reports, under a fraction of the minute's limit.
-
-    Binance counts request weight per UTC minute (``X-MBX-USED-WEIGHT-1M``). The port's figure includes
-    what other components spent; ours is counted locally so that pacing still works when the port reports 0.
-    """
-
-    def __init__(
-        self, port: ExchangePort, clock: Clock, *, limit_per_minute: int = 2400, target_fraction: float = 0.6
-    ) -> None:
-        if not 0 < target_fraction <= 1:
-            raise ValueError(f"target_fraction must be in (0, 1], got {target_fraction}")
-        self._port = port
-        self._clock = clock
-        self.budget = int(limit_per_minute * target_fraction)
-        self._minute = -1
-        self._spent = 0
-        self._reported = 0
-        self._lock = asyncio.Lock()
-        self.waits = 0  # how many times pacing had to wait (visible to tests and /health)
-
-    def _roll(self, minute: int) -> None:
-        if minute != self._minute:
-            self._minute, self._spent, self._reported = minute, 0, 0
-
-    def note_reply(self) -> None:
-        """Read the port's used weight after a reply (it belongs to the current minute)."""
-        self._roll(self._clock.now_ms() // 60_000)
-        with contextlib.suppress(Exception):  # a port without the header reports 0
-            self._reported = max(self._reported, int(self._port.used_weight()))
-
-    async def acquire(self, weight: int) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock.now_ms()
-                self._roll(now // 60_000)
-                used = max(self._spent, self._reported)
-                if used + weight <= self.budget or used == 0:
-                    self._spent += weight
-                    return
-                self.waits += 1
-                wait_s = (60_000 - now % 60_000) / 1000 + 0.05
-                log.info("candles: REST weight %d/%d this minute, pausing %.1fs", used, self.budget, wait_s)
-                await self._clock.sleep(wait_s)
-
-    async def penalty(self, seconds: float) -> None:
-        async with self._lock:
-            await self._clock.sleep(max(seconds, 0.0))
 
 
 # ------------------------------------------------------------------ the keeper
@@ -690,8 +641,9 @@ class CandleKeeper:
         need: Mapping[str, int] | None = None,
         clock: Clock | None = None,
         concurrency: int = 4,
+        budget: WeightBudget | None = None,
         limit_per_minute: int = 2400,
-        target_fraction: float = 0.6,
+        target_fraction: float = BACKFILL_FRACTION,
         retry_delays_s: Sequence[float] = (5, 15, 60, 300),
         margin: float = 0.1,
     ) -> None:
@@ -705,7 +657,14 @@ class CandleKeeper:
             _check_tf(tf)
             if n > store.capacities[tf]:
                 raise ValueError(f"{tf}: {n} candles needed but the store keeps {store.capacities[tf]}")
-        self.pacer = WeightPacer(port, self.clock, limit_per_minute=limit_per_minute, target_fraction=target_fraction)
+        # The exchange adapter's budget when there is one (live, paper): the IP's one budget. Otherwise one of
+        # the keeper's own, on its clock.
+        self.budget = budget or WeightBudget(
+            limit_per_minute, now_ms=self.clock.now_ms, monotonic=self.clock.monotonic, sleep=self.clock.sleep
+        )
+        # A budget the port does not feed from the header itself learns the port's figure after each reply.
+        self._reading = None if self.budget is budget_of(port) else port.used_weight
+        self.share = Share(BACKFILL.name, target_fraction)
         self._sem = asyncio.Semaphore(concurrency)
         self._margin = margin
         steps = tuple(retry_delays_s) or (60.0,)
@@ -811,20 +770,15 @@ class CandleKeeper:
         return out
 
     async def _fetch(self, symbol: str, tf: str, start_ms: int, end_ms: int, limit: int) -> list[Kline]:
-        for attempt in range(3):
-            await self.pacer.acquire(klines_weight(limit))
-            try:
-                rows = await self.port.fetch_klines(symbol, tf, start_ms=start_ms, end_ms=end_ms, limit=limit)
-            except RateLimitedError as exc:
-                if attempt == 2:
-                    raise
-                log.warning("candles: rate limited (%s), backing off %.1fs", exc, exc.retry_after)
-                await self.pacer.penalty(exc.retry_after)
-                continue
-            finally:
-                self.pacer.note_reply()
-            return [k for k in rows if start_ms <= k.open_time <= end_ms]
-        return []
+        rows = await self.budget.call(
+            lambda: self.port.fetch_klines(symbol, tf, start_ms=start_ms, end_ms=end_ms, limit=limit),
+            share=self.share,
+            weight=klines_weight(limit),
+            tries=3,
+            reading=self._reading,
+            what=f"candles: {symbol} {tf}",
+        )
+        return [k for k in rows if start_ms <= k.open_time <= end_ms]
 
     def _schedule_retry(self, symbol: str) -> None:
         if self._closed or ("retry", symbol) in self._tasks:

@@ -63,10 +63,12 @@ from trading.exchange.errors import (
     is_error_response,
 )
 from trading.exchange.ratelimit import (
+    EXITS,
     ORDER_COUNT_1M_HEADER,
     ORDER_COUNT_10S_HEADER,
+    QUERIES,
     OrderBudget,
-    RequestGate,
+    WeightBudget,
 )
 from trading.retry import Attempts
 from trading.settings import Settings
@@ -183,7 +185,9 @@ class CcxtBinanceAdapter:
         self._keepalive_s = keepalive_s
         self._default_max_leverage = default_max_leverage
         self._trace_configs = list(trace_configs)
-        self._gate = RequestGate()
+        # The IP's request weight, read from every reply's header; the candle keeper and the download draw
+        # from this same budget (``weight_budget``).
+        self._weight = WeightBudget(now_ms=self.exchange_now_ms)
         self._orders = OrderBudget()
         self._time_lock = asyncio.Lock()
         self._time_synced_at: float | None = None
@@ -223,11 +227,16 @@ class CcxtBinanceAdapter:
         return int(self._ex.milliseconds()) - self.time_offset_ms
 
     def used_weight(self) -> int:
-        return self._gate.used_weight()
+        return self._weight.used_weight()
+
+    @property
+    def weight_budget(self) -> WeightBudget:
+        """The IP's request-weight budget every REST caller of this process draws from."""
+        return self._weight
 
     def rate_limited_for(self) -> float:
         """Seconds non-exit requests still have to wait after a 429/418 (0 when open)."""
-        return self._gate.blocked_for(time.monotonic())
+        return self._weight.blocked_for()
 
     @property
     def markets(self) -> dict[str, Market]:
@@ -569,7 +578,7 @@ class CcxtBinanceAdapter:
         attempts: Attempts | None = None  # made on the first retriable failure of a query
         resynced = False
         while True:
-            await self._pace(priority)
+            await self._weight.wait_turn(EXITS if priority else QUERIES)
             if sent_at is not None:
                 sent_at.append(self._ex.milliseconds())
             try:
@@ -587,7 +596,7 @@ class CcxtBinanceAdapter:
                 err = RetriableError(f"unreadable reply to {method} {path}: {redact(str(data))[:200]!r}")
                 failure, cause = err, None
             if isinstance(err, RateLimitedError):
-                self._gate.block_for(err.retry_after, time.monotonic())
+                self._weight.block_for(err.retry_after)
                 log.warning("rate limited on %s %s: non-exit requests paused %.1f s", method, path, err.retry_after)
             elif signed and not resynced and err.code in TIMESTAMP_CODES:
                 # Refused for its timestamp, so certainly not executed: resync and send once more.
@@ -615,18 +624,11 @@ class CcxtBinanceAdapter:
                     continue
             raise err from cause
 
-    async def _pace(self, priority: bool) -> None:
-        while True:
-            wait = self._gate.wait_time(priority=priority, now=time.monotonic(), exchange_ms=self.exchange_now_ms())
-            if wait <= 0:
-                return
-            await asyncio.sleep(wait)  # then look again: another 429 may have extended the pause
-
     def _on_response(self, status: int, headers: Mapping[str, str]) -> None:
         used = _header(headers, WEIGHT_HEADER)
         if used is not None:
             try:
-                self._gate.record_weight(int(used), self.exchange_now_ms())
+                self._weight.record_weight(int(used), self.exchange_now_ms())
             except ValueError:
                 log.debug("unreadable weight header %r", used)
         c10, c1m = _header(headers, ORDER_COUNT_10S_HEADER), _header(headers, ORDER_COUNT_1M_HEADER)

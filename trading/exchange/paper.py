@@ -44,6 +44,7 @@ from trading.exchange.base import (
     Ticker24h,
     Trade,
 )
+from trading.exchange.ratelimit import WeightBudget, budget_of
 from trading.exchange.sim import SimUserStream
 from trading.exchange.simbroker import SimBroker
 
@@ -94,6 +95,11 @@ class PaperExchange:
 
     def used_weight(self) -> int:
         return self.public.used_weight()
+
+    @property
+    def weight_budget(self) -> WeightBudget | None:
+        """The public adapter's request-weight budget (the candle keeper draws from it)."""
+        return budget_of(self.public)
 
     # ------------------------------------------------------------------ prices into the broker
     def note_price(self, symbol: str, price: Decimal | str | float, ts_ms: int) -> None:
