@@ -261,7 +261,7 @@ class ServiceApi:
         last = e.last_price
         est = None
         if last is not None:
-            fee = last * e.state.qty * Decimal(repr(self.ctx.cfg.taker_fee))
+            fee = last * e.state.qty * self.ctx.cfg.fractions.taker_fee
             est = (last - e.state.avg_price) * e.state.qty - fee
         return ExitPreview(
             e.position_id, e.state.symbol, e.state.stage.value, e.state.qty, e.state.avg_price, last, est

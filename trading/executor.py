@@ -232,7 +232,7 @@ class Executor:
             wallet=ctx.account.wallet,
             new_margin=extra_margin,
             max_positions=cfg.max_positions,
-            max_margin_usage=Decimal(repr(cfg.max_margin_usage)),
+            max_margin_usage=cfg.fractions.max_margin_usage,
         )
 
     def admit(self, symbol: str) -> bool:

@@ -35,6 +35,7 @@ from trading.core.config import (
     allowed_range,
     parse_config,
 )
+from trading.core.decimals import decimal_of
 from trading.core.reports import RiskTable
 from trading.core.risk import DEFAULT_BRACKETS, risk_table, validate_strategy
 from trading.exchange.base import Bracket
@@ -402,7 +403,7 @@ def cmd_check_config(file: Path | None, balance: float = 1000.0) -> int:
     print()
     print(to_toml(cfg), end="")
     print()
-    table = risk_table(cfg, Decimal(repr(float(balance))))
+    table = risk_table(cfg, decimal_of(balance))
     print(format_risk_table(table))
     print()
 

@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from trading.clock import Clock, SystemClock
+from trading.core.decimals import decimal_of
 from trading.exchange.base import (
     AlgoOrder,
     Balance,
@@ -232,9 +233,9 @@ def build_paper_bundle(
     broker = SimBroker(
         conn,
         account="paper",
-        balance=Decimal(repr(float(settings.sim_balance))),
-        taker_fee=Decimal(repr(float(taker_fee))),
-        slippage=Decimal(repr(float(settings.sim_slippage))),
+        balance=decimal_of(settings.sim_balance),
+        taker_fee=decimal_of(taker_fee),
+        slippage=decimal_of(settings.sim_slippage),
     )
     clock = SystemClock()
     broker.now_fn = clock.now_ms

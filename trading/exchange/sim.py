@@ -34,6 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trading.core.decimals import decimal_of
 from trading.exchange.base import (
     AlgoOrder,
     Balance,
@@ -299,7 +300,7 @@ class SimExchange:
             price = self.broker.last_price(symbol)
             if price is None and symbol in self.replay.symbols:
                 last = self.replay.last_price(symbol)
-                price = None if last is None else Decimal(repr(last))
+                price = None if last is None else decimal_of(last)
             if price is not None:
                 out[symbol] = price
         return out
@@ -356,9 +357,9 @@ def build_sim_bundle(settings: Settings, conn: sqlite3.Connection, *, taker_fee:
     broker = SimBroker(
         conn,
         account="sim",
-        balance=Decimal(repr(float(settings.sim_balance))),
-        taker_fee=Decimal(repr(float(taker_fee))),  # the strategy's taker_fee, as the backtest uses it
-        slippage=Decimal(repr(float(settings.sim_slippage))),
+        balance=decimal_of(settings.sim_balance),
+        taker_fee=decimal_of(taker_fee),  # the strategy's taker_fee, as the backtest uses it
+        slippage=decimal_of(settings.sim_slippage),
     )
     source = source_id(settings)
     saved = broker.meta("source")
