@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trading.core import ladder  # noqa: E402
-from trading.core.config import StrategyConfig  # noqa: E402
-from trading.core.models import Leg, PositionState, Stage, SymbolRules  # noqa: E402
+from trading.core import ladder
+from trading.core.config import StrategyConfig
+from trading.core.models import Leg, PositionState, Stage, SymbolRules
 
 D = Decimal
 RULES = SymbolRules("BTCUSDT", tick_size=D("0.1"), step_size=D("0.001"), min_qty=D("0.001"), min_notional=D("5"))

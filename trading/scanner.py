@@ -243,21 +243,6 @@ class Scanner:
         every_ms = max(1, round(self.ctx.cfg.scan_interval_s / 60)) * 60_000
         return (minute_ms + 60_000) % every_ms == 0
 
-    def scan_all(self, minute_ms: int) -> ScanStats:
-        """Evaluate the whole universe at once from cached candles (benchmark and tests)."""
-        stats = ScanStats(minute_ms)
-        t0 = time.perf_counter()
-        for symbol in self.universe.symbols:
-            stats.symbols += 1
-            report = self.evaluate(symbol, minute_ms)
-            if report is not None and report.prefilter_ok:
-                stats.prefilter_passed += 1
-            if report is not None and report.entry:
-                stats.signals += 1
-        stats.cpu_ms = (time.perf_counter() - t0) * 1000
-        stats.finished_ms = self.ctx.clock.now_ms()
-        return stats
-
     def _stats_for(self, minute_ms: int) -> ScanStats:
         cur = self.current
         if cur is None or cur.minute_ms != minute_ms:

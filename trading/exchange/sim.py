@@ -16,11 +16,11 @@ Step-driven use (the backtest) needs none of the streams: call
 ``replay.step()`` with the broker attached (``MarketReplay(..., broker=...)``)
 and drive ``ReplayClock(speed=None)`` with ``set()``.
 
-Default speed (``SIM_SPEED``): 60, one simulated minute per wall second. The
-synthetic market's first surge dips come ~35 minutes after the warm-up and
-then every ~47 minutes, so ``make run`` shows its first entry after about half
-a wall minute and exits within the next few minutes; 300 shows a simulated day
-in under five minutes.
+Default speed (``SIM_SPEED``): 300, five simulated minutes per wall second, a
+simulated day in under five wall minutes. The synthetic market's first surge
+dips come ~35 minutes after the warm-up and then every ~47 minutes, so ``make
+run`` shows its first entry after about seven wall seconds and the next ones
+about every ten; 60 (one simulated minute per wall second) is easier to follow.
 """
 
 from __future__ import annotations

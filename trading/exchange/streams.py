@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
@@ -969,8 +969,3 @@ class BinanceUserStream(_Reconnecting):
         if event is not None and not isinstance(event, str):
             self._fanout.reliable(event)  # fills and balances are never coalesced
         return None
-
-
-def symbols_of(streams: Iterable[str]) -> set[str]:
-    """Upper-case symbols named by stream names (``btcusdt@kline_1m`` -> ``BTCUSDT``)."""
-    return {s.split("@", 1)[0].upper() for s in streams}
