@@ -52,37 +52,44 @@ class Attempts:
 
 async def retry(
     call: Callable[[], Awaitable[T]],
-    policy: Backoff | Callable[[BaseException], Backoff],
+    policy: Backoff | Callable[[BaseException], Backoff] | None,
     *,
-    retriable: tuple[type[BaseException], ...],
+    retriable: tuple[type[BaseException], ...] | Callable[[BaseException], bool],
     tries: int | None = None,
     asked_wait: Callable[[BaseException], float | None] | None = None,
     on_retry: Callable[[BaseException, float], None] | None = None,
     sleep: Sleep = asyncio.sleep,
     rng: Draw = random.random,
 ) -> T:
-    """``call()`` until it returns. A ``retriable`` error waits and tries again; anything else propagates.
+    """``call()`` until it returns. A ``retriable`` error (one of these types, or one the predicate accepts)
+    waits and tries again; anything else propagates.
 
     ``tries``: at most this many calls, then the last error propagates (None: until it succeeds).
     ``asked_wait(exc)``: seconds the other side asked for (a 429's ``retry_after``); when not None it is
     waited instead of the back-off, which does not advance.
-    ``policy`` may depend on the error (a longer cap for a rejected token than for a network outage).
+    ``policy`` may depend on the error (a longer cap for a rejected token than for a network outage); None when
+    every retriable error says how long to wait (an error that does not then propagates).
     ``on_retry(exc, delay)`` hears of each wait before it starts (logging).
     """
     if tries is not None and tries < 1:
         raise ValueError(f"tries must be at least 1, got {tries}")
+    accepts = retriable if callable(retriable) else lambda exc: isinstance(exc, retriable)
     calls = 0
     failures = 0  # back-off steps taken (asked waits do not count)
     while True:
         calls += 1
         try:
             return await call()
-        except retriable as exc:
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError) or not accepts(exc):
+                raise
             if tries is not None and calls >= tries:
                 raise
             asked = asked_wait(exc) if asked_wait is not None else None
             if asked is not None:
                 delay = max(asked, 0.0)
+            elif policy is None:
+                raise
             else:
                 rule = policy if isinstance(policy, Backoff) else policy(exc)
                 delay = rule.delay(failures, rng())

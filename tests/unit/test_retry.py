@@ -173,3 +173,31 @@ async def test_retry_draws_the_jitter_from_the_given_source() -> None:
 async def test_tries_must_be_positive() -> None:
     with pytest.raises(ValueError):
         await retry(Flaky(), Backoff(), retriable=(OSError,), tries=0)
+
+
+async def test_a_predicate_picks_the_retriable_errors_and_none_means_asked_waits_only() -> None:
+    # The Telegram session's 429s: waited when short, raised when long; no back-off of its own.
+    sleeps = Sleeps()
+    short = Flaky(Asked(2.0), Asked(5.0))
+    got = await retry(
+        short,
+        None,
+        retriable=lambda e: isinstance(e, Asked) and e.seconds <= 30,
+        tries=3,
+        asked_wait=lambda e: e.seconds if isinstance(e, Asked) else None,
+        sleep=sleeps,
+    )
+    assert got == "ok" and sleeps.calls == [2.0, 5.0]
+    with pytest.raises(Asked):
+        await retry(
+            Flaky(Asked(60.0)),
+            None,
+            retriable=lambda e: isinstance(e, Asked) and e.seconds <= 30,
+            asked_wait=lambda e: e.seconds,  # type: ignore[attr-defined]
+            sleep=sleeps,
+        )
+    with pytest.raises(OSError):  # retriable, but nothing says how long to wait
+        await retry(Flaky(OSError()), None, retriable=(OSError,), sleep=sleeps)
+    with pytest.raises(asyncio.CancelledError):  # never retried, whatever the predicate says
+        await retry(Flaky(asyncio.CancelledError()), Backoff(), retriable=lambda e: True, sleep=sleeps)
+    assert sleeps.calls == [2.0, 5.0]
