@@ -57,7 +57,9 @@ from bot.middlewares import (
 from bot.polling import ALERTS, ConflictGuard, StaleUpdates, drain_backlog, feed_backlog
 from bot.routers import all_routers
 from trading.clock import Clock, SystemClock
+from trading.core.backoff import Backoff
 from trading.events import BotPollingStopped, EngineEvent
+from trading.retry import retry
 from trading.settings import group_chat_ids
 from trading.views import ServiceAPI
 
@@ -154,17 +156,21 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
 async def _until_reachable(bot: Bot, max_delay_s: float = 30.0) -> None:
     """``getMe`` until Telegram answers: an outage at start must not end the bot, nor a token rejected after the
     start-up check (``bot.link.check_token``) passed: the bot keeps trying and says so, trading goes on."""
-    delay = 1.0
-    while True:
-        try:
-            await bot.me()
-            return
-        except TelegramRetryAfter as exc:
-            await asyncio.sleep(exc.retry_after)
-        except (TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError, TelegramNotFound) as exc:
+    outage = Backoff(1.0, factor=2.0, cap_s=max_delay_s)
+    rejected = Backoff(1.0, factor=2.0, cap_s=max_delay_s * 10)  # a token refused: ask ten times less often
+
+    def told(exc: BaseException, delay: float) -> None:
+        if not isinstance(exc, TelegramRetryAfter):
             log.warning("Telegram not answering the bot (%s); retrying in %.0f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay_s * (10 if isinstance(exc, TelegramUnauthorizedError) else 1))
+
+    await retry(
+        bot.me,
+        lambda exc: rejected if isinstance(exc, TelegramUnauthorizedError) else outage,
+        retriable=(TelegramRetryAfter, TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError,
+                   TelegramNotFound),
+        asked_wait=lambda exc: exc.retry_after if isinstance(exc, TelegramRetryAfter) else None,
+        on_retry=told,
+    )
 
 
 async def start_bot(bot: Bot, dp: Dispatcher, *, polling_timeout: int = 10, guard: ConflictGuard | None = None) -> None:

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from trading.core.decimals import decimal_of
+
 TELEGRAM_TEXT_LIMIT = 4096
 TELEGRAM_CAPTION_LIMIT = 1024
 
@@ -25,7 +27,7 @@ def _dec(value: Decimal | float | int) -> Decimal:
     if isinstance(value, Decimal):
         return value
     try:
-        return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        return decimal_of(value) if isinstance(value, float) else Decimal(value)
     except (InvalidOperation, ValueError):
         return Decimal("NaN")
 

@@ -37,6 +37,7 @@ from aiogram.utils.i18n import I18n, I18nMiddleware
 from bot import presenters
 from bot.access import ACCESS_FLAG, NOT_HEAVY, Access, AccessPolicy, HourlyTally, RateLimiter, Tally
 from bot.formatting import truncate
+from trading.retry import retry
 from trading.views import ServiceAPI
 
 log = logging.getLogger(__name__)
@@ -282,12 +283,14 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
     async def __call__(
         self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
     ) -> Response[TelegramType]:
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return await make_request(bot, method)
-            except TelegramRetryAfter as exc:
-                if attempt == self._attempts or exc.retry_after > self._max_wait_s:
-                    raise
-                log.warning("%s rate limited by Telegram: retrying in %s s", method.__api_method__, exc.retry_after)
-                await asyncio.sleep(exc.retry_after)
-        raise AssertionError("unreachable")  # pragma: no cover
+        def told(exc: BaseException, delay: float) -> None:
+            log.warning("%s rate limited by Telegram: retrying in %s s", method.__api_method__, delay)
+
+        return await retry(
+            lambda: make_request(bot, method),
+            None,  # no back-off: each 429 says how long to wait
+            retriable=lambda exc: isinstance(exc, TelegramRetryAfter) and exc.retry_after <= self._max_wait_s,
+            tries=self._attempts,
+            asked_wait=lambda exc: exc.retry_after if isinstance(exc, TelegramRetryAfter) else None,
+            on_retry=told,
+        )

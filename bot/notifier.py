@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot import presenters
 from bot.formatting import TELEGRAM_CAPTION_LIMIT, TELEGRAM_TEXT_LIMIT, truncate
 from trading.clock import Clock, SystemClock
+from trading.core.backoff import Backoff
 from trading.core.chart import ChartLabels
 from trading.events import (
     AdoptionAsked,
@@ -53,6 +54,7 @@ from trading.events import (
     StreamDown,
     StreamUp,
 )
+from trading.retry import retry
 
 if TYPE_CHECKING:  # aiogram is imported only by the Telegram sink (a headless service never loads it)
     from aiogram import Bot
@@ -321,8 +323,7 @@ class AlertNotifier:
         self._clock = clock or SystemClock()
         self._window_s = window_s
         self._max_queue = max_queue
-        self._min_backoff_s = min_backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._backoff = Backoff(min_backoff_s, factor=2.0, cap_s=max_backoff_s)  # while a destination is down
         self._compose_timeout_s = compose_timeout_s
         self._queue: deque[Alert] = deque()
         self._windows: dict[tuple[str, str], _Window] = {}
@@ -509,21 +510,22 @@ class AlertNotifier:
             return AlertMessage(text)
 
     async def _deliver_to(self, destination: int | None, message: AlertMessage, alert: Alert) -> None:
-        backoff = self._min_backoff_s
-        while True:
-            try:
-                await self._sink.send(destination, message)
-                return
-            except SinkRetryAfter as exc:
+        def told(exc: BaseException, delay: float) -> None:
+            if isinstance(exc, SinkRetryAfter):
                 log.warning("alert to %s: rate limited, retrying after %.0f s", destination, exc.retry_after)
-                await asyncio.sleep(max(exc.retry_after, 0.0))
-            except SinkUnavailable as exc:
-                log.warning("alert to %s: destination unavailable (%s); retrying in %.0f s", destination, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
-            except Exception:
-                log.exception("alert to %s failed for good: %s", destination, _describe(alert))
-                return
+            else:
+                log.warning("alert to %s: destination unavailable (%s); retrying in %.0f s", destination, exc, delay)
+
+        try:
+            await retry(
+                lambda: self._sink.send(destination, message),
+                self._backoff,
+                retriable=(SinkRetryAfter, SinkUnavailable),
+                asked_wait=lambda exc: exc.retry_after if isinstance(exc, SinkRetryAfter) else None,
+                on_retry=told,
+            )
+        except Exception:
+            log.exception("alert to %s failed for good: %s", destination, _describe(alert))
 
 
 def _describe(alert: Alert) -> str:

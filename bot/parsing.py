@@ -1,24 +1,6 @@
-"""Parsing of command arguments typed in Telegram (pure)."""
+"""Parsing of command arguments typed in Telegram (pure); symbols: ``trading.core.symbols.normalize_symbol``."""
 
 from __future__ import annotations
-
-import re
-
-QUOTE = "USDT"
-MAX_SYMBOL_LEN = 30
-# Letters (any script: Binance lists a few non-Latin tickers) and digits; nothing else.
-_SYMBOL_RE = re.compile(r"^[^\W_]+$")
-_SEPARATORS = re.compile(r"[/\-_ ]")
-
-
-def normalize_symbol(raw: str | None) -> str | None:
-    """``btc`` -> ``BTCUSDT``, ``eth/usdt`` -> ``ETHUSDT``; ``None`` when it cannot be a symbol."""
-    if raw is None:
-        return None
-    s = _SEPARATORS.sub("", raw.strip()).upper()
-    if not s or len(s) > MAX_SYMBOL_LEN or not _SYMBOL_RE.match(s):
-        return None
-    return s if s.endswith(QUOTE) and s != QUOTE else s + QUOTE
 
 
 def split_args(args: str | None) -> list[str]:

@@ -42,6 +42,8 @@ from aiogram.types import Chat, TelegramObject, Update, User
 
 from bot.formatting import truncate
 from bot.i18n import N_
+from trading.core.backoff import Backoff
+from trading.retry import Attempts
 
 log = logging.getLogger(__name__)
 
@@ -238,8 +240,8 @@ async def drain_backlog(
     updates: list[Update] = []
     offset: int | None = None
     allowed = dp.resolve_used_update_types()
-    delay = 1.0
-    while not should_stop():
+    outage = Attempts(Backoff(1.0, factor=2.0, cap_s=max_delay_s))
+    while not should_stop():  # looked at before every request: a stop is never held up by an outage
         try:
             batch = await bot.get_updates(offset=offset, timeout=0, limit=100, allowed_updates=allowed)
         except TelegramConflictError:  # counted by the ConflictGuard, which decides when to give up
@@ -249,9 +251,9 @@ async def drain_backlog(
             await asyncio.sleep(exc.retry_after)
             continue
         except (TelegramNetworkError, TelegramServerError) as exc:
+            delay = outage.next_delay()
             log.warning("Telegram not reachable while reading the waiting updates (%s); retrying in %.0f s", exc, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay_s)
             continue
         if not batch:
             return updates

@@ -36,6 +36,7 @@ from trading.core.config import ConfigError, StrategyConfig
 from trading.core.reports import RiskTable, SignalReport
 from trading.core.risk import risk_table, validate_strategy
 from trading.core.series import OHLCV
+from trading.core.symbols import normalize_symbol
 from trading.engine import Engine
 from trading.events import EngineEvent, ErrorEvent, Notifier, OrderRefused
 from trading.exchange.base import ExchangeError
@@ -82,16 +83,9 @@ MAX_BLOCK_HOURS = 24 * 365
 BLACKLIST_KEY = "symbol_blacklist"
 
 
-def normalize_symbol(raw: str) -> str:
-    """``btc``, ``BTC``, ``btcusdt`` -> ``BTCUSDT`` (USDT-margined perpetuals only)."""
-    s = "".join(ch for ch in raw.strip().upper() if ch.isalnum())
-    if s and not s.endswith("USDT"):
-        s += "USDT"
-    return s
-
-
-class ServiceStopping(ServiceError):
-    """Refused because the service is shutting down (additive to ``trading.views``' error codes)."""
+class StoppingError(ServiceError):
+    """Refused because the service is shutting down (additive to ``trading.views``' error codes; the event that
+    announces the stop is ``trading.events.ServiceStopping``)."""
 
     code = "service_stopping"
 
@@ -167,7 +161,7 @@ class ServiceApi:
     def _not_stopping(self) -> None:
         """At SIGINT/SIGTERM no new orders or corrections are started (one already sent is carried through)."""
         if self.ctx.stopping:
-            raise ServiceStopping("the service is stopping: nothing was done")
+            raise StoppingError("the service is stopping: nothing was done")
 
     def _entry(self, raw: str) -> BookEntry:
         symbol = self._symbol(raw)
@@ -268,7 +262,7 @@ class ServiceApi:
         last = e.last_price
         est = None
         if last is not None:
-            fee = last * e.state.qty * Decimal(repr(self.ctx.cfg.taker_fee))
+            fee = last * e.state.qty * self.ctx.cfg.fractions.taker_fee
             est = (last - e.state.avg_price) * e.state.qty - fee
         return ExitPreview(
             e.position_id, e.state.symbol, e.state.stage.value, e.state.qty, e.state.avg_price, last, est

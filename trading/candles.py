@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,9 +28,12 @@ from typing import Any
 import numpy as np
 
 from trading.clock import Clock, SystemClock
+from trading.core.backoff import Backoff
 from trading.core.config import SignalParams
 from trading.core.series import OHLCV, TIMEFRAME_MS
-from trading.exchange.base import ExchangePort, Kline, KlineEvent, RateLimitedError
+from trading.exchange.base import ExchangePort, Kline, KlineEvent
+from trading.exchange.ratelimit import BACKFILL, BACKFILL_FRACTION, Share, WeightBudget, budget_of
+from trading.retry import Attempts
 
 log = logging.getLogger(__name__)
 
@@ -603,7 +605,7 @@ class CandleStore:
         data.agg_time[tf] = p_last
 
 
-# ------------------------------------------------------------------ REST weight pacing
+# ------------------------------------------------------------------ REST weight
 def klines_weight(limit: int) -> int:
     """Binance USD-M ``GET /fapi/v1/klines`` request weight for a ``limit``."""
     if limit < 100:
@@ -616,56 +618,6 @@ def klines_weight(limit: int) -> int:
 
 
 KLINES_CHUNK = 499  # the cheapest bars per weight unit (weight 2 for up to 499 bars)
-
-
-class WeightPacer:
-    """Keeps this component's REST weight, and the weight the port reports, under a fraction of the minute's limit.
-
-    Binance counts request weight per UTC minute (``X-MBX-USED-WEIGHT-1M``). The port's figure includes
-    what other components spent; ours is counted locally so that pacing still works when the port reports 0.
-    """
-
-    def __init__(
-        self, port: ExchangePort, clock: Clock, *, limit_per_minute: int = 2400, target_fraction: float = 0.6
-    ) -> None:
-        if not 0 < target_fraction <= 1:
-            raise ValueError(f"target_fraction must be in (0, 1], got {target_fraction}")
-        self._port = port
-        self._clock = clock
-        self.budget = int(limit_per_minute * target_fraction)
-        self._minute = -1
-        self._spent = 0
-        self._reported = 0
-        self._lock = asyncio.Lock()
-        self.waits = 0  # how many times pacing had to wait (visible to tests and /health)
-
-    def _roll(self, minute: int) -> None:
-        if minute != self._minute:
-            self._minute, self._spent, self._reported = minute, 0, 0
-
-    def note_reply(self) -> None:
-        """Read the port's used weight after a reply (it belongs to the current minute)."""
-        self._roll(self._clock.now_ms() // 60_000)
-        with contextlib.suppress(Exception):  # a port without the header reports 0
-            self._reported = max(self._reported, int(self._port.used_weight()))
-
-    async def acquire(self, weight: int) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock.now_ms()
-                self._roll(now // 60_000)
-                used = max(self._spent, self._reported)
-                if used + weight <= self.budget or used == 0:
-                    self._spent += weight
-                    return
-                self.waits += 1
-                wait_s = (60_000 - now % 60_000) / 1000 + 0.05
-                log.info("candles: REST weight %d/%d this minute, pausing %.1fs", used, self.budget, wait_s)
-                await self._clock.sleep(wait_s)
-
-    async def penalty(self, seconds: float) -> None:
-        async with self._lock:
-            await self._clock.sleep(max(seconds, 0.0))
 
 
 # ------------------------------------------------------------------ the keeper
@@ -690,8 +642,9 @@ class CandleKeeper:
         need: Mapping[str, int] | None = None,
         clock: Clock | None = None,
         concurrency: int = 4,
+        budget: WeightBudget | None = None,
         limit_per_minute: int = 2400,
-        target_fraction: float = 0.6,
+        target_fraction: float = BACKFILL_FRACTION,
         retry_delays_s: Sequence[float] = (5, 15, 60, 300),
         margin: float = 0.1,
     ) -> None:
@@ -705,13 +658,22 @@ class CandleKeeper:
             _check_tf(tf)
             if n > store.capacities[tf]:
                 raise ValueError(f"{tf}: {n} candles needed but the store keeps {store.capacities[tf]}")
-        self.pacer = WeightPacer(port, self.clock, limit_per_minute=limit_per_minute, target_fraction=target_fraction)
+        # The exchange adapter's budget when there is one (live, paper): the IP's one budget. Otherwise one of
+        # the keeper's own, on its clock.
+        self.budget = budget or WeightBudget(
+            limit_per_minute, now_ms=self.clock.now_ms, monotonic=self.clock.monotonic, sleep=self.clock.sleep
+        )
+        # A budget the port does not feed from the header itself learns the port's figure after each reply.
+        self._reading = None if self.budget is budget_of(port) else port.used_weight
+        self.share = Share(BACKFILL.name, target_fraction)
         self._sem = asyncio.Semaphore(concurrency)
         self._margin = margin
-        self._retry_delays = tuple(retry_delays_s) or (60.0,)
+        steps = tuple(retry_delays_s) or (60.0,)
+        self._retry_policy = Backoff(steps=steps, jitter=(0.8, 1.2))  # failed backfills: spread, not in step
+        self._repair_policy = Backoff(steps=steps)
         self._symbols: set[str] = set()
         self._failed: dict[str, str] = {}
-        self._attempts: dict[str, int] = {}
+        self._attempts: dict[str, Attempts] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}  # (kind, symbol) -> task
         self._repair_again: set[str] = set()
         self._closed = False
@@ -809,32 +771,25 @@ class CandleKeeper:
         return out
 
     async def _fetch(self, symbol: str, tf: str, start_ms: int, end_ms: int, limit: int) -> list[Kline]:
-        for attempt in range(3):
-            await self.pacer.acquire(klines_weight(limit))
-            try:
-                rows = await self.port.fetch_klines(symbol, tf, start_ms=start_ms, end_ms=end_ms, limit=limit)
-            except RateLimitedError as exc:
-                if attempt == 2:
-                    raise
-                log.warning("candles: rate limited (%s), backing off %.1fs", exc, exc.retry_after)
-                await self.pacer.penalty(exc.retry_after)
-                continue
-            finally:
-                self.pacer.note_reply()
-            return [k for k in rows if start_ms <= k.open_time <= end_ms]
-        return []
+        rows = await self.budget.call(
+            lambda: self.port.fetch_klines(symbol, tf, start_ms=start_ms, end_ms=end_ms, limit=limit),
+            share=self.share,
+            weight=klines_weight(limit),
+            tries=3,
+            reading=self._reading,
+            what=f"candles: {symbol} {tf}",
+        )
+        return [k for k in rows if start_ms <= k.open_time <= end_ms]
 
     def _schedule_retry(self, symbol: str) -> None:
         if self._closed or ("retry", symbol) in self._tasks:
             return
-        n = self._attempts.get(symbol, 0)
-        self._attempts[symbol] = n + 1
-        delay = self._retry_delays[min(n, len(self._retry_delays) - 1)]
+        delay = self._attempts.setdefault(symbol, Attempts(self._retry_policy)).next_delay()
         self._failed.setdefault(symbol, "pending")
         self._spawn("retry", symbol, self._retry(symbol, delay))
 
     async def _retry(self, symbol: str, delay: float) -> None:
-        await self.clock.sleep(delay * (0.8 + 0.4 * random.random()))
+        await self.clock.sleep(delay)
         if symbol not in self._symbols:
             return
         err = await self._backfill_one(symbol, self.clock.now_ms())
@@ -870,7 +825,7 @@ class CandleKeeper:
         self._spawn("repair", symbol, self._repair(symbol))
 
     async def _repair(self, symbol: str) -> None:
-        delay_i = 0
+        attempts = Attempts(self._repair_policy)
         while symbol in self._symbols:
             self._repair_again.discard(symbol)
             holes = self.store.missing_minutes(symbol)
@@ -892,12 +847,11 @@ class CandleKeeper:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                delay = self._retry_delays[min(delay_i, len(self._retry_delays) - 1)]
-                delay_i += 1
+                delay = attempts.next_delay()
                 log.warning("candles: repair of %s failed (%s), retrying in %.0fs", symbol, exc, delay)
                 await self.clock.sleep(delay)
                 continue
-            delay_i = 0
+            attempts.reset()
             # What is still missing inside a range the exchange just answered for does not exist there
             # (e.g. maintenance): accept it so that ``ready`` does not wait for it forever.
             for first, last in self.store.missing_minutes(symbol):

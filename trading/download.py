@@ -20,12 +20,12 @@ pacing and back-off as the kline pages; Binance also caps them at 500 per 5
 minutes per IP, which a download of a few hundred symbols stays under, and a
 429 from that cap is waited out like any other.
 
-Rate limits: Binance counts request weight per minute (2,400 on USD-M). Before
-each page the downloader reads ``port.used_weight()`` (the last
-``X-MBX-USED-WEIGHT-1M`` seen) and, if the page would take this minute over
-``WEIGHT_BUDGET``, waits for the next minute; a 429/418 waits its
-``Retry-After`` and tries again (the adapter also pauses every other request
-meanwhile).
+Rate limits: Binance counts request weight per minute (2,400 on USD-M). Every
+page draws from the adapter's request-weight budget
+(``trading.exchange.ratelimit``, fed by ``X-MBX-USED-WEIGHT-1M``) with the
+download's share, half of the minute: a page that would take the minute past
+it waits for the next minute; a 429/418 pauses the budget for its
+``Retry-After`` (at least a second) and the page is asked again.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import asyncio
 import logging
 import re
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,6 +46,7 @@ import numpy as np
 from trading.candle_files import CandleFileError, find_candle_files, read_candles, write_candles
 from trading.core.series import OHLCV
 from trading.exchange.base import ExchangeError, ExchangePort, FundingRate, Kline, RateLimitedError
+from trading.exchange.ratelimit import DOWNLOAD, WeightBudget, budget_of
 from trading.funding_files import FundingFileError, funding_path, read_funding, write_funding
 
 if TYPE_CHECKING:
@@ -63,13 +63,11 @@ PAGE_WEIGHT = 5
 FUNDING_PAGE_LIMIT = 1000  # /fapi/v1/fundingRate's maximum
 FUNDING_PAGE_WEIGHT = 1  # it has its own 500 / 5 min budget; one unit of ours keeps the pacing honest
 MAX_FUNDING_INTERVAL_MS = 8 * 3_600_000  # the longest funding interval: a file starting within it is complete
-WEIGHT_LIMIT_1M = 2400
-WEIGHT_BUDGET = WEIGHT_LIMIT_1M // 2  # leave half of the IP's minute to a service running beside us
 MAX_RATE_LIMITED = 5  # 429s in a row on one page before giving up (the next run resumes)
+RATE_LIMITED_MIN_WAIT_S = 1.0
 MAX_DAYS = 3_650
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 
-Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
 
 
@@ -97,34 +95,9 @@ class SymbolReport:
     funding_requests: int = 0
 
 
-@dataclass
-class WeightGuard:
-    """Waits for the next minute when a page would take the minute's used weight over the budget."""
-
-    port: ExchangePort
-    budget: int = WEIGHT_BUDGET
-    clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)
-    sleep: Sleep = asyncio.sleep
-    waits: int = 0
-    _reading: int = 0
-    _minute: int = -1
-
-    def note(self) -> None:
-        """After each reply: the exchange's count for the current minute."""
-        try:
-            self._reading = int(self.port.used_weight())
-        except Exception:  # a port without the header reports nothing: count nothing
-            self._reading = 0
-        self._minute = self.clock_ms() // MINUTE_MS
-
-    async def before(self, weight: int) -> None:
-        now = self.clock_ms()
-        used = self._reading if now // MINUTE_MS == self._minute else 0  # the count resets each minute
-        if used + weight > self.budget:
-            wait_s = (MINUTE_MS - now % MINUTE_MS) / 1000 + 0.5
-            self.waits += 1
-            log.info("request weight %d/%d this minute: waiting %.1f s", used, self.budget, wait_s)
-            await self.sleep(wait_s)
+def own_budget() -> WeightBudget:
+    """A budget of the download's own, on this machine's clock, for a port that does not bring one."""
+    return WeightBudget(minute_margin_s=0.5)  # this machine's clock may be a little off the exchange's
 
 
 # ---------------------------------------------------------------------- gaps
@@ -178,8 +151,7 @@ async def download_symbol(
     *,
     first_ms: int,
     last_ms: int,
-    guard: WeightGuard,
-    sleep: Sleep = asyncio.sleep,
+    budget: WeightBudget,
     on_page: Callable[[SymbolReport], None] | None = None,
 ) -> SymbolReport:
     """Fill the gaps of one symbol's file in [first_ms, last_ms] (open times of closed 1m candles)."""
@@ -193,7 +165,7 @@ async def download_symbol(
         for a, b in report.ranges:
             start = a
             while start <= b:
-                page = await _page(port, symbol, start, b, guard=guard, sleep=sleep)
+                page = await _page(port, symbol, start, b, budget=budget)
                 report.requests += 1
                 got = [k for k in page if k.closed and start <= k.open_time <= b]
                 fetched.extend(got)
@@ -216,36 +188,31 @@ async def download_symbol(
     return report
 
 
-async def _page(
-    port: ExchangePort, symbol: str, start: int, end: int, *, guard: WeightGuard, sleep: Sleep
-) -> list[Kline]:
+async def _page(port: ExchangePort, symbol: str, start: int, end: int, *, budget: WeightBudget) -> list[Kline]:
     return await _paced(
+        port,
         lambda: port.fetch_klines(symbol, "1m", start_ms=start, end_ms=end, limit=PAGE_LIMIT),
         symbol,
         PAGE_WEIGHT,
-        guard=guard,
-        sleep=sleep,
+        budget=budget,
     )
 
 
 async def _paced(
-    request: Callable[[], Awaitable[T]], symbol: str, weight: int, *, guard: WeightGuard, sleep: Sleep
+    port: ExchangePort, request: Callable[[], Awaitable[T]], symbol: str, weight: int, *, budget: WeightBudget
 ) -> T:
-    """One request under the weight guard; a 429/418 is waited out (``Retry-After``) and tried again."""
-    limited = 0
-    while True:
-        await guard.before(weight)
-        try:
-            return await request()
-        except RateLimitedError as exc:
-            limited += 1
-            if limited > MAX_RATE_LIMITED:
-                raise
-            wait = max(exc.retry_after, 1.0)
-            log.warning("%s: rate limited (%s); waiting %.1f s", symbol, exc, wait)
-            await sleep(wait)
-        finally:
-            guard.note()
+    """One request in the download's share of the weight; a 429/418 is waited out (``Retry-After``, at least a
+    second) and the request tried again."""
+    return await budget.call(
+        request,
+        share=DOWNLOAD,
+        weight=weight,
+        tries=MAX_RATE_LIMITED + 1,
+        min_wait_s=RATE_LIMITED_MIN_WAIT_S,
+        # A budget the port does not feed from the header itself learns the port's figure after each reply.
+        reading=None if budget is budget_of(port) else port.used_weight,
+        what=symbol,
+    )
 
 
 # ---------------------------------------------------------------------- funding
@@ -271,8 +238,7 @@ async def download_funding(
     *,
     first_ms: int,
     last_ms: int,
-    guard: WeightGuard,
-    sleep: Sleep = asyncio.sleep,
+    budget: WeightBudget,
 ) -> None:
     """Fill ``OUT/SYMBOL-funding.csv`` over [first_ms, last_ms]; what was fetched is written even after an error."""
     fetch = getattr(port, "fetch_funding_rates", None)
@@ -289,11 +255,11 @@ async def download_funding(
             start = a
             while start <= b:
                 page = await _paced(
+                    port,
                     partial(fetch, symbol, start_ms=start, end_ms=b, limit=FUNDING_PAGE_LIMIT),
                     symbol,
                     FUNDING_PAGE_WEIGHT,
-                    guard=guard,
-                    sleep=sleep,
+                    budget=budget,
                 )
                 report.funding_requests += 1
                 got = [r for r in page if start <= r.time_ms <= b]
@@ -316,27 +282,29 @@ async def download(
     out_dir: Path,
     *,
     now_ms: int | None = None,
-    sleep: Sleep = asyncio.sleep,
-    guard: WeightGuard | None = None,
+    budget: WeightBudget | None = None,
     on_page: Callable[[SymbolReport], None] | None = None,
     funding: bool = True,
 ) -> list[SymbolReport]:
     """Every symbol in turn: candles, then (``funding``) funding rates. ``now_ms`` defaults to the exchange's
-    time. Raises ``DownloadError`` after the other symbols are done when one could not be completed."""
+    time. Raises ``DownloadError`` after the other symbols are done when one could not be completed.
+
+    ``budget``: the request-weight budget to draw from; by default the port's (the adapter's), else one of
+    the download's own."""
     now = await port.server_time() if now_ms is None else now_ms
     last = now - now % MINUTE_MS - MINUTE_MS  # the last closed minute
     first = now - now % MINUTE_MS - days * DAY_MS
-    guard = guard or WeightGuard(port, sleep=sleep)
+    budget = budget or budget_of(port) or own_budget()
     reports = []
     for symbol in symbols:
         report = await download_symbol(
-            port, symbol, out_dir, first_ms=first, last_ms=last, guard=guard, sleep=sleep, on_page=on_page
+            port, symbol, out_dir, first_ms=first, last_ms=last, budget=budget, on_page=on_page
         )
         reports.append(report)
         if funding and report.error is None:
             try:
                 await download_funding(
-                    port, symbol, out_dir, report, first_ms=first, last_ms=now, guard=guard, sleep=sleep
+                    port, symbol, out_dir, report, first_ms=first, last_ms=now, budget=budget
                 )
             except (ExchangeError, OSError, FundingFileError) as exc:
                 report.error = f"funding: {type(exc).__name__}: {exc}"
@@ -386,7 +354,7 @@ async def _run(settings: Settings, symbols: list[str], days: int, out: Path, *, 
     code = 0
     try:
         try:
-            reports = await download(port, symbols, days, out, funding=funding)
+            reports = await download(port, symbols, days, out, funding=funding)  # the adapter's budget
         except DownloadError as exc:
             reports = exc.reports
             print(f"surgedca download: {exc}; run the same command again to resume", file=sys.stderr)

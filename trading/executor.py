@@ -28,7 +28,7 @@ from trading.context import EngineContext
 from trading.core import ladder
 from trading.core.models import CloseAll, Dca, ExitReason, PositionState, Sell, Skip, Stage
 from trading.core.order_state import PositionStatus
-from trading.core.refusals import BACKOFF_FLOOR_S, ENTRY_REFUSAL_COOLDOWN_MS, RefusalClass, classify_refusal
+from trading.core.refusals import ENTRY_REFUSAL_COOLDOWN_MS, RefusalClass, backoff_s, classify_refusal
 from trading.events import ErrorEvent, OrderRefused, OrderSkipped
 from trading.exchange.base import AlgoUpdate, ExchangeError, OrderStatus, OrderUpdate, Side
 from trading.execution.backstop import BackstopKeeper
@@ -235,7 +235,7 @@ class Executor:
             wallet=ctx.account.wallet,
             new_margin=extra_margin,
             max_positions=cfg.max_positions,
-            max_margin_usage=Decimal(repr(cfg.max_margin_usage)),
+            max_margin_usage=cfg.fractions.max_margin_usage,
         )
 
     def admit(self, symbol: str) -> bool:
@@ -364,7 +364,7 @@ class Executor:
                 passing = isinstance(result, Refused) and result.klass is RefusalClass.RATE_LIMIT
                 if not passing or attempt + 1 == MANUAL_EXIT_TRIES:
                     return None, None
-            await asyncio.sleep(BACKOFF_FLOOR_S * 2**attempt)
+            await asyncio.sleep(backoff_s(attempt + 1))  # refused, so certainly not executed
         return None, None
 
     # ------------------------------------------------------------------ fills

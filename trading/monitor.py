@@ -4,9 +4,11 @@ Hot path: a dictionary lookup, a float conversion and one or two float
 comparisons against the position's precomputed trigger band. Only when the
 price leaves the band does the ladder decide (exact Decimal arithmetic, with
 the rules that may not send now passed as blocked: backing off after a
-refusal, or waiting for an earlier order's unknown outcome, all in memory),
-and the sender's journal INSERT is the only database work before the order
-is on the wire.
+refusal, or waiting for an earlier order's unknown outcome, all in memory).
+Between that decision and the order on the wire the only database work is
+the sender's journal INSERT. The one other write a price can cause is a
+runner's new peak (``PositionLedger.raise_peak``), saved at most once a
+second and never ahead of an order.
 
 When the market stream is down or silent, a REST fallback polls the prices
 of held symbols every ``fallback_poll_interval_s`` so stops still fire.

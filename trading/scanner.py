@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from trading.candles import CandleStore
 from trading.context import EngineContext
 from trading.core import signals
+from trading.core.decimals import decimal_of
 from trading.core.delisting import universe_exclusion
 from trading.core.models import Stage
 from trading.core.reports import SignalReport
@@ -72,8 +72,6 @@ class Scanner:
         self.last: ScanStats | None = None
         self.signal_log: list[SignalReport] = []  # entry signals (the backtest writes them out)
         self.keep_signal_log = False
-        self._fractions_of: object = None
-        self._fractions = (Decimal(0), Decimal(0))
         self.excluded: dict[str, str] = {}  # symbol -> why it is kept out of the universe (last refresh)
         # Symbols skipped because their candles were incomplete, with the minute skipped: evaluated when the
         # repair completes if no newer minute has closed by then.
@@ -151,19 +149,11 @@ class Scanner:
             return why
         wallet = ctx.account.wallet
         if wallet > 0:
-            usage, weight = self._margin_fractions()
+            fractions = ctx.cfg.fractions  # made once per config: this runs every minute for every symbol
+            usage, weight = fractions.max_margin_usage, fractions.weights[Stage.INITIAL]
             if ctx.book.margin_in_use() + admission.margin + wallet * weight > usage * wallet:
                 return "max_margin_usage"
         return None
-
-    def _margin_fractions(self) -> tuple[Decimal, Decimal]:
-        """(max_margin_usage, initial weight) as Decimals, converted once per config (this runs every minute
-        for every symbol)."""
-        cfg = self.ctx.cfg
-        if self._fractions_of is not cfg:
-            self._fractions = (Decimal(repr(cfg.max_margin_usage)), cfg.weight_for(Stage.INITIAL))
-            self._fractions_of = cfg
-        return self._fractions
 
     def evaluate(self, symbol: str, minute_ms: int, *, full: bool = False) -> SignalReport | None:
         if symbol not in self.candles:
@@ -241,7 +231,7 @@ class Scanner:
         log.info(
             "entry signal %s at %s (1m=%s 3m=%s)", symbol, report.price, report.strategy_1m_ok, report.strategy_3m_ok
         )
-        price = Decimal(repr(report.price)) if report.price is not None else None
+        price = decimal_of(report.price) if report.price is not None else None
         if price is None or not self.executor.admit(symbol):
             return
         stats.entries += 1  # admitted: the slot is reserved now; the executor logs the outcome
@@ -252,21 +242,6 @@ class Scanner:
         which: with 300, the closes at :00, :05, :10... UTC."""
         every_ms = max(1, round(self.ctx.cfg.scan_interval_s / 60)) * 60_000
         return (minute_ms + 60_000) % every_ms == 0
-
-    def scan_all(self, minute_ms: int) -> ScanStats:
-        """Evaluate the whole universe at once from cached candles (benchmark and tests)."""
-        stats = ScanStats(minute_ms)
-        t0 = time.perf_counter()
-        for symbol in self.universe.symbols:
-            stats.symbols += 1
-            report = self.evaluate(symbol, minute_ms)
-            if report is not None and report.prefilter_ok:
-                stats.prefilter_passed += 1
-            if report is not None and report.entry:
-                stats.signals += 1
-        stats.cpu_ms = (time.perf_counter() - t0) * 1000
-        stats.finished_ms = self.ctx.clock.now_ms()
-        return stats
 
     def _stats_for(self, minute_ms: int) -> ScanStats:
         cur = self.current

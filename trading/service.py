@@ -37,6 +37,7 @@ from trading.core.config import ConfigError, StrategyConfig
 from trading.engine import Engine
 from trading.events import EngineEvent, ErrorEvent, ServiceStarted, ServiceStopping
 from trading.exchange.base import ExchangeBundle, ExchangeError
+from trading.exchange.ratelimit import budget_of
 from trading.settings import Settings, StartupError
 from trading.store import Store
 from trading.strategy import load_strategy, validate_full
@@ -175,9 +176,10 @@ class Service:
         )
         need = history_needed(cfg.signals)
         candles = CandleStore(capacities_for(need))
-        # The simulated exchange spends no request weight: no pacing there (it would wait on simulated minutes).
-        weight_limit = 10**9 if s.trading_mode == "sim" else 2400
-        keeper = CandleKeeper(candles, self.bundle.port, need=need, clock=clock, limit_per_minute=weight_limit)
+        # Live and paper: the keeper draws from the adapter's weight budget. The simulated exchange has none and
+        # spends no request weight: no pacing there (it would wait on simulated minutes).
+        budget = budget_of(self.bundle.port)
+        keeper = CandleKeeper(candles, self.bundle.port, need=need, clock=clock, budget=budget, limit_per_minute=10**9)
         engine = self.engine = Engine(ctx, candles, keeper)
         # adopt_positions = "ask" needs someone to ask: headless, an unknown long is left alone (as with "none").
         engine.reconciler.adoptions.interactive = not s.headless

@@ -2,7 +2,8 @@
 
 * ``load_strategy``: TOML file -> validated ``StrategyConfig`` (ranges, cross
   checks, risk, time zone), or ``ConfigError`` listing every problem.
-* ``parse_value`` / ``apply_setting``: typed values for ``/config set KEY VALUE``.
+* ``parse_value``: typed values for ``/config set KEY VALUE`` (the service API applies them:
+  ``StrategyConfig.with_value`` then ``validate_full``).
 * ``cmd_check_config``: ``surgedca check-config``.
 
 ``/config set`` values are written as in the TOML file: fractions are plain
@@ -35,6 +36,7 @@ from trading.core.config import (
     allowed_range,
     parse_config,
 )
+from trading.core.decimals import decimal_of
 from trading.core.reports import RiskTable
 from trading.core.risk import DEFAULT_BRACKETS, risk_table, validate_strategy
 from trading.exchange.base import Bracket
@@ -168,18 +170,6 @@ def parse_value(key: str, raw: str) -> Any:
     if key == "stop_loss_by_stage":
         return _parse_stop_table(key, raw)
     return _parse_scalar(key, kind, raw)
-
-
-def apply_setting(
-    cfg: StrategyConfig, key: str, raw: str, brackets: Iterable[Bracket] = DEFAULT_BRACKETS
-) -> StrategyConfig:
-    """``cfg`` with ``key`` set from text, fully validated; ``ConfigError`` (and nothing changed) otherwise."""
-    key = normalize_key(key)
-    new = cfg.with_value(key, parse_value(key, raw))
-    problems = validate_full(new, brackets)
-    if problems:
-        raise ConfigError(problems)
-    return new
 
 
 def _unknown_key(key: str, known: list[str]) -> str:
@@ -402,7 +392,7 @@ def cmd_check_config(file: Path | None, balance: float = 1000.0) -> int:
     print()
     print(to_toml(cfg), end="")
     print()
-    table = risk_table(cfg, Decimal(repr(float(balance))))
+    table = risk_table(cfg, decimal_of(balance))
     print(format_risk_table(table))
     print()
 

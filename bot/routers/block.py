@@ -24,9 +24,10 @@ from bot.callbacks import BlockAction, BlockCb
 from bot.i18n import _
 from bot.keyboards import block_choices_keyboard, exit_keyboard
 from bot.middlewares import actor_of
-from bot.parsing import normalize_symbol, split_args
+from bot.parsing import split_args
 from bot.routers.common import bad_symbol_text, safe_answer, safe_edit
 from trading.clock import Clock
+from trading.core.symbols import normalize_symbol
 from trading.views import ServiceAPI
 
 MAX_HOURS = 24 * 365

@@ -16,9 +16,10 @@ from bot.callbacks import ChartCb
 from bot.formatting import TELEGRAM_CAPTION_LIMIT
 from bot.i18n import _
 from bot.keyboards import chart_keyboard
-from bot.parsing import normalize_symbol, split_args
+from bot.parsing import split_args
 from bot.routers.common import bad_symbol_text, safe_answer
 from trading.core.chart import CHART_INTERVALS, DEFAULT_INTERVAL, ChartLabels
+from trading.core.symbols import normalize_symbol
 from trading.views import ServiceAPI
 
 

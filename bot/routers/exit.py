@@ -18,8 +18,9 @@ from bot.formatting import esc
 from bot.i18n import _
 from bot.keyboards import confirm_keyboard
 from bot.middlewares import actor_of
-from bot.parsing import normalize_symbol, split_args
+from bot.parsing import split_args
 from bot.routers.common import bad_symbol_text, safe_answer, safe_edit, take_confirmation
+from trading.core.symbols import normalize_symbol
 from trading.views import ServiceAPI, ServiceError
 
 log = logging.getLogger(__name__)

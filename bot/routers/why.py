@@ -9,8 +9,9 @@ from aiogram.types import Message
 from bot import presenters
 from bot.access import READ
 from bot.i18n import _
-from bot.parsing import normalize_symbol, split_args
+from bot.parsing import split_args
 from bot.routers.common import bad_symbol_text, reply_long
+from trading.core.symbols import normalize_symbol
 from trading.views import ServiceAPI
 
 

@@ -168,7 +168,7 @@ async def test_backfill_loads_everything_the_signals_need_within_the_weight_budg
         assert store.last_open_time(s) == last_closed
         assert_matches_exchange(store, s, file_symbol, last_closed)
     assert max(port.weight_by_minute.values()) <= 60
-    assert len(port.weight_by_minute) >= 2 and keeper.pacer.waits >= 1
+    assert len(port.weight_by_minute) >= 2 and keeper.budget.waits >= 1
     assert all(call.limit <= KLINES_CHUNK for call in port.calls)
     await keeper.close()
 

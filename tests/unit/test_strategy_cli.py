@@ -17,7 +17,6 @@ from trading.core.config import ConfigError, SignalParams, StrategyConfig
 from trading.core.risk import risk_table
 from trading.strategy import (
     FRACTION_KEYS,
-    apply_setting,
     format_risk_table,
     load_strategy,
     parse_value,
@@ -210,23 +209,6 @@ def test_fraction_keys_are_fractions_in_the_config() -> None:
             else getattr(cfg, key)
         )
         assert isinstance(value, float) and -1 < value <= 1, key
-
-
-def test_apply_setting_validates_everything_and_changes_nothing_on_error() -> None:
-    cfg = StrategyConfig()
-    new = apply_setting(cfg, "max_positions", "8")
-    assert new.max_positions == 8 and cfg.max_positions == 10
-    assert apply_setting(cfg, "stop_loss_by_stage.initial", "-9%").stop_loss_by_stage["initial"] == -0.09
-    with pytest.raises(ConfigError) as exc:
-        apply_setting(cfg, "margin_mode", "isolated")
-    assert "liquidat" in exc.value.problems[0]
-    with pytest.raises(ConfigError, match="max_account_loss"):
-        apply_setting(cfg, "max_positions", "12")
-    with pytest.raises(ConfigError, match=r"leverage = 0 is out of range"):
-        apply_setting(cfg, "leverage", "0")
-    with pytest.raises(ConfigError, match="not a known time zone"):
-        apply_setting(cfg, "report_timezone", "Seoul")
-    assert cfg == StrategyConfig()
 
 
 # ------------------------------------------------------------------ text

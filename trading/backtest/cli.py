@@ -7,7 +7,6 @@ import asyncio
 import logging
 import math
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 from trading.backtest.data import BacktestInputError, LoadedData, iso, load_candle_dir, parse_time, warmup_ms
@@ -17,6 +16,7 @@ from trading.backtest.progress import ProgressBar
 from trading.backtest.results import BacktestResult
 from trading.backtest.runner import BacktestSpec, run_backtest
 from trading.core.config import ConfigError, StrategyConfig
+from trading.core.decimals import decimal_of
 from trading.strategy import load_strategy
 
 MAX_SLIPPAGE = 0.05
@@ -103,8 +103,8 @@ def _prepare(args: argparse.Namespace) -> tuple[LoadedData, list[tuple[BacktestS
         spec = BacktestSpec(
             data=data.data,
             cfg=cfg,
-            balance=Decimal(repr(balance)),
-            slippage=Decimal(repr(slippage)),
+            balance=decimal_of(balance),
+            slippage=decimal_of(slippage),
             start_ms=start,
             end_ms=end,
             name=name,
@@ -126,7 +126,7 @@ def funding_for(args: argparse.Namespace, data: LoadedData) -> FundingSchedule |
             f"--funding-rate must be a fraction per 8 hours in [-{MAX_FLAT_FUNDING}, {MAX_FLAT_FUNDING}],"
             f" got {args.funding_rate}"
         )
-    return load_funding(data.directory, data.symbols, flat_rate=Decimal(repr(rate)))
+    return load_funding(data.directory, data.symbols, flat_rate=decimal_of(rate))
 
 
 def _load_config(path: Path | None) -> StrategyConfig:

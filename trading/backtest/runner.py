@@ -173,7 +173,7 @@ class Backtest:
             None,
             markets=self.replay.markets(),
             balance=spec.balance,
-            taker_fee=Decimal(repr(spec.cfg.taker_fee)),
+            taker_fee=spec.cfg.fractions.taker_fee,
             slippage=spec.slippage,
         )
         self.clock = ReplayClock(self.replay.cursor_ms, speed=None)

@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from trading.backtest.sweep_output import (
     write_configs,
 )
 from trading.core.config import ConfigError
+from trading.core.decimals import decimal_of
 from trading.strategy import load_strategy
 
 MINUTE_MS = 60_000
@@ -294,8 +294,8 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         "end": end,
         "span_start": span_start,
         "span_end": span_end,
-        "balance": str(Decimal(repr(balance))),
-        "slippage": str(Decimal(repr(slippage))),
+        "balance": str(decimal_of(balance)),
+        "slippage": str(decimal_of(slippage)),
         "fast": not args.full_replay,
         "source": DataSource(
             str(data.directory),

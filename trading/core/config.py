@@ -13,8 +13,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
+from trading.core.decimals import decimal_of
 from trading.core.models import Stage
 
 
@@ -68,6 +70,25 @@ ADOPT_CHOICES = ("ask", "all", "none")  # adopt_positions: ask on Telegram, adop
 
 
 @dataclass(frozen=True, slots=True)
+class Fractions:
+    """The config's fractions as exact decimals, made once per config (``StrategyConfig.fractions``).
+
+    The ladder, the sizing and the risk table compute in ``Decimal``; the config keeps floats for its TOML and
+    Telegram round trips. Each value is the shortest decimal of the float (``0.1`` -> ``Decimal("0.1")``).
+    """
+
+    max_margin_usage: Decimal
+    max_account_loss: Decimal
+    take_half_at: Decimal
+    take_half_fraction: Decimal
+    runner_trailing_stop: Decimal
+    taker_fee: Decimal
+    weights: Mapping[Stage, Decimal]  # margin of each buy, of the wallet balance
+    triggers: Mapping[Stage, Decimal]  # first_dca, second_dca: from the initial fill
+    stops: Mapping[Stage, Decimal]  # stop loss of each stage, from the average
+
+
+@dataclass(frozen=True)  # no slots: ``fractions`` is cached on the instance
 class StrategyConfig:
     universe_size: int = 150
     symbol_blacklist: tuple[str, ...] = ()
@@ -103,21 +124,36 @@ class StrategyConfig:
     adopt_positions: str = "ask"  # a long on the exchange the service did not open: "ask" | "all" | "none"
     signals: SignalParams = field(default_factory=SignalParams)
 
-    # ---- derived values (Decimal, for exact sizing)
-    def stop_for(self, stage: Stage) -> Decimal:
-        return _dec(self.stop_loss_by_stage[stage.value])
-
-    def weight_for(self, stage: Stage) -> Decimal:
-        return _dec(
-            {
-                Stage.INITIAL: self.initial_weight,
-                Stage.FIRST_DCA: self.first_dca_weight,
-                Stage.SECOND_DCA: self.second_dca_weight,
-            }[stage]
+    # ---- derived values (Decimal, for exact sizing), made once per config
+    @cached_property
+    def fractions(self) -> Fractions:
+        return Fractions(
+            max_margin_usage=decimal_of(self.max_margin_usage),
+            max_account_loss=decimal_of(self.max_account_loss),
+            take_half_at=decimal_of(self.take_half_at),
+            take_half_fraction=decimal_of(self.take_half_fraction),
+            runner_trailing_stop=decimal_of(self.runner_trailing_stop),
+            taker_fee=decimal_of(self.taker_fee),
+            weights={
+                Stage.INITIAL: decimal_of(self.initial_weight),
+                Stage.FIRST_DCA: decimal_of(self.first_dca_weight),
+                Stage.SECOND_DCA: decimal_of(self.second_dca_weight),
+            },
+            triggers={
+                Stage.FIRST_DCA: decimal_of(self.first_dca_trigger),
+                Stage.SECOND_DCA: decimal_of(self.second_dca_trigger),
+            },
+            stops={Stage(k): decimal_of(v) for k, v in self.stop_loss_by_stage.items() if k in STAGE_KEYS},
         )
 
+    def stop_for(self, stage: Stage) -> Decimal:
+        return self.fractions.stops[stage]
+
+    def weight_for(self, stage: Stage) -> Decimal:
+        return self.fractions.weights[stage]
+
     def trigger_for(self, stage: Stage) -> Decimal:
-        return _dec({Stage.FIRST_DCA: self.first_dca_trigger, Stage.SECOND_DCA: self.second_dca_trigger}[stage])
+        return self.fractions.triggers[stage]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -150,10 +186,6 @@ class StrategyConfig:
         else:
             target[parts[-1]] = value
         return parse_config(data)
-
-
-def _dec(x: float) -> Decimal:
-    return Decimal(repr(float(x)))
 
 
 # ------------------------------------------------------------------ validation

@@ -164,12 +164,12 @@ def triggers(state: PositionState, cfg: StrategyConfig) -> Triggers:
         highs.append(rec[0])
         extra["recovery"] = rec[0]
     if not state.half_taken:
-        th = state.avg_price * (ONE + Decimal(repr(cfg.take_half_at)))
+        th = state.avg_price * (ONE + cfg.fractions.take_half_at)
         highs.append(th)
         extra["take_half"] = th
     else:
         peak = state.peak_price or state.avg_price
-        trailing = peak * (ONE - Decimal(repr(cfg.runner_trailing_stop)))
+        trailing = peak * (ONE - cfg.fractions.runner_trailing_stop)
         low = max(low, trailing)
         highs.append(peak)  # a new high moves the trailing stop
         extra["trailing"] = trailing
@@ -233,8 +233,8 @@ def decide(
             return None
 
     # 3. take half
-    if not state.half_taken and price >= state.avg_price * (ONE + Decimal(repr(cfg.take_half_at))):
-        qty = rules.round_qty(state.qty * Decimal(repr(cfg.take_half_fraction)))
+    if not state.half_taken and price >= state.avg_price * (ONE + cfg.fractions.take_half_at):
+        qty = rules.round_qty(state.qty * cfg.fractions.take_half_fraction)
         if ExitReason.TAKE_HALF.value not in blocked:
             if qty < rules.min_qty or state.qty - qty < rules.min_qty:
                 # Too small to split: take the whole profit rather than never taking it.
@@ -244,7 +244,7 @@ def decide(
     # 4. runner (after take-half): trailing stop, or 3m dead cross
     if state.half_taken:
         peak = max(state.peak_price or price, price)
-        if price <= peak * (ONE - Decimal(repr(cfg.runner_trailing_stop))):
+        if price <= peak * (ONE - cfg.fractions.runner_trailing_stop):
             blocked_close = ExitReason.TRAILING_STOP.value in blocked
             return None if blocked_close else CloseAll(sym, state.qty, ExitReason.TRAILING_STOP, price)
         if runner is not None and runner.dead_cross:

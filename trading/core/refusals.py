@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from trading.core.backoff import Backoff
+
 
 class RefusalClass(StrEnum):
     RATE_LIMIT = "rate_limit"  # 429/418, -1003 (IP weight), -1015 (order count)
@@ -77,6 +79,7 @@ RATE_LIMIT_HTTP = frozenset({418, 429})
 
 BACKOFF_FLOOR_S = 2.0
 BACKOFF_CAP_S = 300.0
+REFUSAL_BACKOFF = Backoff(BACKOFF_FLOOR_S, factor=2.0, cap_s=BACKOFF_CAP_S)
 DCA_TRIES = 3  # a DCA refused this many times for margin, notional or precision is given up
 GIVE_UP_CLASSES = frozenset({RefusalClass.MARGIN, RefusalClass.NOTIONAL, RefusalClass.PRECISION})
 ENTRY_REFUSAL_COOLDOWN_MS = 15 * 60_000  # a refused entry: the symbol rests for the next scan minutes
@@ -92,9 +95,7 @@ def classify_refusal(code: int | None, http_status: int | None) -> RefusalClass:
 
 def backoff_s(refusals: int) -> float:
     """Seconds before the ``refusals``-th refused order may be tried again: 2, 4, 8 ... capped at 5 minutes."""
-    if refusals <= 0:
-        return 0.0
-    return min(BACKOFF_CAP_S, BACKOFF_FLOOR_S * 2.0 ** (refusals - 1))
+    return REFUSAL_BACKOFF.delay(refusals - 1) if refusals > 0 else 0.0
 
 
 def gives_up(is_dca: bool, klass: RefusalClass, refusals: int) -> bool:

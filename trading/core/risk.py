@@ -133,7 +133,7 @@ def risk_table(cfg: StrategyConfig, balance: Decimal, brackets: Sequence[Bracket
     if balance <= 0:
         raise ValueError(f"balance must be positive, got {balance}")
     leverage = Decimal(cfg.leverage)
-    fee_rate = Decimal(repr(float(cfg.taker_fee)))
+    fee_rate = cfg.fractions.taker_fee
     isolated = cfg.margin_mode == "isolated"
     ref = ONE  # the initial entry price; every figure below is relative to it
 
@@ -179,7 +179,7 @@ def risk_table(cfg: StrategyConfig, balance: Decimal, brackets: Sequence[Bracket
     worst_loss = n * worst.loss_at_stop
     worst_fees = n * worst.fees
     worst_pct = (worst_loss + worst_fees) / balance
-    max_loss = Decimal(repr(float(cfg.max_account_loss)))
+    max_loss = cfg.fractions.max_account_loss
 
     problems: list[str] = []
     for row in rows:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 import ssl
 import time
@@ -31,6 +30,7 @@ import ccxt.async_support as ccxt_async
 import certifi
 from pydantic import SecretStr
 
+from trading.core.backoff import Backoff
 from trading.core.models import SymbolRules
 from trading.exchange.base import (
     INCOME_MAX_ROWS,
@@ -72,11 +72,14 @@ from trading.exchange.errors import (
     is_error_response,
 )
 from trading.exchange.ratelimit import (
+    EXITS,
     ORDER_COUNT_1M_HEADER,
     ORDER_COUNT_10S_HEADER,
+    QUERIES,
     OrderBudget,
-    RequestGate,
+    WeightBudget,
 )
+from trading.retry import Attempts
 from trading.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -195,13 +198,15 @@ class CcxtBinanceAdapter:
         self.environment = BinanceEnv.DEMO if demo else BinanceEnv.TESTNET if testnet else BinanceEnv.PRODUCTION
         self.rest_url = rest_url.rstrip("/") if rest_url else None
         self._retry_tries = retry_tries
-        self._retry_base_s = retry_base_s
-        self._retry_cap_s = retry_cap_s
+        # Capped exponential, each delay spread over 0.5-1x: concurrent callers do not retry in step.
+        self._retry_policy = Backoff(retry_base_s, factor=2.0, cap_s=retry_cap_s, jitter=(0.5, 1.0))
         self._time_resync_s = time_resync_s
         self._keepalive_s = keepalive_s
         self._default_max_leverage = default_max_leverage
         self._trace_configs = list(trace_configs)
-        self._gate = RequestGate()
+        # The IP's request weight, read from every reply's header; the candle keeper and the download draw
+        # from this same budget (``weight_budget``).
+        self._weight = WeightBudget(now_ms=self.exchange_now_ms)
         self._orders = OrderBudget()
         self._time_lock = asyncio.Lock()
         self._time_synced_at: float | None = None
@@ -241,11 +246,16 @@ class CcxtBinanceAdapter:
         return int(self._ex.milliseconds()) - self.time_offset_ms
 
     def used_weight(self) -> int:
-        return self._gate.used_weight()
+        return self._weight.used_weight()
+
+    @property
+    def weight_budget(self) -> WeightBudget:
+        """The IP's request-weight budget every REST caller of this process draws from."""
+        return self._weight
 
     def rate_limited_for(self) -> float:
         """Seconds non-exit requests still have to wait after a 429/418 (0 when open)."""
-        return self._gate.blocked_for(time.monotonic())
+        return self._weight.blocked_for()
 
     @property
     def markets(self) -> dict[str, Market]:
@@ -680,10 +690,10 @@ class CcxtBinanceAdapter:
         if signed and not (priority and self._time_synced_at is not None):
             # Exits keep the hot path to one round trip: they use the last offset (a -1021 still resyncs).
             await self._ensure_time()
-        attempt = 0
+        attempts: Attempts | None = None  # made on the first retriable failure of a query
         resynced = False
         while True:
-            await self._pace(priority)
+            await self._weight.wait_turn(EXITS if priority else QUERIES)
             if sent_at is not None:
                 sent_at.append(self._ex.milliseconds())
             try:
@@ -701,7 +711,7 @@ class CcxtBinanceAdapter:
                 err = RetriableError(f"unreadable reply to {method} {path}: {redact(str(data))[:200]!r}")
                 failure, cause = err, None
             if isinstance(err, RateLimitedError):
-                self._gate.block_for(err.retry_after, time.monotonic())
+                self._weight.block_for(err.retry_after)
                 log.warning("rate limited on %s %s: non-exit requests paused %.1f s", method, path, err.retry_after)
             elif signed and not resynced and err.code in TIMESTAMP_CODES:
                 # Refused for its timestamp, so certainly not executed: resync and send once more.
@@ -720,30 +730,20 @@ class CcxtBinanceAdapter:
                     http_status=err.http_status,
                 )
                 raise unknown from failure
-            if retry and isinstance(err, RetriableError) and attempt + 1 < self._retry_tries:
-                delay = self._backoff(attempt)
-                attempt += 1
-                log.info("retrying %s %s in %.2f s after: %s", method, path, delay, err)
-                await asyncio.sleep(delay)
-                continue
+            if retry and not order and isinstance(err, RetriableError):  # orders: never (order-safety rule 2)
+                attempts = attempts or Attempts(self._retry_policy)
+                if attempts.failures + 1 < self._retry_tries:
+                    delay = attempts.next_delay()
+                    log.info("retrying %s %s in %.2f s after: %s", method, path, delay, err)
+                    await asyncio.sleep(delay)
+                    continue
             raise err from cause
-
-    async def _pace(self, priority: bool) -> None:
-        while True:
-            wait = self._gate.wait_time(priority=priority, now=time.monotonic(), exchange_ms=self.exchange_now_ms())
-            if wait <= 0:
-                return
-            await asyncio.sleep(wait)  # then look again: another 429 may have extended the pause
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._retry_cap_s, self._retry_base_s * (2**attempt))
-        return ceiling * random.uniform(0.5, 1.0)  # jitter: spread retries of concurrent callers
 
     def _on_response(self, status: int, headers: Mapping[str, str]) -> None:
         used = _header(headers, WEIGHT_HEADER)
         if used is not None:
             try:
-                self._gate.record_weight(int(used), self.exchange_now_ms())
+                self._weight.record_weight(int(used), self.exchange_now_ms())
             except ValueError:
                 log.debug("unreadable weight header %r", used)
         c10, c1m = _header(headers, ORDER_COUNT_10S_HEADER), _header(headers, ORDER_COUNT_1M_HEADER)

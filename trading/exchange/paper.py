@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from trading.clock import Clock, SystemClock
+from trading.core.decimals import decimal_of
 from trading.exchange.base import (
     AccountConfig,
     AlgoOrder,
@@ -59,6 +60,7 @@ from trading.exchange.base import (
     Ticker24h,
     Trade,
 )
+from trading.exchange.ratelimit import WeightBudget, budget_of
 from trading.exchange.sim import SimUserStream
 from trading.exchange.simbroker import SimBroker
 
@@ -209,6 +211,11 @@ class PaperExchange:
     def used_weight(self) -> int:
         return self.public.used_weight()
 
+    @property
+    def weight_budget(self) -> WeightBudget | None:
+        """The public adapter's request-weight budget (the candle keeper draws from it)."""
+        return budget_of(self.public)
+
     # ------------------------------------------------------------------ prices into the broker
     def note_price(self, symbol: str, price: Decimal | str | float, ts_ms: int) -> None:
         """A REST price: last and mark at once."""
@@ -357,9 +364,9 @@ def build_paper_bundle(
     broker = SimBroker(
         conn,
         account="paper",
-        balance=Decimal(repr(float(settings.sim_balance))),
-        taker_fee=Decimal(repr(float(taker_fee))),
-        slippage=Decimal(repr(float(settings.sim_slippage))),
+        balance=decimal_of(settings.sim_balance),
+        taker_fee=decimal_of(taker_fee),
+        slippage=decimal_of(settings.sim_slippage),
     )
     clock = SystemClock()
     broker.now_fn = clock.now_ms

@@ -32,7 +32,7 @@ the engine can backfill and trade at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from pathlib import Path
@@ -485,15 +485,6 @@ class MarketReplay:
     def last_price(self, symbol: str) -> float | None:
         s = self._sym(symbol)
         return float(s.c[s.played - 1]) if s.played else None
-
-    def last_prices(self, symbols: Sequence[str] | None = None) -> dict[str, float]:
-        names = self.symbols if symbols is None else symbols
-        out = {}
-        for name in names:
-            p = self.last_price(name)
-            if p is not None:
-                out[name] = p
-        return out
 
     def markets(self) -> dict[str, Market]:
         """Every symbol; TRADING while its data covers the cursor, PENDING_TRADING before, CLOSE after."""

@@ -16,11 +16,11 @@ Step-driven use (the backtest) needs none of the streams: call
 ``replay.step()`` with the broker attached (``MarketReplay(..., broker=...)``)
 and drive ``ReplayClock(speed=None)`` with ``set()``.
 
-Default speed (``SIM_SPEED``): 60, one simulated minute per wall second. The
-synthetic market's first surge dips come ~35 minutes after the warm-up and
-then every ~47 minutes, so ``make run`` shows its first entry after about half
-a wall minute and exits within the next few minutes; 300 shows a simulated day
-in under five minutes.
+Default speed (``SIM_SPEED``): 300, five simulated minutes per wall second, a
+simulated day in under five wall minutes. The synthetic market's first surge
+dips come ~35 minutes after the warm-up and then every ~47 minutes, so ``make
+run`` shows its first entry after about seven wall seconds and the next ones
+about every ten; 60 (one simulated minute per wall second) is easier to follow.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trading.core.decimals import decimal_of
 from trading.exchange.base import (
     AccountConfig,
     AlgoOrder,
@@ -303,7 +304,7 @@ class SimExchange:
             price = self.broker.last_price(symbol)
             if price is None and symbol in self.replay.symbols:
                 last = self.replay.last_price(symbol)
-                price = None if last is None else Decimal(repr(last))
+                price = None if last is None else decimal_of(last)
             if price is not None:
                 out[symbol] = price
         return out
@@ -373,9 +374,9 @@ def build_sim_bundle(settings: Settings, conn: sqlite3.Connection, *, taker_fee:
     broker = SimBroker(
         conn,
         account="sim",
-        balance=Decimal(repr(float(settings.sim_balance))),
-        taker_fee=Decimal(repr(float(taker_fee))),  # the strategy's taker_fee, as the backtest uses it
-        slippage=Decimal(repr(float(settings.sim_slippage))),
+        balance=decimal_of(settings.sim_balance),
+        taker_fee=decimal_of(taker_fee),  # the strategy's taker_fee, as the backtest uses it
+        slippage=decimal_of(settings.sim_slippage),
     )
     source = source_id(settings)
     saved = broker.meta("source")

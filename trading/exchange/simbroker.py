@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
 
+from trading.core.decimals import decimal_of
 from trading.exchange.base import (
     FUNDING_FEE,
     AccountUpdate,
@@ -111,7 +112,7 @@ def _dec(value: Decimal | str | float | int) -> Decimal:
     if isinstance(value, Decimal):
         return value
     if isinstance(value, float):
-        return Decimal(repr(value))
+        return decimal_of(value)
     return Decimal(value)
 
 
@@ -236,8 +237,8 @@ class SimBroker:
             market = self._markets.get(symbol)
             if market is not None and market.rules.tick_size > 0:
                 # floats from candle arrays: back to the tick grid (0.30000000000000004 -> 0.3)
-                return Decimal(repr(raw)).quantize(market.rules.tick_size.normalize())
-            return Decimal(repr(raw))
+                return decimal_of(raw).quantize(market.rules.tick_size.normalize())
+            return decimal_of(raw)
         return _dec(raw)
 
     # ------------------------------------------------------------------ queries

@@ -14,9 +14,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import random
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
@@ -25,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from trading.clock import Clock, SystemClock
+from trading.core.backoff import Backoff
 from trading.exchange.base import (
     AccountUpdate,
     AlgoStatus,
@@ -41,6 +41,7 @@ from trading.exchange.base import (
     StreamStatus,
     UserEvent,
 )
+from trading.retry import Attempts
 
 log = logging.getLogger(__name__)
 
@@ -336,23 +337,82 @@ class _Fanout(Generic[E]):
 
 
 # ------------------------------------------------------------------ reconnection policy
-class Backoff:
-    """Exponential backoff with jitter: ``initial`` doubling to ``maximum``; reset after a stable connection."""
+def reconnect_policy(initial_s: float, maximum_s: float) -> Backoff:
+    """``initial_s`` doubling to ``maximum_s``, each delay spread by 0.5-1.5x (never above ``maximum_s``)."""
+    return Backoff(initial_s, factor=2.0, cap_s=maximum_s, jitter=(0.5, 1.5))
 
-    def __init__(self, initial_s: float = 1.0, maximum_s: float = 60.0, stable_after_s: float = 60.0) -> None:
-        self.initial_s = initial_s
-        self.maximum_s = maximum_s
+
+class _Reconnecting:
+    """One socket kept open: connect, serve until it ends, back off, connect again.
+
+    The loop of both streams (each market connection, the user-data stream). A subclass says how to
+    connect (``_open``), what to do with the socket (``_serve``, which returns why it ended) and what to set
+    up and tear down around it (``_on_up``, ``_on_down``); ``_status`` reports each change.
+    """
+
+    def __init__(self, clock: Clock, policy: Backoff, stable_after_s: float) -> None:
+        self.clock: Clock = clock
+        self.backoff = Attempts(policy)
         self.stable_after_s = stable_after_s
-        self.failures = 0
+        self.closing = False
+        self.up = False
+        self.connected_at: float | None = None  # monotonic
+        self.reconnects = 0
 
-    def next_delay(self) -> float:
-        self.failures += 1
-        base = min(self.maximum_s, self.initial_s * 2 ** (self.failures - 1))
-        return min(self.maximum_s, base * random.uniform(0.5, 1.5))
+    async def _wanted(self) -> bool:
+        """False after waiting for something to carry (then the loop looks again)."""
+        return True
 
-    def connection_lasted(self, seconds: float) -> None:
-        if seconds >= self.stable_after_s:
-            self.failures = 0
+    async def _open(self) -> ClientConnection:
+        raise NotImplementedError
+
+    async def _serve(self, ws: ClientConnection) -> str:
+        raise NotImplementedError
+
+    def _on_up(self, ws: ClientConnection) -> None:
+        pass
+
+    def _on_down(self) -> None:
+        pass
+
+    def _status(self, up: bool, detail: str) -> None:
+        pass
+
+    async def _run(self) -> None:
+        clock = self.clock
+        while not self.closing:
+            if not await self._wanted():
+                continue
+            try:
+                ws = await self._open()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._status(False, f"cannot connect: {type(exc).__name__}: {exc}")
+                await clock.sleep(self.backoff.next_delay())
+                continue
+            connected_at = self.connected_at = clock.monotonic()
+            self.up = True
+            self._on_up(ws)
+            reason = "closed"
+            try:
+                reason = await self._serve(ws)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            finally:
+                self.up = False
+                self._on_down()
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(ws.close())
+            if self.closing:
+                return
+            self.reconnects += 1
+            self._status(False, reason)
+            if clock.monotonic() - connected_at >= self.stable_after_s:
+                self.backoff.reset()  # a stable connection: the next failure starts from the first delay
+            await clock.sleep(self.backoff.next_delay())
 
 
 async def _connect(url: str, open_timeout: float) -> ClientConnection:
@@ -387,26 +447,24 @@ def price_streams(symbol: str) -> tuple[str, str]:
 _TICKING = ("@kline_", "@markPrice")  # streams that send something every second or faster
 
 
-class _MarketConnection:
+class _MarketConnection(_Reconnecting):
     """One socket carrying up to ``max_streams`` streams; reconnects and resubscribes by itself."""
 
     def __init__(self, owner: BinanceMarketStream, name: str, desired: set[str], *, quiet_start: bool = False) -> None:
+        policy = reconnect_policy(owner.backoff_initial_s, owner.backoff_max_s)
+        super().__init__(owner.clock, policy, owner.stable_after_s)
         self.owner = owner
         self.name = name
         self.desired = desired  # shared with a successor during a rotation
         self.subscribed: set[str] = set()
+        self._opening: list[str] = []  # the streams named in the URL being opened
         self.changed = asyncio.Event()
         self.ws: ClientConnection | None = None
-        self.up = False
-        self.connected_at: float | None = None
         self.last_message: float | None = None
         self.first_message = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.closing = False
         self.rotating = False
         self.successor: _MarketConnection | None = None
-        self.backoff = Backoff(owner.backoff_initial_s, owner.backoff_max_s, owner.stable_after_s)
-        self.reconnects = 0
         self._reported_up: bool | None = True if quiet_start else None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -453,49 +511,29 @@ class _MarketConnection:
             length += len(s) + 1
         return base + "/".join(streams), streams
 
-    async def _run(self) -> None:
-        clock = self.owner.clock
-        while not self.closing:
-            if not self.desired:
-                self.changed.clear()
-                await self.changed.wait()
-                continue
-            url, in_url = self._url()
-            try:
-                ws = await _connect(url, self.owner.open_timeout_s)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._status(False, f"cannot connect: {exc}")
-                await clock.sleep(self.backoff.next_delay())
-                continue
-            self.ws = ws
-            self.subscribed = set(in_url)
-            self.connected_at = self.last_message = clock.monotonic()
-            self.up = True
-            self._status(True, f"connected with {len(self.desired)} streams")
-            reason = "closed"
-            try:
-                reason = await self._serve(ws)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-            finally:
-                self.up = False
-                self.ws = None
-                for fut in self._pending.values():
-                    if not fut.done():
-                        fut.set_exception(SubscriptionError("connection closed"))
-                self._pending.clear()
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(ws.close())
-            if self.closing:
-                return
-            self.reconnects += 1
-            self._status(False, reason)
-            self.backoff.connection_lasted(clock.monotonic() - (self.connected_at or 0.0))
-            await clock.sleep(self.backoff.next_delay())
+    async def _wanted(self) -> bool:
+        if self.desired:
+            return True
+        self.changed.clear()
+        await self.changed.wait()
+        return False
+
+    async def _open(self) -> ClientConnection:
+        url, self._opening = self._url()
+        return await _connect(url, self.owner.open_timeout_s)
+
+    def _on_up(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.subscribed = set(self._opening)
+        self.last_message = self.connected_at
+        self._status(True, f"connected with {len(self.desired)} streams")
+
+    def _on_down(self) -> None:
+        self.ws = None
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(SubscriptionError("connection closed"))
+        self._pending.clear()
 
     async def _serve(self, ws: ClientConnection) -> str:
         tasks = [
@@ -805,7 +843,7 @@ class BinanceMarketStream:
 
 
 # ------------------------------------------------------------------ user data
-class BinanceUserStream:
+class BinanceUserStream(_Reconnecting):
     """``UserStream``: ORDER_TRADE_UPDATE, ALGO_UPDATE and ACCOUNT_UPDATE events of the account.
 
     Creates a listen key, connects to ``{base}/private/ws?listenKey=K``, keeps the key alive every
@@ -829,23 +867,19 @@ class BinanceUserStream:
     ) -> None:
         if not base_ws_url.startswith(("ws://", "wss://")):
             raise ValueError(f"base_ws_url must start with ws:// or wss://, got {base_ws_url!r}")
+        super().__init__(clock or SystemClock(), reconnect_policy(backoff_initial_s, backoff_max_s), stable_after_s)
         self.base_ws_url = base_ws_url.rstrip("/")
         self.listen_keys = listen_keys
         self.keepalive_s = keepalive_s
-        self.clock: Clock = clock or SystemClock()
         self.open_timeout_s = open_timeout_s
-        self.backoff = Backoff(backoff_initial_s, backoff_max_s, stable_after_s)
         self._fanout: _Fanout[UserEvent] = _Fanout()
         self._task: asyncio.Task[None] | None = None
         self._ws: ClientConnection | None = None
-        self._closed = False
         self._reported_up: bool | None = None
         self.listen_key: str | None = None
-        self.up = False
         self.last_message: float | None = None
         self.connected = asyncio.Event()  # set while connected (tests, health)
         self.keys_created = 0
-        self.reconnects = 0
         self.parse_errors = 0
 
     def events(self) -> EventStream[UserEvent]:
@@ -854,14 +888,14 @@ class BinanceUserStream:
         return stream
 
     def start(self) -> None:
-        if self._task is None and not self._closed:
+        if self._task is None and not self.closing:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="ws user")
 
     def last_message_age(self) -> float | None:
         return None if self.last_message is None else self.clock.monotonic() - self.last_message
 
     async def close(self) -> None:
-        self._closed = True
+        self.closing = True
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
@@ -881,47 +915,24 @@ class BinanceUserStream:
         (log.info if up else log.warning)("user stream %s: %s", "up" if up else "down", detail)
         self._fanout.reliable(StreamStatus(self.name, up, detail, self.clock.now_ms()))
 
-    async def _run(self) -> None:
-        clock = self.clock
-        while not self._closed:
-            try:
-                key = await self.listen_keys.create_listen_key()
-                self.keys_created += 1
-                self.listen_key = key
-                ws = await _connect(f"{self.base_ws_url}/private/ws?listenKey={key}", self.open_timeout_s)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._status(False, f"cannot connect: {type(exc).__name__}: {exc}")
-                await clock.sleep(self.backoff.next_delay())
-                continue
-            self._ws = ws
-            self.up = True
-            self.connected.set()
-            connected_at = clock.monotonic()
-            self._status(True, "connected")
-            reason = "closed"
-            try:
-                reason = await self._serve(ws, key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-            finally:
-                self.up = False
-                self.connected.clear()
-                self._ws = None
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(ws.close())
-            if self._closed:
-                return
-            self.reconnects += 1
-            self._status(False, reason)
-            self.backoff.connection_lasted(clock.monotonic() - connected_at)
-            await clock.sleep(self.backoff.next_delay())
+    async def _open(self) -> ClientConnection:
+        key = await self.listen_keys.create_listen_key()
+        self.keys_created += 1
+        self.listen_key = key
+        return await _connect(f"{self.base_ws_url}/private/ws?listenKey={key}", self.open_timeout_s)
 
-    async def _serve(self, ws: ClientConnection, key: str) -> str:
-        tasks = [asyncio.create_task(self._read(ws)), asyncio.create_task(self._keepalive(key))]
+    def _on_up(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self.connected.set()
+        self._status(True, "connected")
+
+    def _on_down(self) -> None:
+        self.connected.clear()
+        self._ws = None
+
+    async def _serve(self, ws: ClientConnection) -> str:
+        assert self.listen_key is not None  # set by _open
+        tasks = [asyncio.create_task(self._read(ws)), asyncio.create_task(self._keepalive(self.listen_key))]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             return next(iter(done)).result()
@@ -967,8 +978,3 @@ class BinanceUserStream:
         if event is not None and not isinstance(event, str):
             self._fanout.reliable(event)  # fills and balances are never coalesced
         return None
-
-
-def symbols_of(streams: Iterable[str]) -> set[str]:
-    """Upper-case symbols named by stream names (``btcusdt@kline_1m`` -> ``BTCUSDT``)."""
-    return {s.split("@", 1)[0].upper() for s in streams}

@@ -160,7 +160,7 @@ class PositionLedger:
                 origin=rec.origin,
             )
         side, stage, reason = parsed.side, parsed.stage, parsed.reason
-        fee = facts.fee if facts.fee is not None else facts.price * facts.qty * Decimal(repr(ctx.cfg.taker_fee))
+        fee = facts.fee if facts.fee is not None else facts.price * facts.qty * ctx.cfg.fractions.taker_fee
         fill = Fill(side, facts.price, facts.qty, fee, stage, reason)
         before = entry.state
         opening = parsed.action == "entry" and before.qty <= 0

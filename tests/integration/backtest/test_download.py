@@ -16,8 +16,9 @@ from tests.conftest import KLINES_DIR
 from tests.fakes.binance import FakeBinance
 from tests.integration.backtest.funding_route import funding_history, serve_funding
 from trading.candle_files import read_candles
-from trading.download import PAGE_LIMIT, DownloadError, WeightGuard, download
+from trading.download import PAGE_LIMIT, DownloadError, download
 from trading.exchange.ccxt_adapter import CcxtBinanceAdapter
+from trading.exchange.ratelimit import WeightBudget
 from trading.settings import Settings
 
 MIN = 60_000
@@ -76,14 +77,22 @@ async def port(fake: FakeBinance) -> AsyncIterator[CcxtBinanceAdapter]:
 
 
 class Sleeps:
-    """Records waits instead of waiting (the adapter's own pause after a 429 still happens for real)."""
+    """Records waits instead of waiting: the fake exchange's (frozen) clock moves on by each one. The adapter's
+    own pause after a 429 still happens for real."""
 
-    def __init__(self) -> None:
+    def __init__(self, fake: FakeBinance) -> None:
+        self.fake = fake
         self.calls: list[float] = []
 
     async def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
+        self.fake.advance_time_ms(round(seconds * 1000))
         await asyncio.sleep(0)
+
+
+def budget_on(fake: FakeBinance, sleeps: Sleeps) -> WeightBudget:
+    """The download's weight budget on the fake exchange's clock (as ``surgedca download``'s own would be)."""
+    return WeightBudget(now_ms=fake.now_ms, monotonic=lambda: fake.now_ms() / 1000, sleep=sleeps, minute_margin_s=0.5)
 
 
 def kline_requests(fake: FakeBinance) -> list:
@@ -104,7 +113,7 @@ def assert_complete(path: Path, first: int, last: int) -> None:
 
 
 async def test_a_fresh_download_pages_through_the_window(fake: FakeBinance, port: CcxtBinanceAdapter, tmp_path: Path):
-    reports = await download(port, ["BTCUSDT"], 1, tmp_path, sleep=Sleeps())
+    reports = await download(port, ["BTCUSDT"], 1, tmp_path)
     [r] = reports
     assert (r.had, r.fetched, r.still_missing, r.error) == (0, 1440, 0, None)
     assert_complete(tmp_path / "BTCUSDT-1m.csv", WINDOW_FIRST, WINDOW_LAST)
@@ -116,14 +125,14 @@ async def test_a_fresh_download_pages_through_the_window(fake: FakeBinance, port
 
 
 async def test_a_second_run_fetches_only_what_is_new(fake: FakeBinance, port: CcxtBinanceAdapter, tmp_path: Path):
-    await download(port, ["BTCUSDT"], 1, tmp_path, sleep=Sleeps())
+    await download(port, ["BTCUSDT"], 1, tmp_path)
     before = len(kline_requests(fake))
-    [same] = await download(port, ["BTCUSDT"], 1, tmp_path, sleep=Sleeps())
+    [same] = await download(port, ["BTCUSDT"], 1, tmp_path)
     assert (same.requests, same.fetched, same.had) == (0, 0, 1440)
     assert len(kline_requests(fake)) == before
 
     fake.advance_time_ms(7 * MIN)
-    [later] = await download(port, ["BTCUSDT"], 1, tmp_path, sleep=Sleeps())
+    [later] = await download(port, ["BTCUSDT"], 1, tmp_path)
     assert (later.requests, later.fetched) == (1, 7)
     [q] = kline_requests(fake)[before:]
     assert int(q.params["startTime"]) == WINDOW_LAST + MIN
@@ -134,14 +143,14 @@ async def test_a_second_run_fetches_only_what_is_new(fake: FakeBinance, port: Cc
 async def test_holes_in_the_file_are_filled_and_nothing_else(
     fake: FakeBinance, port: CcxtBinanceAdapter, tmp_path: Path
 ) -> None:
-    await download(port, ["BTCUSDT"], 1, tmp_path, sleep=Sleeps())
+    await download(port, ["BTCUSDT"], 1, tmp_path)
     path = tmp_path / "BTCUSDT-1m.csv"
     lines = path.read_text().splitlines()
     del lines[301:421]  # rows 300..419 of the window (line 0 is the header)
     del lines[11:16]  # rows 10..14
     path.write_text("\n".join(lines) + "\n")
     before = len(kline_requests(fake))
-    [r] = await download(port, ["BTCUSDT"], 1, tmp_path, sleep=Sleeps())
+    [r] = await download(port, ["BTCUSDT"], 1, tmp_path)
     assert r.ranges == [
         (WINDOW_FIRST + 10 * MIN, WINDOW_FIRST + 14 * MIN),
         (WINDOW_FIRST + 300 * MIN, WINDOW_FIRST + 419 * MIN),
@@ -153,13 +162,13 @@ async def test_holes_in_the_file_are_filled_and_nothing_else(
 
 
 async def test_a_gzipped_file_is_resumed_in_place(fake: FakeBinance, port: CcxtBinanceAdapter, tmp_path: Path):
-    await download(port, ["BTCUSDT"], 1, tmp_path, sleep=Sleeps())
+    await download(port, ["BTCUSDT"], 1, tmp_path)
     plain = tmp_path / "BTCUSDT-1m.csv"
     gz = tmp_path / "BTCUSDT-1m.csv.gz"
     gz.write_bytes(gzip.compress(plain.read_bytes()))
     plain.unlink()
     fake.advance_time_ms(3 * MIN)
-    [r] = await download(port, ["BTCUSDT"], 1, tmp_path, sleep=Sleeps())
+    [r] = await download(port, ["BTCUSDT"], 1, tmp_path)
     assert (r.path, r.fetched, r.requests) == (gz, 3, 1)
     assert not plain.exists()
     assert_complete(gz, WINDOW_FIRST, WINDOW_LAST + 3 * MIN)
@@ -172,7 +181,7 @@ async def test_an_interrupted_run_keeps_its_pages_and_the_next_one_resumes(
         fake.faults.fail_next("GET", "/fapi/v1/klines", status=400, body={"code": -1100, "msg": "Illegal characters"})
 
     with pytest.raises(DownloadError, match="BTCUSDT") as info:
-        await download(port, ["BTCUSDT"], 1, tmp_path, sleep=Sleeps(), on_page=break_after_first_page)
+        await download(port, ["BTCUSDT"], 1, tmp_path, on_page=break_after_first_page)
     [r] = info.value.reports
     assert r.fetched == PAGE_LIMIT and r.error is not None
     path = tmp_path / "BTCUSDT-1m.csv"
@@ -180,7 +189,7 @@ async def test_an_interrupted_run_keeps_its_pages_and_the_next_one_resumes(
 
     fake.faults.clear()
     before = len(kline_requests(fake))
-    [again] = await download(port, ["BTCUSDT"], 1, tmp_path, sleep=Sleeps())
+    [again] = await download(port, ["BTCUSDT"], 1, tmp_path)
     assert (again.had, again.fetched, again.requests) == (PAGE_LIMIT, 1440 - PAGE_LIMIT, 1)
     [q] = kline_requests(fake)[before:]
     assert int(q.params["startTime"]) == WINDOW_FIRST + PAGE_LIMIT * MIN
@@ -191,8 +200,8 @@ async def test_an_interrupted_run_keeps_its_pages_and_the_next_one_resumes(
 
 async def test_a_429_is_waited_out_then_retried(fake: FakeBinance, port: CcxtBinanceAdapter, tmp_path: Path) -> None:
     fake.faults.rate_limit_next("GET", "/fapi/v1/klines", retry_after=1)
-    sleeps = Sleeps()
-    [r] = await download(port, ["BTCUSDT"], 1, tmp_path, sleep=sleeps)
+    sleeps = Sleeps(fake)
+    [r] = await download(port, ["BTCUSDT"], 1, tmp_path, budget=budget_on(fake, sleeps))
     assert r.error is None and r.fetched == 1440
     assert [q.status for q in kline_requests(fake)] == [429, 200, 200]
     assert sleeps.calls == [1.0]  # Retry-After
@@ -203,17 +212,17 @@ async def test_the_weight_budget_makes_it_wait_for_the_next_minute(
     fake: FakeBinance, port: CcxtBinanceAdapter, tmp_path: Path
 ) -> None:
     fake.weights.add(1190)  # someone else (the service?) used most of this minute's budget
-    sleeps = Sleeps()
-    guard = WeightGuard(port, clock_ms=fake.now_ms, sleep=sleeps)
-    [r] = await download(port, ["BTCUSDT"], 1, tmp_path, guard=guard, sleep=sleeps, funding=False)
-    assert r.fetched == 1440 and guard.waits == 1
+    sleeps = Sleeps(fake)
+    budget = budget_on(fake, sleeps)
+    [r] = await download(port, ["BTCUSDT"], 1, tmp_path, budget=budget, funding=False)
+    assert r.fetched == 1440 and budget.waits == 1
     # after the first page the minute stands at 1190 + 1 (time) + 5: one more page would pass 1,200
     assert sleeps.calls == [pytest.approx(30.5)]  # to the next minute (now is hh:mm:30)
 
 
 async def test_an_unknown_symbol_fails_alone(fake: FakeBinance, port: CcxtBinanceAdapter, tmp_path: Path) -> None:
     with pytest.raises(DownloadError) as info:
-        await download(port, ["NOPEUSDT", "BTCUSDT"], 1, tmp_path, sleep=Sleeps())
+        await download(port, ["NOPEUSDT", "BTCUSDT"], 1, tmp_path)
     nope, btc = info.value.reports
     assert nope.error is not None and "NOPEUSDT" in str(info.value)
     assert btc.error is None and btc.fetched == 1440

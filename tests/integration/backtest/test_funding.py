@@ -20,9 +20,10 @@ from trading.backtest.funding import DEFAULT_FLAT_RATE, FundingSchedule
 from trading.candle_files import read_candles
 from trading.cli import main
 from trading.core.config import StrategyConfig
-from trading.download import FUNDING_PAGE_LIMIT, SymbolReport, WeightGuard, download_funding
+from trading.download import FUNDING_PAGE_LIMIT, SymbolReport, download_funding
 from trading.exchange.base import FundingRate
 from trading.exchange.ccxt_adapter import CcxtBinanceAdapter
+from trading.exchange.ratelimit import WeightBudget
 from trading.funding_files import HEADER, funding_path, read_funding, write_funding
 from trading.settings import Settings
 
@@ -33,12 +34,22 @@ HISTORY = funding_history(NOW - 500 * DAY, NOW)
 
 
 class Sleeps:
-    def __init__(self) -> None:
+    """Records waits instead of waiting: the fake exchange's (frozen) clock moves on by each one. The adapter's
+    own pause after a 429 still happens for real."""
+
+    def __init__(self, fake: FakeBinance) -> None:
+        self.fake = fake
         self.calls: list[float] = []
 
     async def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
+        self.fake.advance_time_ms(round(seconds * 1000))
         await asyncio.sleep(0)
+
+
+def budget_on(fake: FakeBinance, sleeps: Sleeps) -> WeightBudget:
+    """The download's weight budget on the fake exchange's clock (as ``surgedca download``'s own would be)."""
+    return WeightBudget(now_ms=fake.now_ms, monotonic=lambda: fake.now_ms() / 1000, sleep=sleeps, minute_margin_s=0.5)
 
 
 @pytest.fixture
@@ -73,8 +84,8 @@ async def test_funding_history_is_paged_into_the_file_and_resumed(
 ) -> None:
     first = NOW - 400 * DAY  # 1,200 events at 8 h: two pages
     report = SymbolReport("BTCUSDT", tmp_path / "BTCUSDT-1m.csv")
-    guard = WeightGuard(port, clock_ms=fake.now_ms, sleep=Sleeps())
-    await download_funding(port, "BTCUSDT", tmp_path, report, first_ms=first, last_ms=NOW, guard=guard)
+    budget = budget_on(fake, Sleeps(fake))
+    await download_funding(port, "BTCUSDT", tmp_path, report, first_ms=first, last_ms=NOW, budget=budget)
     want = expected(first, NOW)
     assert len(want) > FUNDING_PAGE_LIMIT
     reqs = funding_requests(fake)
@@ -89,7 +100,7 @@ async def test_funding_history_is_paged_into_the_file_and_resumed(
     fake.advance_time_ms(8 * HOUR)
     later = SymbolReport("BTCUSDT", tmp_path / "BTCUSDT-1m.csv")
     now = NOW + 8 * HOUR
-    await download_funding(port, "BTCUSDT", tmp_path, later, first_ms=first, last_ms=now, guard=guard)
+    await download_funding(port, "BTCUSDT", tmp_path, later, first_ms=first, last_ms=now, budget=budget)
     [q] = funding_requests(fake)[2:]
     assert int(q.params["startTime"]) == want[-1][0] + 1
     assert later.funding_had == len(want) and later.funding_fetched == len(expected(NOW + 1, now))
@@ -100,27 +111,27 @@ async def test_funding_requests_share_the_downloads_pacing(
 ) -> None:
     # Someone else used this minute's budget (fundingRate itself weighs nothing: it has its own 500 / 5 min).
     fake.weights.add(1200)
-    sleeps = Sleeps()
-    guard = WeightGuard(port, clock_ms=fake.now_ms, sleep=sleeps)
+    sleeps = Sleeps(fake)
+    budget = budget_on(fake, sleeps)
     report = SymbolReport("BTCUSDT", tmp_path / "BTCUSDT-1m.csv")
     await download_funding(
-        port, "BTCUSDT", tmp_path, report, first_ms=NOW - DAY, last_ms=NOW, guard=guard, sleep=sleeps
+        port, "BTCUSDT", tmp_path, report, first_ms=NOW - DAY, last_ms=NOW, budget=budget
     )
-    assert guard.waits == 0  # the first request learns the minute's count (1,200) from the reply
+    assert budget.waits == 0  # the first request learns the minute's count (1,200) from the reply
     funding_path(tmp_path, "BTCUSDT").unlink()
     await download_funding(
-        port, "BTCUSDT", tmp_path, report, first_ms=NOW - DAY, last_ms=NOW, guard=guard, sleep=sleeps
+        port, "BTCUSDT", tmp_path, report, first_ms=NOW - DAY, last_ms=NOW, budget=budget
     )
-    assert guard.waits == 1 and sleeps.calls == [pytest.approx(20.5)]  # to the next minute (now is hh:mm:40)
+    assert budget.waits == 1 and sleeps.calls == [pytest.approx(20.5)]  # to the next minute (now is hh:mm:40)
     # a 429 is waited out (Retry-After) and the page asked again
     fake.advance_time_ms(60_000)  # a new minute: the count starts again
-    sleeps = Sleeps()
-    guard = WeightGuard(port, clock_ms=fake.now_ms, sleep=sleeps)
+    sleeps = Sleeps(fake)
+    budget = budget_on(fake, sleeps)
     fake.faults.rate_limit_next("GET", "/fapi/v1/fundingRate", retry_after=2)
     path = funding_path(tmp_path, "BTCUSDT")
     path.unlink()
     again = SymbolReport("BTCUSDT", tmp_path / "BTCUSDT-1m.csv")
-    await download_funding(port, "BTCUSDT", tmp_path, again, first_ms=NOW - DAY, last_ms=NOW, guard=guard, sleep=sleeps)
+    await download_funding(port, "BTCUSDT", tmp_path, again, first_ms=NOW - DAY, last_ms=NOW, budget=budget)
     assert [q.status for q in funding_requests(fake)][-2:] == [429, 200] and sleeps.calls == [2.0]
     assert len(read_funding(path)) == len(expected(NOW - DAY, NOW)) == 3
 

@@ -17,7 +17,7 @@ from trading.exchange.base import (
     RetriableError,
 )
 from trading.exchange.errors import classify, is_error_response, parse_error_body
-from trading.exchange.ratelimit import RequestGate
+from trading.exchange.ratelimit import EXITS, QUERIES, WeightBudget
 
 ERRORS_DIR = BINANCE_SAMPLES / "errors"
 
@@ -123,27 +123,27 @@ def test_error_detection_on_decoded_replies() -> None:
 
 # ------------------------------------------------------------------ the gate
 def test_gate_pauses_non_exits_until_retry_after() -> None:
-    gate = RequestGate()
+    gate = WeightBudget()
     gate.block_for(2.0, now=100.0)
-    assert gate.wait_time(priority=False, now=100.5, exchange_ms=0) == pytest.approx(1.5)
-    assert gate.wait_time(priority=True, now=100.5, exchange_ms=0) == 0.0
-    assert gate.wait_time(priority=False, now=102.0, exchange_ms=0) == 0.0
+    assert gate.wait_time(QUERIES, now=100.5, exchange_ms=0) == pytest.approx(1.5)
+    assert gate.wait_time(EXITS, now=100.5, exchange_ms=0) == 0.0
+    assert gate.wait_time(QUERIES, now=102.0, exchange_ms=0) == 0.0
     gate.block_for(0.5, now=100.0)  # a shorter wait never shortens the pause
     assert gate.blocked_for(101.0) == pytest.approx(1.0)
 
 
 def test_gate_slows_down_past_the_soft_weight_limit_until_the_minute_turns() -> None:
-    gate = RequestGate()
+    gate = WeightBudget()
     minute = 1_700_000_040_000  # a minute boundary
     gate.record_weight(1900, minute + 10_000)
     assert gate.used_weight() == 1900
-    assert gate.wait_time(priority=False, now=0.0, exchange_ms=minute + 20_000) == 0.0  # below 80% of 2,400
+    assert gate.wait_time(QUERIES, now=0.0, exchange_ms=minute + 20_000) == 0.0  # below 80% of 2,400
     gate.record_weight(1950, minute + 30_000)
-    assert gate.wait_time(priority=False, now=0.0, exchange_ms=minute + 30_000) == pytest.approx(30.05)
-    assert gate.wait_time(priority=True, now=0.0, exchange_ms=minute + 30_000) == 0.0
-    assert gate.wait_time(priority=False, now=0.0, exchange_ms=minute + 60_000) == 0.0  # the counter reset
+    assert gate.wait_time(QUERIES, now=0.0, exchange_ms=minute + 30_000) == pytest.approx(30.05)
+    assert gate.wait_time(EXITS, now=0.0, exchange_ms=minute + 30_000) == 0.0
+    assert gate.wait_time(QUERIES, now=0.0, exchange_ms=minute + 60_000) == 0.0  # the counter reset
     gate.record_weight(1000, minute + 31_000)  # a late, lower reading in the same minute: reported, not paced on
     assert gate.used_weight() == 1000
-    assert gate.wait_time(priority=False, now=0.0, exchange_ms=minute + 31_000) > 28
+    assert gate.wait_time(QUERIES, now=0.0, exchange_ms=minute + 31_000) > 28
     gate.record_weight(12, minute + 61_000)
     assert gate.used_weight() == 12

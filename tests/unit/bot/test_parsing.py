@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.parsing import normalize_symbol, parse_days
+from bot.parsing import parse_days
+from trading.core.symbols import normalize_symbol
 
 
 @pytest.mark.parametrize(
