@@ -20,6 +20,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from bot import presenters
+from bot.access import READ
 from bot.callbacks import BlockAction, BlockCb
 from bot.i18n import _
 from bot.keyboards import block_choices_keyboard, exit_keyboard
@@ -120,7 +121,8 @@ def create_router() -> Router:
     router = Router(name="block")
     router.message.register(cmd_block, Command("block"))
     router.message.register(cmd_unblock, Command("unblock"))
-    router.message.register(cmd_blocked, Command("blocked"))
-    router.callback_query.register(on_block_ask, BlockCb.filter(F.action == BlockAction.ASK))
+    router.message.register(cmd_blocked, Command("blocked"), flags=READ)  # reading the list: anyone allowed here
+    # the first press only shows the choices; choosing one (DO) is a change: allowed users only
+    router.callback_query.register(on_block_ask, BlockCb.filter(F.action == BlockAction.ASK), flags=READ)
     router.callback_query.register(on_block_choice, BlockCb.filter(F.action == BlockAction.DO))
     return router

@@ -6,12 +6,15 @@ every handler of this router as "view").
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiogram import Bot, Router
 from aiogram.enums import ChatAction
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 
 from bot import presenters
+from bot.access import NOT_HEAVY, READ, heavy
 from bot.callbacks import ChartCb
 from bot.formatting import TELEGRAM_CAPTION_LIMIT
 from bot.i18n import _
@@ -50,20 +53,21 @@ async def send_chart(
         await bot.send_message(chat_id, caption)
 
 
-async def cmd_chart(message: Message, command: CommandObject, service: ServiceAPI, bot: Bot) -> None:
+async def cmd_chart(message: Message, command: CommandObject, service: ServiceAPI, bot: Bot) -> Any:
     args = split_args(command.args)
     if not args or len(args) > 2:
         await message.answer(_("Usage: /chart SYMBOL [1m|3m|15m|1h] (e.g. /chart btc 15m; default 3m)"))
-        return
+        return NOT_HEAVY
     symbol = normalize_symbol(args[0])
     if symbol is None:
         await message.answer(bad_symbol_text(args[0]))
-        return
+        return NOT_HEAVY
     interval = parse_interval(args[1] if len(args) > 1 else None)
     if interval is None:
         await message.answer(_("Charts come in 1m, 3m, 15m or 1h."))
-        return
+        return NOT_HEAVY
     await send_chart(bot, message.chat.id, symbol, interval, service)
+    return None
 
 
 async def on_chart_button(callback: CallbackQuery, callback_data: ChartCb, service: ServiceAPI, bot: Bot) -> None:
@@ -77,7 +81,7 @@ async def on_chart_button(callback: CallbackQuery, callback_data: ChartCb, servi
 
 
 def create_router() -> Router:
-    router = Router(name="chart")
-    router.message.register(cmd_chart, Command("chart"))
-    router.callback_query.register(on_chart_button, ChartCb.filter())
+    router = heavy(Router(name="chart"))  # a picture drawn each time: rate-limited per user
+    router.message.register(cmd_chart, Command("chart"), flags=READ)  # anyone in an allowed chat may look
+    router.callback_query.register(on_chart_button, ChartCb.filter(), flags=READ)
     return router

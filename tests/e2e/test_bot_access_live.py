@@ -50,7 +50,7 @@ async def test_a_reader_in_an_allowed_group_cannot_exit_change_the_config_or_pau
     engine = tgbot.h.engine
     cfg_before = engine.ctx.cfg
 
-    for command in ("/exit sol", "/config set leverage 5", "/pause", "/resume", "/sync", "/lang ko"):
+    for command in ("/exit sol", "/config set leverage 5", "/pause", "/resume", "/sync", "/lang ko", "/block sol 2"):
         reply = await tgbot.say(command, chat=GROUP, user=READER)
         assert reply.text == REFUSAL, command
 
@@ -85,6 +85,8 @@ async def test_a_reader_in_an_allowed_group_cannot_exit_change_the_config_or_pau
         ("/why sol", "SOLUSDT"),
         ("/config", "Strategy config"),
         ("/config history", "No config changes yet."),
+        ("/blocked", "Blocked symbols"),
+        ("/chart sol", "SOLUSDT"),
         ("/help", "/positions"),
     ):
         text = (await tgbot.say(command, chat=GROUP, user=READER)).text
@@ -96,7 +98,7 @@ async def test_a_reader_in_an_allowed_group_cannot_exit_change_the_config_or_pau
     await tgbot.h.stop()
     with Database.open(db_path) as db:
         rows = AuditLog(db).recent(10, action="refused")
-    assert [(r.actor, r.after["chat_id"], r.after["count"]) for r in rows] == [(f"tg:{READER}", GROUP, 9)]
+    assert [(r.actor, r.after["chat_id"], r.after["count"]) for r in rows] == [(f"tg:{READER}", GROUP, 10)]
     assert rows[0].after["samples"][:2] == ["/exit sol", "/config set leverage 5"]
 
 
@@ -142,6 +144,8 @@ async def test_heavy_commands_are_rate_limited_per_user(tgbot: BotE2E) -> None:
     assert not (await tgbot.say("/report 365", chat=GROUP, user=READER)).text.startswith("⏳")
     assert not (await tgbot.say("/report 2", chat=GROUP, user=READER)).text.startswith("⏳")
     assert (await tgbot.say("/report 30", chat=GROUP, user=READER)).text.startswith("⏳")
+    charts = [(await tgbot.say("/chart sol", chat=GROUP, user=READER)).text for _ in range(3)]
+    assert [t.startswith("⏳") for t in charts] == [False, False, True]  # drawing is heavy too
     # A usage error costs nothing.
     clock.advance(60)
     for _ in range(3):
