@@ -139,7 +139,8 @@ class Executor:
     ) -> FillFacts | Refused | None:
         """Send the action's order and apply what came of it (caller holds the lock)."""
         rule = ladder.rule_of(action)
-        if rule in self.blocked_rules(entry):
+        manual = isinstance(action, CloseAll) and action.reason is ExitReason.MANUAL
+        if not manual and rule in self.blocked_rules(entry):
             return None  # decided before an earlier order's outcome became unknown, or before a refusal
         symbol, pid = entry.state.symbol, entry.position_id
         if isinstance(action, Dca):
@@ -155,7 +156,9 @@ class Executor:
             await self._apply_fill_locked(symbol, parsed, outcome.facts, actor)
             return outcome.facts
         if isinstance(outcome, Refused):
-            self._refused(entry, rule, outcome, is_dca=isinstance(action, Dca), is_close=isinstance(action, CloseAll))
+            # A refused /exit is paced by exit_position itself (the person who asked is waiting for it).
+            ladder_close = isinstance(action, CloseAll) and not manual
+            self._refused(entry, rule, outcome, is_dca=isinstance(action, Dca), is_close=ladder_close)
             return outcome
         self._unknown(symbol, pid, cid, outcome)
         return None

@@ -246,3 +246,16 @@ async def test_a_second_installation_on_the_same_account_refuses_to_trade_and_ca
     buys = [r for r in fake.requests[posts_before:] if r.method == "POST" and r.path == ORDER]
     assert all(r.params.get("newClientOrderId", "").startswith(f"sdca-{tag}-") for r in buys)
     harness.assert_agree(SYM)
+
+
+async def test_an_exit_asked_from_the_phone_is_sent_again_after_a_rate_limit(harness: Harness) -> None:
+    fake = harness.fake
+    await _adopted(harness)
+    fake.faults.refuse("POST", ORDER, -1003, status=429, retry_after=30, times=1, reduce_only=True)
+    assert harness.service is not None and harness.service.api is not None
+    t0 = time.monotonic()
+    result = await harness.service.api.exit("sol", "tg:42")
+    assert result.filled and result.qty == D("1.00")
+    assert 1.5 < time.monotonic() - t0 < 6  # once refused, sent again after the 2 s floor, not after 30 s
+    assert len(_posts(harness, side="SELL")) == 2
+    assert harness.db_position(SYM) is None and harness.exchange_qty(SYM) == 0
