@@ -32,10 +32,16 @@ fallback_poll_interval_s = 1
 
 
 async def until(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:  # noqa: ASYNC109
-    """Poll ``pred`` every 20 ms until it returns something truthy (bounded)."""
+    """Poll ``pred`` every 20 ms until it returns something truthy (bounded). A predicate that fails an assertion
+    (``harness.assert_agree``) is "not yet": asked again until the deadline, then its last failure is raised."""
     deadline = time.monotonic() + timeout
     while True:
-        value = pred()
+        try:
+            value = pred()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
@@ -106,6 +112,12 @@ class Harness:
 
     def resting_stops(self, symbol: str) -> list[Any]:
         return [a for a in self.fake.open_algo_orders(symbol)]
+
+    async def agree(self, symbol: str, timeout: float = 10.0) -> PositionRecord | None:  # noqa: ASYNC109
+        """``assert_agree`` once the exchange has caught up: a backstop is replaced new-before-old, so for a moment
+        after the database moved on two stops may rest (bounded; the last disagreement is raised)."""
+        agreed = await until(lambda: [self.assert_agree(symbol)], timeout=timeout, what=f"{symbol} in agreement")
+        return agreed[0]  # type: ignore[no-any-return]
 
     def assert_agree(self, symbol: str) -> PositionRecord | None:
         """The exchange and the database agree: quantity, and exactly one backstop at the DB's price."""

@@ -84,7 +84,7 @@ async def test_an_entry_when_the_signal_holds_and_none_when_it_does_not(harness:
     assert rec.origin == "signal" and rec.state.stage.value == "initial"
     assert fake.leverage(SYM) == 10 and fake.margin_mode(SYM) == "cross"
     await until(lambda: len(harness.resting_stops(SYM)) == 1, what="backstop of the new position")
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)
     assert engine.scanner.reports[SYM].entry and "EntryFilled" in harness.recorder.kinds(SYM)
 
 
