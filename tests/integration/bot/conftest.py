@@ -105,6 +105,14 @@ def bot_locale() -> str:
     return "en"
 
 
+async def close_session(bot: Bot) -> None:
+    """Close the bot's HTTP session. aiogram's ``AiohttpSession.close`` then sleeps 250 ms for TLS connections to
+    wind down; the fake Bot API is plain HTTP on 127.0.0.1, so the tests close the aiohttp session alone."""
+    raw = getattr(bot.session, "_session", None)
+    if raw is not None and not raw.closed:
+        await raw.close()
+
+
 @contextlib.asynccontextmanager
 async def running_bot(
     fake: FakeTelegram, sim: SimService, clock: ManualClock, *, locale: str = "en"
@@ -127,7 +135,8 @@ async def running_bot(
             task.result()  # start failed: raise its error here
         yield BotHarness(fake, service, sim, clock, bot, dp)
     finally:
-        await stop_bot(bot, dp)
+        await stop_bot(bot, dp, close_session=False)
+        await close_session(bot)
         try:
             await asyncio.wait_for(task, timeout=5)
         except (TimeoutError, asyncio.CancelledError):

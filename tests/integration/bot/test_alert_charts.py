@@ -15,6 +15,7 @@ from bot.app import create_bot
 from bot.i18n import make_i18n
 from bot.notifier import AlertNotifier, TelegramSink
 from tests.fakes.telegram import FakeTelegram
+from tests.integration.bot.conftest import close_session
 from trading.charts.render import render_request
 from trading.core.chart import ChartLabels, ChartRequest
 from trading.core.config import SignalParams
@@ -86,7 +87,7 @@ async def make(telegram: FakeTelegram) -> AsyncIterator:
     yield factory
     for n in made:
         await n.stop(grace_s=1)
-    await bot.session.close()
+    await close_session(bot)
 
 
 async def test_entry_and_dca_alerts_carry_the_chart_and_their_buttons(telegram: FakeTelegram, make) -> None:

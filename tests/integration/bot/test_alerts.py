@@ -13,6 +13,7 @@ from bot.app import create_bot
 from bot.i18n import make_i18n
 from bot.notifier import AlertNotifier, ConsoleSink, TelegramSink
 from tests.fakes.telegram import FakeTelegram
+from tests.integration.bot.conftest import close_session
 from trading.events import (
     DcaFilled,
     EntryFilled,
@@ -71,7 +72,7 @@ async def notifier_factory(telegram: FakeTelegram) -> AsyncIterator:
     yield make
     for n in made:
         await n.stop(grace_s=1)
-    await bot.session.close()
+    await close_session(bot)
 
 
 async def test_dca_fill_and_stop_loss_reach_every_allowed_chat(telegram: FakeTelegram, notifier_factory) -> None:
