@@ -35,6 +35,7 @@ from storage.db import Database
 from trading.api import CountingNotifier, ServiceApi
 from trading.book import BookEntry
 from trading.candles import CandleKeeper, CandleStore, capacities_for, history_needed
+from trading.charts.renderer import ChartRenderer, WorkerKind
 from trading.clock import ManualClock
 from trading.context import EngineContext
 from trading.core.config import StrategyConfig
@@ -183,13 +184,15 @@ class SimService:
             self.broker.on_price(symbol, price, clock.now_ms())
         self.port = SimExchange(self.replay, self.broker)
         self.user = SimUserStream(self.broker)
-        counting = CountingNotifier(_Collect(self.events), clock.now_ms)
+        self.alerts: list[Callable[[EngineEvent], None]] = []  # where the service's alerts also go (the notifier)
+        counting = CountingNotifier(_Collect(self.events, self.alerts), clock.now_ms)
         self.ctx = EngineContext(cfg=cfg, store=self.store, port=self.port, clock=clock, notifier=counting, mode=mode)  # type: ignore[arg-type]
         need = history_needed(cfg.signals)
         self.candles = CandleStore(capacities_for(need))
         keeper = CandleKeeper(self.candles, self.port, need=need, clock=clock, limit_per_minute=UNLIMITED_WEIGHT)  # type: ignore[arg-type]
         self.engine = Engine(self.ctx, self.candles, keeper)
-        self.api = ServiceApi(self.engine, mode=mode, errors=counting)
+        # Charts drawn on a thread: the worker process of the service is the e2e tests' business.
+        self.api = ServiceApi(self.engine, mode=mode, errors=counting, charts=ChartRenderer(kind=WorkerKind.THREAD))
         # The service's own once-a-minute housekeeping (the equity log /report draws), on this engine.
         housekeeping = Service(Settings(_env_file=None, db_path=db_path))  # type: ignore[call-arg]
         housekeeping.engine = self.engine
@@ -357,11 +360,14 @@ class SimService:
 
 
 class _Collect:
-    def __init__(self, into: list[EngineEvent]) -> None:
+    def __init__(self, into: list[EngineEvent], also: list[Callable[[EngineEvent], None]]) -> None:
         self.into = into
+        self.also = also
 
     def publish(self, event: EngineEvent) -> None:
         self.into.append(event)
+        for publish in self.also:
+            publish(event)
 
 
 async def until(pred: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:  # noqa: ASYNC109
