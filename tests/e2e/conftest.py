@@ -6,9 +6,7 @@ adapter, streams, engine and reconciler. Waits are bounded polls.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import pytest
 
 from storage.positions import PositionRecord
 from tests.fakes.binance import FakeBinance
+from tests.polling import until
 from trading.events import EngineEvent
 from trading.service import Service
 from trading.settings import Settings
@@ -29,24 +28,6 @@ TEST_STRATEGY = """
 reconcile_interval_s = 5
 fallback_poll_interval_s = 1
 """
-
-
-async def until(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:  # noqa: ASYNC109
-    """Poll ``pred`` every 20 ms until it returns something truthy (bounded). A predicate that fails an assertion
-    (``harness.assert_agree``) is "not yet": asked again until the deadline, then its last failure is raised."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = pred()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Recorder:

@@ -368,15 +368,3 @@ class _Collect:
         self.into.append(event)
         for publish in self.also:
             publish(event)
-
-
-async def until(pred: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:  # noqa: ASYNC109
-    """Poll ``pred`` (bounded) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.005)
