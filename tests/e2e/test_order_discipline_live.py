@@ -142,7 +142,7 @@ async def test_a_take_half_that_never_arrived_is_sent_again_only_after_its_reque
                 what="the take-half sent again after the window")
     assert time.monotonic() - t_sent >= 10
     held.release()  # the original shows up now: too late, refused -1021, never executed
-    await asyncio.sleep(0.3)
+    await until(lambda: [r for r in _posts(harness, side="SELL") if r.code == -1021], what="the late original refused")
     assert harness.exchange_qty(SYM) == D("1.00")
     assert len([o for o in fake.orders if "-half-" in o.client_order_id]) == 1
     await harness.agree(SYM)
