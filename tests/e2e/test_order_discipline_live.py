@@ -166,7 +166,7 @@ async def test_a_failed_backstop_replacement_leaves_the_old_stop_resting(harness
     rec = await until(lambda: (r := harness.db_position(SYM)) and r.backstop_client_id != old.client_algo_id and r,
                       timeout=20, what="the backstop moved")
     assert rec.backstop_price < D("97.00") * D("0.94") and rec.backstop_price > D("90.00")
-    await harness.agree(SYM)
+    harness.assert_agree(SYM)
 
 
 async def test_a_backstop_cancelled_by_hand_is_back_within_seconds(harness: Harness) -> None:
