@@ -180,8 +180,10 @@ class SimService:
             slippage=Decimal(0),  # fills at the price the test printed: the figures the bot shows are exact
             now_ms=clock.now_ms,
         )
-        for symbol, price in self.replay.last_prices().items():
-            self.broker.on_price(symbol, price, clock.now_ms())
+        for symbol in self.replay.symbols:
+            price = self.replay.last_price(symbol)
+            if price is not None:  # a listing not open yet has no price
+                self.broker.on_price(symbol, price, clock.now_ms())
         self.port = SimExchange(self.replay, self.broker)
         self.user = SimUserStream(self.broker)
         self.alerts: list[Callable[[EngineEvent], None]] = []  # where the service's alerts also go (the notifier)
