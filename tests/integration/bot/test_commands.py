@@ -102,6 +102,8 @@ async def test_health(harness: BotHarness) -> None:
     reply = await harness.say("/health")
     for part in (
         "mode sim · ▶ running",
+        "(since 2025-10-29 01:06 UTC)",  # the uptime itself is wall time
+        "Streams: none",  # this harness hands the engine its prices itself (the live streams: tests/e2e)
         "REST weight (last minute): 0 / 2400",  # the simulated exchange spends no weight
         "Last reconcile: 9.0s ago — clean",
         "Last scan: never",
