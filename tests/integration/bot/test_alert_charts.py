@@ -3,12 +3,9 @@ chart never costs the alert, and never holds it up beyond its limit."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from decimal import Decimal
 
-import numpy as np
 import pytest
 
 from bot.app import create_bot
@@ -17,47 +14,13 @@ from bot.notifier import AlertNotifier, ChartSource, TelegramSink
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.bot.conftest import close_session
 from tests.integration.bot.sim_service import SimService
-from trading.charts.render import render_request
-from trading.core.chart import ChartLabels, ChartRequest
-from trading.core.config import SignalParams
+from trading.charts.renderer import ChartRenderer, WorkerKind
+from trading.core.chart import ChartLabels
 from trading.core.models import Stage
-from trading.core.series import OHLCV
-from trading.events import EntryFilled, ErrorEvent
+from trading.events import ErrorEvent
 
 CHAT = 408_258_968
 T = 1_761_700_000_000
-
-
-def entry() -> EntryFilled:
-    return EntryFilled(
-        ts_ms=T,
-        symbol="ETHUSDT",
-        price=Decimal("2461.7"),
-        qty=Decimal("0.06"),
-        notional=Decimal("147.7"),
-        position_id=7,
-    )
-
-
-def chart_png() -> bytes:
-    n = 200
-    close = np.linspace(100, 110, n)
-    candles = OHLCV(np.arange(n, dtype=np.int64) * 180_000 + T, close, close + 0.2, close - 0.2, close, np.ones(n))
-    return render_request(ChartRequest("ETHUSDT", "3m", candles, SignalParams())).png
-
-
-class Source:
-    """A chart source that takes ``delay_s`` to answer: the service's own is never this slow on demand, and the
-    sink's time limit is what is tested with it."""
-
-    def __init__(self, png: bytes | None, delay_s: float = 0.0) -> None:
-        self.png, self.delay_s = png, delay_s
-        self.asked: list[tuple[str, int, Sequence[ChartLabels]]] = []
-
-    async def __call__(self, symbol: str, position_id: int, labels: Sequence[ChartLabels]) -> bytes | None:
-        self.asked.append((symbol, position_id, labels))
-        await asyncio.sleep(self.delay_s)
-        return self.png
 
 
 class Asked:
@@ -119,12 +82,21 @@ async def test_entry_and_dca_alerts_carry_the_chart_and_their_buttons(
     assert labels[0].avg == "평단" and labels[1] == ChartLabels()  # the locale's words, English as the fallback
 
 
-async def test_a_late_chart_sends_the_alert_as_text_within_its_limit(telegram: FakeTelegram, make) -> None:
-    notifier = await make(Source(chart_png(), delay_s=30), chart_timeout_s=0.3)
+async def test_a_late_chart_sends_the_alert_as_text_within_its_limit(
+    telegram: FakeTelegram, sim: SimService, make
+) -> None:
+    # The service's chart worker process, not started yet: its first chart takes a process start and the import
+    # of matplotlib, far longer than the alert's 50 ms limit here.
+    sim.api.charts.close()
+    sim.api.charts = ChartRenderer(kind=WorkerKind.PROCESS)
+    await sim.api.config_set("alert_charts", "true", "tg:1")
+    notifier = await make(Asked(sim.api.alert_chart), chart_timeout_s=0.05)
+    sim.alerts.append(notifier.publish)
     t0 = time.monotonic()
-    notifier.publish(entry())
+    await sim.enter("ETHUSDT")
     (msg,) = await telegram.wait_for(lambda: telegram.bot_messages(CHAT), 5)
     assert time.monotonic() - t0 < 2.0  # bounded by chart_timeout_s, not by the chart
+    assert sim.api.charts.renders == 0  # the chart was still being drawn when the alert went
     assert msg.photo is None and msg.text.startswith("🟢 Entry ETHUSDT")
     assert [label for label, _ in msg.buttons] == ["📈 Chart", "🚫 Block"]  # the buttons stay
 
