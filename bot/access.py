@@ -89,26 +89,30 @@ class RateLimiter:
         self.every_s = every_s
         self._buckets: dict[Hashable, _Bucket] = {}
 
-    def take(self, key: Hashable) -> float:
-        """0 when the request may go ahead (a token is used), else the seconds until it may."""
+    def take(self, key: Hashable, *, burst: int | None = None, every_s: float | None = None) -> float:
+        """0 when the request may go ahead (a token is used), else the seconds until it may.
+
+        ``burst`` / ``every_s``: a command family's own limits (the limiter's defaults otherwise)."""
+        burst = self.burst if burst is None else burst
+        every_s = self.every_s if every_s is None else every_s
         now = self.clock.monotonic()
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+            bucket = self._buckets[key] = _Bucket(float(burst), now)
             if len(self._buckets) > 10_000:  # users come and go: drop the full (idle) buckets
                 self._forget_idle(now)
-        bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) / self.every_s)
+        bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.at) / every_s)
         bucket.at = now
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return 0.0
-        return (1.0 - bucket.tokens) * self.every_s
+        return (1.0 - bucket.tokens) * every_s
 
-    def refund(self, key: Hashable) -> None:
+    def refund(self, key: Hashable, *, burst: int | None = None) -> None:
         """Give back the token of a request that turned out cheap."""
         bucket = self._buckets.get(key)
         if bucket is not None:
-            bucket.tokens = min(float(self.burst), bucket.tokens + 1.0)
+            bucket.tokens = min(float(self.burst if burst is None else burst), bucket.tokens + 1.0)
 
     def _forget_idle(self, now: float) -> None:
         full_after = self.burst * self.every_s
@@ -116,11 +120,12 @@ class RateLimiter:
             del self._buckets[key]
 
 
-def heavy(router: Router) -> Router:
-    """Rate-limit every command and button of ``router`` per user (one line in the router's factory)."""
+def heavy(router: Router, *, burst: int | None = None, every_s: float | None = None) -> Router:
+    """Rate-limit every command and button of ``router`` per user (one line in the router's factory); ``burst``
+    and ``every_s`` override the defaults for this family."""
     from bot.middlewares import RateLimitMiddleware
 
-    middleware = RateLimitMiddleware(router.name)
+    middleware = RateLimitMiddleware(router.name, burst=burst, every_s=every_s)
     router.message.middleware(middleware)
     router.callback_query.middleware(middleware)
     return router

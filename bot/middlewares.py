@@ -213,8 +213,10 @@ class AccessMiddleware(BaseMiddleware):
 class RateLimitMiddleware(BaseMiddleware):
     """Inner, on one heavy router (see ``bot.access.heavy``): per user, a burst and then one per interval."""
 
-    def __init__(self, family: str) -> None:
+    def __init__(self, family: str, *, burst: int | None = None, every_s: float | None = None) -> None:
         self._family = family
+        self._burst = burst
+        self._every_s = every_s
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         limiter: RateLimiter | None = data.get("rate_limiter")
@@ -222,11 +224,11 @@ class RateLimitMiddleware(BaseMiddleware):
         if limiter is None or user is None:
             return await handler(event, data)
         key = (user.id, self._family)
-        wait_s = limiter.take(key)
+        wait_s = limiter.take(key, burst=self._burst, every_s=self._every_s)
         if wait_s <= 0:
             result = await handler(event, data)
             if result is NOT_HEAVY:
-                limiter.refund(key)
+                limiter.refund(key, burst=self._burst)
             return result
         log.info("rate limited /%s for user %s: %.0f s to wait", self._family, user.id, wait_s)
         text = presenters.rate_limited_text(math.ceil(wait_s))

@@ -25,6 +25,9 @@ from trading.core.chart import CHART_INTERVALS, DEFAULT_INTERVAL, ChartLabels
 from trading.core.symbols import normalize_symbol
 from trading.views import ServiceAPI
 
+CHART_BURST = 8  # charts a user may ask for at once (a held symbol, a few intervals, a symbol or two more)
+CHART_EVERY_S = 10.0  # then one more every 10 s
+
 
 def parse_interval(raw: str | None) -> str | None:
     """``3m`` / ``3M`` / ``1H`` -> the interval; None when it is not one a chart comes in."""
@@ -81,7 +84,8 @@ async def on_chart_button(callback: CallbackQuery, callback_data: ChartCb, servi
 
 
 def create_router() -> Router:
-    router = heavy(Router(name="chart"))  # a picture drawn each time: rate-limited per user
+    # A picture drawn in a worker (cached per symbol and minute): a user may flip through a few, not hammer it.
+    router = heavy(Router(name="chart"), burst=CHART_BURST, every_s=CHART_EVERY_S)
     router.message.register(cmd_chart, Command("chart"), flags=READ)  # anyone in an allowed chat may look
     router.callback_query.register(on_chart_button, ChartCb.filter(), flags=READ)
     return router

@@ -6,9 +6,7 @@ adapter, streams, engine and reconciler. Waits are bounded polls.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import pytest
 
 from storage.positions import PositionRecord
 from tests.fakes.binance import FakeBinance
+from tests.polling import until
 from trading.events import EngineEvent
 from trading.service import Service
 from trading.settings import Settings
@@ -29,18 +28,6 @@ TEST_STRATEGY = """
 reconcile_interval_s = 5
 fallback_poll_interval_s = 1
 """
-
-
-async def until(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:  # noqa: ASYNC109
-    """Poll ``pred`` every 20 ms until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Recorder:
@@ -114,6 +101,12 @@ class Harness:
 
     def resting_stops(self, symbol: str) -> list[Any]:
         return [a for a in self.fake.open_algo_orders(symbol)]
+
+    async def agree(self, symbol: str, timeout: float = 10.0) -> PositionRecord | None:  # noqa: ASYNC109
+        """``assert_agree`` once the exchange has caught up: a backstop is replaced new-before-old, so for a moment
+        after the database moved on two stops may rest (bounded; the last disagreement is raised)."""
+        agreed = await until(lambda: [self.assert_agree(symbol)], timeout=timeout, what=f"{symbol} in agreement")
+        return agreed[0]  # type: ignore[no-any-return]
 
     def assert_agree(self, symbol: str) -> PositionRecord | None:
         """The exchange and the database agree: quantity, and exactly one backstop at the DB's price."""

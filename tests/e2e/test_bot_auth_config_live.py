@@ -39,7 +39,7 @@ async def test_config_set_applies_live_persists_across_a_restart_and_is_audited(
     await until(lambda: [s.trigger_price for s in tgbot.h.resting_stops(SYM)] == [D("92.00")],
                 what="the backstop moved to 92")
     await until(lambda: tgbot.h.db_position(SYM).backstop_price == D("92.00"), what="the database's backstop")
-    tgbot.h.assert_agree(SYM)
+    await tgbot.h.agree(SYM)
     assert "Stop: 92 · backstop: 92" in (await tgbot.say("/positions")).text
 
     (row,) = tgbot.h.store.audit.recent(5, action="config.set")
@@ -55,7 +55,7 @@ async def test_config_set_applies_live_persists_across_a_restart_and_is_audited(
     assert engine.ctx.cfg.stop_loss_by_stage["initial"] == -0.08
     assert "stop_loss_by_stage.initial = -0.08" in (await tgbot.say("/config")).text.splitlines()
     await until(lambda: tgbot.h.db_position(SYM) is not None, what="the position after the restart")
-    tgbot.h.assert_agree(SYM)
+    await tgbot.h.agree(SYM)
     assert tgbot.h.db_position(SYM).backstop_price == D("92.00")
     assert f"tg:{CHAT} · stop_loss_by_stage.initial" in (await tgbot.say("/config history")).text
 

@@ -131,4 +131,4 @@ async def test_charts_of_a_held_and_a_not_held_symbol_arrive_while_the_service_t
     assert (await tgbot.say("/chart")).text.startswith("Usage: /chart SYMBOL [1m|3m|15m|1h]")
     assert (await tgbot.say("/chart sol 5m")).text == "Charts come in 1m, 3m, 15m or 1h."
     assert (await tgbot.say("/chart nosuchcoin")).text == "Unknown symbol NOSUCHCOINUSDT. Write it like btc or BTCUSDT."
-    tgbot.h.assert_agree(SYM)
+    await tgbot.h.agree(SYM)

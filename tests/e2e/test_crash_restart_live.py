@@ -162,13 +162,13 @@ async def test_sigkill_at_three_points_of_the_ladder_loses_nothing_and_duplicate
         svc.start()
         await until(lambda: svc.position() is None and fake.position(SYM).qty == 0, timeout=60,
                     what="closed after restart")
-        await asyncio.sleep(1.0)
+        await until(lambda: fake.open_algo_orders(SYM) == [], timeout=30, what="backstop cancelled")
+        # The killed sell's fate is settled by rule 3 once its request window has passed (10 s + margin): from
+        # then on it can no longer execute, so what the exchange holds now is final.
+        await until(lambda: svc.unresolved() == [], timeout=45, what="every journal row resolved")
         assert fake.position(SYM).qty == 0, "never short: every exit is reduce-only"
         filled_sells = [o for o in _ours(fake, "-sl-") if o.status == "FILLED"]
         assert len(filled_sells) == 1
-        await until(lambda: fake.open_algo_orders(SYM) == [], timeout=30, what="backstop cancelled")
-        # The killed sell's fate is settled by rule 3 once its request window has passed (10 s + margin).
-        await until(lambda: svc.unresolved() == [], timeout=45, what="every journal row resolved")
         await svc.stop()
         conn = sqlite3.connect(svc.db_path)
         conn.row_factory = sqlite3.Row

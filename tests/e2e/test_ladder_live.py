@@ -23,7 +23,7 @@ async def test_adopt_then_two_dcas_then_stop_at_the_second_dca_stop(harness: Har
     assert rec.origin == "adopted" and rec.state.stage.value == "initial" and rec.state.qty == D("1.00")
     assert "PositionAdopted" in harness.recorder.kinds(SYM)
     await until(lambda: len(harness.resting_stops(SYM)) == 1, what="backstop")
-    rec = harness.assert_agree(SYM)
+    rec = await harness.agree(SYM)
     assert rec is not None and rec.backstop_price == D("90.00")  # -10% from the exchange entry
 
     # -3% from the initial entry: first DCA, 2% of the wallet as margin x 10.
@@ -37,7 +37,7 @@ async def test_adopt_then_two_dcas_then_stop_at_the_second_dca_stop(harness: Har
     assert abs(D(str(dca1[0].qty)) - expected_qty) <= D("0.01")  # sized from the wallet at the order
     await until(lambda: harness.db_position(SYM).backstop_price == _floor(
         harness.db_position(SYM).state.avg_price * D("0.93"), "0.01"), what="backstop moved to the -7% stop")
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)
 
     # -6%: second DCA.
     await fake.set_price(SYM, "94.00")
@@ -50,7 +50,7 @@ async def test_adopt_then_two_dcas_then_stop_at_the_second_dca_stop(harness: Har
     avg = rec.state.avg_price
     stop = avg * D("0.95")
     await until(lambda: harness.db_position(SYM).backstop_price == _floor(stop, "0.01"), what="-5% backstop")
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)
 
     # Last price through the -5% stop while the mark lags above the backstop: the service's own stop fires.
     last = _floor(stop, "0.01") - D("0.05")
@@ -67,7 +67,7 @@ async def test_adopt_then_two_dcas_then_stop_at_the_second_dca_stop(harness: Har
     # the journal is fully resolved and agrees with the exchange
     assert [r.client_order_id for r in harness.store.journal.unresolved()] == []
     assert "PositionClosed" in harness.recorder.kinds(SYM)
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)
 
 
 async def test_recovery_sells_take_half_and_trailing_runner(harness: Harness) -> None:
@@ -87,14 +87,14 @@ async def test_recovery_sells_take_half_and_trailing_runner(harness: Harness) ->
     await until(lambda: harness.db_position(SYM).state.stage.value == "first_dca", what="recovery of DCA 2")
     rec2 = [o for o in fake.orders if "-rec2-" in o.client_order_id]
     assert len(rec2) == 1 and D(str(rec2[0].qty)) == dca2_qty and rec2[0].reduce_only
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)
 
     # Back to the initial price: the first DCA's lot is sold; the position is the initial lot again.
     await fake.set_price(SYM, "100.00")
     await until(lambda: harness.db_position(SYM).state.stage.value == "initial", what="recovery of DCA 1")
     assert harness.db_position(SYM).state.qty == D("2.00")
     await until(lambda: harness.db_position(SYM).backstop_price == D("90.00"), what="backstop back at -10%")
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)
 
     # +10% from the average: half is sold; the runner follows the peak.
     await fake.set_price(SYM, "110.00")
@@ -112,4 +112,4 @@ async def test_recovery_sells_take_half_and_trailing_runner(harness: Harness) ->
     assert reasons == ["recovery_second_dca", "recovery_first_dca", "take_half", "trailing_stop"]
     until_ms = harness.store.cooldowns.get(SYM)
     assert until_ms is not None and 0.9 * 3_600_000 < until_ms - harness.engine.ctx.clock.now_ms() <= 3_600_000
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)

@@ -35,6 +35,17 @@ def _posts(harness: Harness, path: str = ORDER, **match: str) -> list[object]:
     ]
 
 
+async def _ticks(harness: Harness, price: str, n: int) -> None:
+    """``n`` trades at ``price``, each one waited for until the service's monitor has handled it (whatever it
+    decided is on its way by then)."""
+    monitor = harness.engine.monitor
+    for _ in range(n):
+        seen = monitor.ticks
+        await harness.fake.set_price(SYM, price)
+        await until(lambda seen=seen: monitor.ticks > seen, what="the trade handled")  # type: ignore[misc]
+        await asyncio.sleep(0)  # and the order task it may have started gets its first turn
+
+
 def _short_rest_timeout(harness: Harness, seconds: float) -> None:
     """The adapter's REST timeout (10 s in service) shortened so a held request times out quickly."""
     harness.engine.ctx.port._ex.timeout = int(seconds * 1000)
@@ -72,9 +83,7 @@ async def test_a_refused_dca_is_given_up_after_a_few_tries_and_the_position_stay
         await asyncio.sleep(0.1)
     buys = len(_posts(harness, side="BUY"))
     assert buys == 3, buys  # 2 s, then 4 s of back-off, then given up
-    for _ in range(20):
-        await fake.set_price(SYM, "96.80")
-        await asyncio.sleep(0.05)
+    await _ticks(harness, "96.80", 20)
     assert len(_posts(harness, side="BUY")) == buys  # given up: no more buys for this position
     await fake.set_price(SYM, "110.50")  # its take-half still happens
     await until(lambda: (r := harness.db_position(SYM)) and r.state.half_taken, what="take-half of a given-up DCA")
@@ -106,9 +115,7 @@ async def test_a_take_half_whose_reply_was_lost_never_sells_more_than_half(harne
     await until(lambda: any(r.status == "unknown" for r in harness.store.journal.unresolved()),
                 timeout=10, what="its outcome unknown after the timeout")
     # The lookups found nothing; the original may still arrive. Nothing else may sell meanwhile.
-    for _ in range(30):
-        await fake.set_price(SYM, "110.60")
-        await asyncio.sleep(0.1)
+    await _ticks(harness, "110.60", 30)
     assert len(_posts(harness, side="SELL")) == 1, "sent again while the original could still arrive"
     held.release()  # it arrives, inside its request window, and executes
     await until(lambda: (r := harness.db_position(SYM)) is not None and r.state.half_taken, timeout=20,
@@ -116,7 +123,7 @@ async def test_a_take_half_whose_reply_was_lost_never_sells_more_than_half(harne
     assert harness.exchange_qty(SYM) == D("1.00")
     halves = [o for o in fake.orders if "-half-" in o.client_order_id]
     assert len(halves) == 1 and D(str(halves[0].qty)) == D("1.00")
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)
 
 
 async def test_a_take_half_that_never_arrived_is_sent_again_only_after_its_request_window(harness: Harness) -> None:
@@ -136,10 +143,10 @@ async def test_a_take_half_that_never_arrived_is_sent_again_only_after_its_reque
                 what="the take-half sent again after the window")
     assert time.monotonic() - t_sent >= 10
     held.release()  # the original shows up now: too late, refused -1021, never executed
-    await asyncio.sleep(0.3)
+    await until(lambda: [r for r in _posts(harness, side="SELL") if r.code == -1021], what="the late original refused")
     assert harness.exchange_qty(SYM) == D("1.00")
     assert len([o for o in fake.orders if "-half-" in o.client_order_id]) == 1
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)
 
 
 async def test_a_failed_backstop_replacement_leaves_the_old_stop_resting(harness: Harness) -> None:
@@ -147,7 +154,8 @@ async def test_a_failed_backstop_replacement_leaves_the_old_stop_resting(harness
     await _adopted(harness)
     old = harness.resting_stops(SYM)[0]
     assert D(str(old.trigger_price)) == D("90.00")
-    fake.faults.refuse("POST", ALGO, -1003, status=429, retry_after=5, times=3)
+    # Refused at the DCA and again at the next reconcile round (the old stop must still rest in between).
+    fake.faults.refuse("POST", ALGO, -1003, status=429, retry_after=1, times=2)
     await fake.set_price(SYM, "97.00")  # first DCA: the backstop must move to the -7% stop
     await until(lambda: harness.db_position(SYM).state.stage.value == "first_dca", what="first DCA")
     await until(lambda: any(e.kind == "ErrorEvent" and e.where == "backstop" for e in harness.recorder.events),
@@ -174,13 +182,13 @@ async def test_a_backstop_cancelled_by_hand_is_back_within_seconds(harness: Harn
     assert time.monotonic() - t0 < 5
     lost = [e for e in harness.recorder.events if e.kind == "BackstopLost"]
     assert len(lost) == 1 and lost[0].status == "CANCELED" and lost[0].restored_price == D("90.00")
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)
     # And when the exchange expires it (system cancel), too.
     second = harness.resting_stops(SYM)[0]
     await fake.expire_algo_order(second.client_algo_id)
     await until(lambda: [s.client_algo_id for s in harness.resting_stops(SYM)] not in ([], [second.client_algo_id]),
                 timeout=5, what="the expired backstop put back")
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)
 
 
 async def test_held_positions_are_decided_at_once_after_a_restart(harness: Harness) -> None:

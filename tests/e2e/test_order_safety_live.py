@@ -73,7 +73,7 @@ async def test_positions_closed_and_opened_by_hand_are_reported_and_fixed_by_syn
     assert doge is not None and doge.origin == "adopted" and doge.state.qty == D("1000")
     await until(lambda: harness.resting_stops(SYM) == [], what="the vanished position's backstop cancelled")
     await until(lambda: len(harness.resting_stops("DOGEUSDT")) == 1, what="a backstop for the adopted one")
-    harness.assert_agree("DOGEUSDT")
+    await harness.agree("DOGEUSDT")
     audit = harness.store.audit.recent(20, action="reconcile")
     assert audit and audit[0].actor == "tg:42"
     kinds = harness.recorder.kinds()

@@ -7,7 +7,6 @@ klines arrive on the stream, exactly as in live trading.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from decimal import Decimal
 
@@ -85,7 +84,7 @@ async def test_an_entry_when_the_signal_holds_and_none_when_it_does_not(harness:
     assert rec.origin == "signal" and rec.state.stage.value == "initial"
     assert fake.leverage(SYM) == 10 and fake.margin_mode(SYM) == "cross"
     await until(lambda: len(harness.resting_stops(SYM)) == 1, what="backstop of the new position")
-    harness.assert_agree(SYM)
+    await harness.agree(SYM)
     assert engine.scanner.reports[SYM].entry and "EntryFilled" in harness.recorder.kinds(SYM)
 
 
@@ -113,7 +112,10 @@ async def test_five_symbols_signalling_at_one_close_open_only_max_positions(harn
         await fake.push_kline(name, r[0], r[1], r[2], r[3], r[4], r[5], closed=True)
     await until(lambda: sum(1 for n in names if (p := harness.db_position(n)) and p.status == "open") == 2,
                 timeout=20, what="two entries filled")
-    await asyncio.sleep(1.0)  # any further entry would have been sent by now
+    # The scan of that close has seen all five, and no entry is reserved or on its way: none can follow.
+    scanner, executor = engine.scanner, engine.executor
+    await until(lambda: (cur := scanner.current) is not None and cur.minute_ms == r[0] and cur.symbols == 5
+                and executor.admission.count == 0 and engine.runner.in_flight == 0, what="the scan of that close done")
     assert _report_at(rows, SIGNAL_MINUTE).entry  # the same candles under each name: all five signal here
     entries = [o for o in fake.orders if o.client_order_id.endswith("-entry-1")]
     assert len(entries) == 2, [o.symbol for o in entries]

@@ -54,7 +54,7 @@ def test_sim_service_trades_refuses_a_twin_and_stops_on_sigterm(tmp_path: Path) 
             if "ENTRY" in text and ("CLOSED" in text or "STOP LOSS" in text or "PARTIAL" in text):
                 break
             assert proc.poll() is None, f"the service died:\n{text[-3000:]}"
-            time.sleep(0.5)
+            time.sleep(0.1)
         else:
             raise AssertionError(f"no trading within 120 s:\n{text[-3000:]}")
         assert "SurgeDCA running: mode=sim" in text and "DCA" in text

@@ -201,6 +201,9 @@ def parse_account_update(data: dict[str, Any], *, asset: str = "USDT") -> Accoun
 
 
 LISTEN_KEY_EXPIRED = "listenKeyExpired"
+# Deleting the listen key at a stop is a courtesy (an unused key expires within the hour): it never waits out a
+# rate-limit pause (Retry-After can be minutes), which would hold the whole stop past its budget.
+LISTEN_KEY_CLOSE_TIMEOUT_S = 3.0
 
 
 def parse_user_message(msg: dict[str, Any]) -> UserEvent | str | None:
@@ -905,7 +908,7 @@ class BinanceUserStream(_Reconnecting):
                 await self._task
         if self.listen_key is not None:
             with contextlib.suppress(Exception):
-                await self.listen_keys.close_listen_key(self.listen_key)
+                await asyncio.wait_for(self.listen_keys.close_listen_key(self.listen_key), LISTEN_KEY_CLOSE_TIMEOUT_S)
         self._fanout.close()
 
     def _status(self, up: bool, detail: str) -> None:

@@ -1,15 +1,16 @@
-"""Fixtures: a loopback fake Telegram, the fake service, and the real bot polling it.
+"""Fixtures: a loopback fake Telegram, the real service on the simulated exchange, and the real bot polling.
 
-Swapping the ``service`` fixture for the real service runs the same tests
-against it (the tests use ``FakeService`` helpers only to arrange state and
-to count calls).
+The bot is built as the service builds it (``create_dispatcher`` over the service API, the engine's clock for
+its confirmations); the service is the product's ``ServiceApi`` over its ``Engine``, a ``SimBroker`` and a
+temporary SQLite file (``sim_service.py``). Tests arrange state only through the product: trades on the
+simulated exchange, entries through the executor, adoptions through the ledger.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from aiogram import Bot, Dispatcher
 
 from bot.app import create_bot, create_dispatcher, start_bot, stop_bot
 from tests.fakes.telegram import FakeMessage, FakeTelegram
-from tests.integration.bot.fake_service import FakeService
+from tests.integration.bot.sim_service import MARKET, Listing, ServiceCalls, SimService
 from trading.clock import ManualClock
 
 CHAT = 408_258_968  # a private chat: chat id == user id (as in the teloxide sample)
@@ -33,7 +34,8 @@ T0_MS = 1_761_700_000_000  # 2025-10-29 01:06:40 UTC
 @dataclass
 class BotHarness:
     fake: FakeTelegram
-    service: FakeService
+    service: ServiceCalls  # what the bot holds: the real API, its calls counted
+    sim: SimService  # the same service, for arranging the market and reading what it stored
     clock: ManualClock
     bot: Bot
     dp: Dispatcher
@@ -83,8 +85,19 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def service(tmp_path: Path, clock: ManualClock) -> FakeService:
-    return FakeService(clock=clock, state_path=tmp_path / "service-state.json")
+def market() -> Iterable[Listing]:
+    """The symbols of the simulated exchange (a test module may list others)."""
+    return MARKET
+
+
+@pytest.fixture
+async def sim(tmp_path: Path, clock: ManualClock, market: Iterable[Listing]) -> AsyncIterator[SimService]:
+    service = SimService(tmp_path / "surgedca.sqlite3", clock, listings=market)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.close()
 
 
 @pytest.fixture
@@ -92,23 +105,38 @@ def bot_locale() -> str:
     return "en"
 
 
+async def close_session(bot: Bot) -> None:
+    """Close the bot's HTTP session. aiogram's ``AiohttpSession.close`` then sleeps 250 ms for TLS connections to
+    wind down; the fake Bot API is plain HTTP on 127.0.0.1, so the tests close the aiohttp session alone."""
+    raw = getattr(bot.session, "_session", None)
+    if raw is not None and not raw.closed:
+        await raw.close()
+
+
 @contextlib.asynccontextmanager
 async def running_bot(
-    fake: FakeTelegram, service: FakeService, clock: ManualClock, *, locale: str = "en"
+    fake: FakeTelegram, sim: SimService, clock: ManualClock, *, locale: str = "en"
 ) -> AsyncIterator[BotHarness]:
     bot = create_bot(fake.token, fake.base_url)
     users = [TRADER_A, TRADER_B]
+    service = ServiceCalls(sim.api)
     dp = create_dispatcher(
-        service, allowed_chat_ids=[CHAT, GROUP], allowed_user_ids=users, default_locale=locale, clock=clock
+        service,  # type: ignore[arg-type]
+        allowed_chat_ids=[CHAT, GROUP],
+        allowed_user_ids=users,
+        default_locale=locale,
+        clock=clock,
+        publish_alert=sim.ctx.notify,
     )
     task = asyncio.create_task(start_bot(bot, dp, polling_timeout=1))
     try:
         await fake.wait_for(lambda: fake.polls > 0 or task.done(), timeout=5)
         if task.done():
             task.result()  # start failed: raise its error here
-        yield BotHarness(fake, service, clock, bot, dp)
+        yield BotHarness(fake, service, sim, clock, bot, dp)
     finally:
-        await stop_bot(bot, dp)
+        await stop_bot(bot, dp, close_session=False)
+        await close_session(bot)
         try:
             await asyncio.wait_for(task, timeout=5)
         except (TimeoutError, asyncio.CancelledError):
@@ -117,7 +145,7 @@ async def running_bot(
 
 @pytest.fixture
 async def harness(
-    telegram: FakeTelegram, service: FakeService, clock: ManualClock, bot_locale: str
+    telegram: FakeTelegram, sim: SimService, clock: ManualClock, bot_locale: str
 ) -> AsyncIterator[BotHarness]:
-    async with running_bot(telegram, service, clock, locale=bot_locale) as h:
+    async with running_bot(telegram, sim, clock, locale=bot_locale) as h:
         yield h

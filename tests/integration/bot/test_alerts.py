@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +13,7 @@ from bot.app import create_bot
 from bot.i18n import make_i18n
 from bot.notifier import AlertNotifier, ConsoleSink, TelegramSink
 from tests.fakes.telegram import FakeTelegram
+from tests.integration.bot.conftest import close_session
 from trading.events import (
     DcaFilled,
     EntryFilled,
@@ -72,7 +72,7 @@ async def notifier_factory(telegram: FakeTelegram) -> AsyncIterator:
     yield make
     for n in made:
         await n.stop(grace_s=1)
-    await bot.session.close()
+    await close_session(bot)
 
 
 async def test_dca_fill_and_stop_loss_reach_every_allowed_chat(telegram: FakeTelegram, notifier_factory) -> None:
@@ -116,7 +116,9 @@ async def test_error_storm_is_one_message_and_a_count(telegram: FakeTelegram, no
     notifier.publish(error(99, where="user-stream"))  # another source: its own alert
     chat = CHATS[0]
     await telegram.wait_for(lambda: len(telegram.messages(chat)) >= 4, timeout=5)
-    await asyncio.sleep(0.7)  # a full window later: nothing else arrives
+    # Nothing else is held back: whatever a window still held would be queued by flushing them now.
+    notifier.flush_windows()
+    assert await notifier.wait_idle(5)
     texts = telegram.messages(chat)
     assert texts[0] == "⚠️ Error in scanner: kline gap #0"
     assert texts[1].startswith("🔵 DCA ETHUSDT")

@@ -1,22 +1,22 @@
-"""Every command through real HTTP: aiogram polls the fake Bot API, the handlers call the fake service.
+"""Every command through real HTTP: aiogram polls the fake Bot API, the handlers call the real service (its engine
+on the simulated exchange, a SQLite file).
 
 One normal case and one bad-input case per command (where input exists).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 
+from bot.formatting import fmt_bytes
 from tests.integration.bot.conftest import CHAT, USER, BotHarness
-from tests.integration.bot.fake_service import tiny_png
 from trading.core.models import Stage
-from trading.core.reports import Condition, SignalReport
-from trading.views import ExchangeUnavailable, SyncItem, SyncReport
 
 
 async def test_start_and_help_list_every_command(harness: BotHarness) -> None:
     start = await harness.say("/start")
-    assert "paper" in start.text and "running" in start.text
+    assert "sim" in start.text and "running" in start.text
     help_ = await harness.say("/help")
     for command in (
         "/positions",
@@ -37,8 +37,8 @@ async def test_start_and_help_list_every_command(harness: BotHarness) -> None:
 
 
 async def test_positions_shows_every_figure_and_buttons(harness: BotHarness) -> None:
-    harness.service.add_position("BTCUSDT", "64000", stage=Stage.FIRST_DCA, last_price="63500")
-    harness.service.add_position("ETHUSDT", "2500", last_price="2600")
+    await harness.sim.open_position("BTCUSDT", "64000", stage=Stage.FIRST_DCA, last_price="63500")
+    await harness.sim.open_position("ETHUSDT", "2500", last_price="2600")
     reply = await harness.say("/positions")
     text = reply.text
     assert "Positions (2)" in text
@@ -57,11 +57,11 @@ async def test_positions_shows_every_figure_and_buttons(harness: BotHarness) -> 
 
 async def test_positions_before_their_first_price(harness: BotHarness) -> None:
     # Right after an adoption the service has no last price yet: unknown, never counted as zero.
-    harness.service.add_position("SOLUSDT", "150", origin="adopted", priced=False)
+    await harness.sim.adopt("SOLUSDT")
     reply = await harness.say("/positions")
     assert "Unrealised total: — USDT" in reply.text
     assert "last —" in reply.text and "Unrealised: — USDT (—)" in reply.text
-    harness.service.add_position("ETHUSDT", "2500", last_price="2550")
+    await harness.sim.open_position("ETHUSDT", "2500", last_price="2550")
     eth = await harness.service.position("ETHUSDT")
     reply = await harness.say("/positions")
     assert f"Unrealised total: +{eth.unrealized_pnl:,.2f} USDT · 1 without a price yet" in reply.text
@@ -76,8 +76,9 @@ async def test_positions_when_flat(harness: BotHarness) -> None:
 
 
 async def test_positions_paginate_beyond_five(harness: BotHarness) -> None:
-    for i, sym in enumerate(("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT", "XRPUSDT", "WIFUSDT", "SUIUSDT")):
-        harness.service.add_position(sym, str(10 + i))
+    for sym in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT", "XRPUSDT", "WIFUSDT", "SUIUSDT"):
+        await harness.sim.enter(sym)
+        harness.clock.advance(1)  # listed in the order they were opened
     reply = await harness.say("/positions")
     assert "page 1/2" in reply.text and "SUIUSDT" not in reply.text
     await harness.press(reply, reply.button("Next"))
@@ -86,7 +87,7 @@ async def test_positions_paginate_beyond_five(harness: BotHarness) -> None:
 
 
 async def test_details_button_sends_lots(harness: BotHarness) -> None:
-    harness.service.add_position("SOLUSDT", "150", stage=Stage.SECOND_DCA, last_price="140")
+    await harness.sim.open_position("SOLUSDT", "150", stage=Stage.SECOND_DCA, last_price="140")
     reply = await harness.say("/positions")
     before = len(harness.fake.bot_messages(CHAT))
     await harness.press(reply, reply.button("Details"), until=lambda: len(harness.fake.bot_messages(CHAT)) > before)
@@ -96,55 +97,83 @@ async def test_details_button_sends_lots(harness: BotHarness) -> None:
     assert details.buttons and details.buttons[0][0] == "❌ Exit SOLUSDT"
 
 
-async def test_health_normal_and_exchange_down(harness: BotHarness, monkeypatch) -> None:
+async def test_health(harness: BotHarness) -> None:
+    harness.clock.advance(9)  # nine seconds after the start-up reconcile
     reply = await harness.say("/health")
     for part in (
-        "mode paper",
-        "Uptime: 3h 0m",
-        "market: up",
-        "REST weight (last minute): 37 / 2400",
+        "mode sim · ▶ running",
+        "(since 2025-10-29 01:06 UTC)",  # the uptime itself is wall time
+        "Streams: none",  # this harness hands the engine its prices itself (the live streams: tests/e2e)
+        "REST weight (last minute): 0 / 2400",  # the simulated exchange spends no weight
         "Last reconcile: 9.0s ago — clean",
-        "Last scan: 31s ago, took 184.2 ms, 150 symbols",
-        "Database: 3.1 MB",
-        "Balance: 1,000.00 USDT",
+        "Last scan: never",
+        "Balance: 1,000.00 USDT · margin in use: 0.00 USDT (0.0%)",
+        "Open positions: 0",
         "Errors in the last hour: 0",
     ):
         assert part in reply.text, part
-
-    async def down() -> None:
-        raise ExchangeUnavailable("timeout", detail="fapi.binance.com timed out")
-
-    monkeypatch.setattr(harness.service, "health", down)
+    await harness.sim.play_minutes(2)  # closed minutes: the scanner goes through the universe
+    await harness.sim.enter("ETHUSDT")
+    health = await harness.sim.api.health()
     reply = await harness.say("/health")
-    assert reply.text == "The exchange cannot be reached right now: fapi.binance.com timed out"
+    assert "Last scan: 0.0s ago, took " in reply.text  # the minute before the one now closing
+    assert ", 8 symbols, 0 signals" in reply.text  # the announced listing is not scanned
+    assert f"Database: {fmt_bytes(health.db_size_bytes)}, last backup never" in reply.text
+    assert "Open positions: 1" in reply.text
+    assert f"margin in use: {health.margin_in_use:.2f} USDT (1.5%)" in reply.text
 
 
-async def test_unexpected_error_gets_a_short_reply(harness: BotHarness, monkeypatch) -> None:
-    async def broken() -> None:
-        raise RuntimeError("database is locked")
+async def test_exit_the_exchange_refuses(harness: BotHarness) -> None:
+    # Closed by hand on the exchange while the user-data stream was down: the service still thinks it holds
+    # ETHUSDT, and the exchange refuses the reduce-only sell (-2022). Nothing is sold; the reply says so.
+    entry = await harness.sim.enter("ETHUSDT", "2500")
+    async with harness.sim.user_stream_down():
+        harness.sim.sell_by_hand("ETHUSDT", entry.state.qty)
+        question = await harness.say("/exit eth")
+        await harness.press(question, question.button("Yes"))
+        await harness.fake.wait_for(lambda: "did not fill" in harness.fake.message(CHAT, question.message_id).text)
+    text = harness.fake.message(CHAT, question.message_id).text
+    assert text == "⚠️ Exit of ETHUSDT was not filled.\nthe exchange did not fill the order (see alerts)"
+    assert len(harness.sim.sells("ETHUSDT")) == 1  # only the one by hand
+    refusal = harness.sim.store.journal.for_position(entry.position_id)[-1]
+    assert refusal.status.value == "rejected" and refusal.error_code == -2022
 
-    monkeypatch.setattr(harness.service, "stats", broken)
+
+async def test_unexpected_error_gets_a_short_reply(harness: BotHarness) -> None:
+    # The database loses a table under the running service (a broken restore, a bad manual edit).
+    with sqlite3.connect(harness.sim.db_path) as other:
+        other.execute("DROP TABLE daily_stats")
     reply = await harness.say("/stats")
     assert "Something went wrong" in reply.text
-    assert "database is locked" not in reply.text  # internals stay in the log
+    assert "daily_stats" not in reply.text and "no such table" not in reply.text  # internals stay in the log
 
 
 async def test_sync_clean_and_with_findings(harness: BotHarness) -> None:
     reply = await harness.say("/sync")
     assert "In sync with the exchange" in reply.text
-    assert ("sync", f"tg:{USER}") in harness.service.calls
-    harness.service.sync_result = SyncReport(
-        at_ms=harness.clock.now_ms(),
-        items=(
-            SyncItem("adopted", "WIFUSDT", "qty 120 at 2.31 found on the exchange", "adopted as position 7"),
-            SyncItem("qty_drift", "BTCUSDT", "db 0.010, exchange 0.008", "db set to 0.008"),
-        ),
-        duration_ms=311.5,
+    (row,) = harness.sim.audit(actor=f"tg:{USER}")
+    assert (row.action, row.after["items"]) == ("reconcile", [])
+    btc = await harness.sim.enter("BTCUSDT", "64000")
+    assert btc.state.qty == Decimal("0.002")
+    eth = await harness.sim.enter("ETHUSDT", "2500")
+    stop = eth.backstop_client_id
+    async with harness.sim.user_stream_down():  # nothing of this reaches the service by itself
+        harness.sim.sell_by_hand("BTCUSDT", "0.001")
+        harness.sim.sell_by_hand("ETHUSDT", eth.state.qty)
+        reply = await harness.say("/sync")
+    assert reply.text.startswith("Sync: 3 findings (")
+    # Sold by hand at the entry price: the trade lost the two taker fees (2 x 0.059 x 2,500 x 0.0005).
+    assert f"position vanished ETHUSDT: position {eth.position_id} ({eth.state.qty}) is gone from the exchange" in (
+        reply.text
     )
-    reply = await harness.say("/sync")
-    assert "Sync: 2 findings (311.5 ms)" in reply.text
-    assert "position adopted WIFUSDT: qty 120 at 2.31 found on the exchange → adopted as position 7" in reply.text
-    assert "quantity drift BTCUSDT" in reply.text
+    assert "→ closed, PnL -0.1475 USDT" in reply.text
+    assert "quantity drift BTCUSDT: database 0.002, exchange 0.001" in reply.text  # 150 USDT at 64,000: 0.002
+    assert "→ set to the exchange's quantity" in reply.text
+    # ETHUSDT's backstop (a closePosition stop) outlived the position: cancelled.
+    assert f"stray order cancelled ETHUSDT: stop {stop}: belongs to no open position → cancelled" in reply.text
+    assert harness.sim.broker.open_algo_orders("ETHUSDT") == []
+    assert (await harness.service.position("BTCUSDT")).qty == Decimal("0.001")
+    assert "ETHUSDT" not in harness.sim.ctx.book
 
 
 async def test_exit_bad_inputs(harness: BotHarness) -> None:
@@ -157,7 +186,7 @@ async def test_exit_bad_inputs(harness: BotHarness) -> None:
 
 
 async def test_symbols_are_case_insensitive_with_or_without_usdt(harness: BotHarness) -> None:
-    harness.service.add_position("BTCUSDT", "64000")
+    await harness.sim.enter("BTCUSDT", "64000")
     for typed in ("btc", "BTC", "btcusdt", "Btc/Usdt"):
         reply = await harness.say(f"/exit {typed}")
         assert reply.text.startswith("Exit BTCUSDT?"), typed
@@ -168,58 +197,50 @@ async def test_pause_and_resume(harness: BotHarness) -> None:
     assert (await harness.say("/pause")).text.startswith("⏸ Paused: no new entries. Exits and DCA continue.")
     assert harness.service.paused
     assert (await harness.say("/pause")).text.startswith("Already paused.")
-    harness.service.add_position("BTCUSDT", "64000")
+    adopted = await harness.sim.adopt("BTCUSDT")  # a paused service still takes over what it finds
     assert "Paused: no new entries; exits and DCA continue." in (await harness.say("/positions")).text
     assert (await harness.say("/resume")).text.startswith("▶ Resumed")
     assert (await harness.say("/resume")).text.startswith("Not paused")
     assert not harness.service.paused
-    actions = [(r["actor"], r["action"]) for r in harness.service.audit_rows]
+    actions = [(r.actor, r.action) for r in harness.sim.audit(actor=f"tg:{USER}")]
     assert actions == [(f"tg:{USER}", "pause"), (f"tg:{USER}", "resume")]
+    assert adopted.position_id == (await harness.service.position("BTCUSDT")).position_id
+
+
+async def test_paused_service_enters_nothing(harness: BotHarness) -> None:
+    await harness.say("/pause")
+    assert await harness.sim.engine.executor.enter("BTCUSDT", harness.sim.price("BTCUSDT")) is None
+    assert "BTCUSDT" not in harness.sim.ctx.book and harness.sim.broker.position_list() == []
 
 
 async def test_stats_without_and_with_trades(harness: BotHarness) -> None:
     reply = await harness.say("/stats")
     assert "Today: no trades" in reply.text and "Last 7 days: no trades" in reply.text
-    harness.service.add_position("ETHUSDT", "2500", last_price="2600")
+    await harness.sim.open_position("ETHUSDT", "2500", last_price="2600")
     await harness.service.exit("ETHUSDT", "tg:test")
     reply = await harness.say("/stats")
     assert "Today: 1 trades, win rate 100.0%, realised +" in reply.text
     assert "Last 7 days: 1 trades" in reply.text
 
 
-def _report(symbol: str) -> SignalReport:
-    return SignalReport(
-        symbol=symbol,
-        at_ms=1_761_699_960_000,
-        prefilter=(
-            Condition("H1", True, {"max_rise": 0.052}, "a 1h candle rose >= 3%"),
-            Condition("H2", True, {"close": 1.23, "open_first": 1.1}),
-        ),
-        m1=(
-            Condition("M1", True, {"ma80": 1.2, "ma480": 1.1}, "MA80 > MA480"),
-            Condition("M2", False, {"spread": 0.001}),
-        ),
-        m3=(Condition("T1", False, {"cross_age": None}),),
-        f15=(Condition("F3", True, {"bb_fast": 1.3, "bb_slow": 1.25}),),
-        prefilter_ok=True,
-        filter_15m_ok=True,
-        entry=False,
-        price=1.234,
-    )
-
-
 async def test_why(harness: BotHarness) -> None:
-    harness.service.why_reports["DOGEUSDT"] = _report("DOGEUSDT")
     reply = await harness.say("/why doge")
     text = reply.text
-    assert text.startswith("Why DOGEUSDT · 2025-10-29 01:06 UTC · price 1.234")
+    report = await harness.sim.api.why("DOGEUSDT")
+    assert report is not None
+    # The newest closed minute opened at 01:05 UTC; the market's price is 0.2.
+    assert text.startswith("Why DOGEUSDT · 2025-10-29 01:05 UTC · price 0.2\n")
     assert "Verdict: ❌ no entry" in text
-    assert "✅ H1 a 1h candle rose >= 3% · max_rise=0.052" in text
-    assert "✅ M1 MA80 > MA480 · ma80=1.2, ma480=1.1" in text  # ">" arrives as text, escaped on the wire
-    assert "❌ M2 · spread=0.001" in text
-    assert "❌ T1 · cross_age=—" in text
-    assert "&gt;" in (reply.html or "")
-    assert (await harness.say("/why sol")).text.startswith("No evaluation of SOLUSDT yet")
+    assert "❌ 1h pre-filter (1/4)" in text  # a calm market: no 1h surge
+    assert "✅ H4 at least 2 of the last 4 1h candles are bullish · bullish=2, min_bullish=2" in text
+    assert "❌ H1 one of the last 4 1h candles has (high - open) / open >= 3% · max_rise=0.00974" in text
+    for section in (report.prefilter, report.m1, report.m3, report.f15):
+        for c in section:
+            assert f"{'✅' if c.ok else '❌'} {c.name} {c.note}" in text, c.name
+    assert "✅ M1 1m MA80 > MA480, or golden cross MA80/MA480 within 150 bars · ma80=0.199875" in text
+    assert "&gt;" in (reply.html or "")  # ">" arrives as text, escaped on the wire
+    # Listed, not trading yet: no candles, nothing evaluated.
+    assert (await harness.say("/why fresh")).text.startswith("No evaluation of FRESHUSDT yet")
 
 
 async def test_why_bad_inputs(harness: BotHarness) -> None:
@@ -230,10 +251,11 @@ async def test_why_bad_inputs(harness: BotHarness) -> None:
 async def test_risk_table(harness: BotHarness) -> None:
     text = (await harness.say("/risk")).text
     assert text.startswith("Risk: balance 1,000.00 USDT, 10x, cross, up to 10 positions")
-    assert "initial entry: margin 15.00, notional 150.00, stop -10.00% → loss 15.00 + fees 0.15 USDT" in text
+    # Fees: the taker fee on the buys and on the sell at the stop price (150 x 0.0005 + 135 x 0.0005).
+    assert "initial entry: margin 15.00, notional 150.00, stop -10.00% → loss 15.00 + fees 0.14 USDT" in text
     assert "second DCA: margin 55.00, notional 550.00, stop -5.00% → loss 27.50" in text
-    # SPEC 6: ten fully laddered positions stopped at -5% lose 275 USDT (+ fees) = 28.1% of 1,000.
-    assert "Worst case, all 10 positions stopped: 275.00 + fees 5.50 USDT = 28.1% of balance (limit 30.0%)" in text
+    # SPEC 6: ten fully laddered positions stopped at -5% lose 275 USDT (+ fees) = 28.0% of 1,000.
+    assert "Worst case, all 10 positions stopped: 275.00 + fees 5.36 USDT = 28.0% of balance (limit 30.0%)" in text
     assert "✅ Within the limits." in text
 
 
@@ -241,9 +263,11 @@ async def test_report_with_and_without_a_chart(harness: BotHarness) -> None:
     reply = await harness.say("/report")
     assert reply.photo is None
     assert "Report: last 7 days" in reply.text and "Nothing to plot yet" in reply.text
-    harness.service.report_png = tiny_png()
+    await harness.sim.play_minutes(2)  # two minutes of the equity log
+    harness.clock.advance(1)
     reply = await harness.say("/report 30")
-    assert reply.photo == harness.service.report_png
+    assert reply.photo is not None and reply.photo[:8] == b"\x89PNG\r\n\x1a\n"
+    assert reply.photo == (await harness.sim.api.report(30)).png  # the service's chart, as it drew it
     assert reply.text.startswith("Report: last 30 days") and "Trades: 0" in reply.text
     assert ("report", 30) in harness.service.calls
 
@@ -288,5 +312,5 @@ async def test_config_bad_subcommands(harness: BotHarness) -> None:
     assert (await harness.say("/config frobnicate")).text.startswith("Usage: /config (show)")
     assert (await harness.say("/config set leverage")).text.startswith("Usage: /config set KEY VALUE")
     assert harness.service.count("config_preview") == 0
-    assert harness.service.config.leverage == 10
-    assert Decimal(harness.service.balance) == Decimal("1000")
+    assert harness.sim.ctx.cfg.leverage == 10 and harness.sim.store.config.history(10) == []
+    assert harness.sim.ctx.account.wallet == Decimal("1000")

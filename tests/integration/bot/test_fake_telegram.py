@@ -107,8 +107,7 @@ async def test_two_overlapping_pollers_end_the_older_with_409_conflict(telegram:
 
     telegram.max_poll_s = 2.0
     first = asyncio.ensure_future(call(telegram, "getUpdates", timeout=5))
-    await telegram.wait_for(lambda: telegram.polls == 1)
-    await asyncio.sleep(0.05)  # the first request is now waiting at the server
+    await telegram.wait_for(lambda: telegram.polls == 1)  # counted as it starts waiting at the server
     second = asyncio.ensure_future(call(telegram, "getUpdates", timeout=5))
     status, body = await first
     # Telegram's own body (409, as recorded from the live API)

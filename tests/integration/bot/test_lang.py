@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from storage.db import Database
 from tests.integration.bot.conftest import CHAT, GROUP, USER, BotHarness
+from trading.store import Store
 
 
 @pytest.fixture
@@ -26,13 +26,22 @@ async def test_default_locale_is_korean_and_lang_switches(harness: BotHarness) -
     assert reply.text == "Language of this chat: English."
     assert harness.service.chat_locale(CHAT) == "en"
     assert ("set_chat_locale", CHAT, "en", f"tg:{USER}") in harness.service.calls
-    assert harness.service.audit_rows[-1]["action"] == "set_locale"
-    assert json.loads(harness.service.state_path.read_text())["locales"] == {str(CHAT): "en"}
+    (row,) = harness.sim.audit(actor=f"tg:{USER}")
+    assert (row.action, row.before, row.after) == (
+        "set_locale",
+        {"chat_id": CHAT, "locale": None},
+        {"chat_id": CHAT, "locale": "en"},
+    )
+    db = Database.open(harness.sim.db_path, migrate=False)  # persisted: what a restart reads
+    try:
+        assert Store.of(db).state.get(f"chat_locale:{CHAT}") == "en"
+    finally:
+        db.close()
 
     reply = await harness.say("/help")
     assert "/help — this list" in reply.text
     # Buttons follow the chat's language too.
-    harness.service.add_position("BTCUSDT", "64000")
+    await harness.sim.enter("BTCUSDT", "64000")
     listing = await harness.say("/positions")
     labels = [label for label, _ in listing.buttons]
     assert labels == ["❌ Exit BTCUSDT", "🔎 Details", "📈 Chart", "🚫 Block", "🔄 Refresh"]
@@ -55,7 +64,7 @@ async def test_unknown_language_changes_nothing(harness: BotHarness) -> None:
     reply = await harness.say("/lang")
     assert reply.text.startswith("언어: 한국어. 사용법: /lang ko|en")
     assert harness.service.chat_locale(CHAT) is None
-    assert harness.service.count("set_chat_locale") == 0
+    assert harness.service.count("set_chat_locale") == 0 and harness.sim.audit(actor=f"tg:{USER}") == []
 
 
 async def test_command_menus_in_both_languages(harness: BotHarness) -> None:

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from tests.fakes.binance import FakeBinance
+from tests.polling import until
 from trading.exchange.base import (
     AuthError,
     NotFoundError,
@@ -94,7 +95,8 @@ async def test_order_timeout_is_status_unknown(fake: FakeBinance) -> None:
         fake.faults.delay(*ORDER, seconds=1.0, after=True)  # executed, reply held past our timeout
         with pytest.raises(OrderStatusUnknown, match="timed out"):
             await _buy(ad, "sdca-3-enter-1")
-        await asyncio.sleep(0.8)  # let the fake finish holding the reply
+        # The fake answers the held request once its delay is over (no one is listening by then).
+        await until(lambda: _requests(fake, *ORDER) and _requests(fake, *ORDER)[0].status == 200, 5, "the reply")
         found = await ad.fetch_order("BTCUSDT", "sdca-3-enter-1")
         assert found is not None and found.status is OrderStatus.FILLED
         assert len(_requests(fake, *ORDER)) == 1

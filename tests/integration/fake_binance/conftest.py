@@ -15,6 +15,7 @@ import pytest
 import websockets
 
 from tests.fakes.binance import FakeBinance, sign
+from tests.polling import until
 
 API_KEY = "test-key"
 API_SECRET = "test-secret"
@@ -118,10 +119,7 @@ def ws_connect(url: str, **kwargs: Any) -> Any:
 
 async def eventually(predicate: Callable[[], Any], within: float = 3.0) -> Any:
     """Poll ``predicate`` (server-side state has no event to wait on) until truthy, for at most ``within`` s."""
-    async with asyncio.timeout(within):
-        while not (value := predicate()):  # noqa: ASYNC110 - polling is the point here
-            await asyncio.sleep(0.01)
-    return value
+    return await until(predicate, within, every=0.01)
 
 
 @pytest.fixture

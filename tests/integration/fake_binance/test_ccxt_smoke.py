@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -27,10 +28,17 @@ async def exchange(fake: FakeBinance) -> AsyncIterator[ccxt.binanceusdm]:
     for name, url in list(ex.urls["api"].items()):
         if name.startswith("fapi"):
             ex.urls["api"][name] = url.replace(PROD, fake.rest_url)
+    # ccxt's unified order methods round with decimal_to_precision, which sets the thread's decimal context to
+    # ROUND_HALF_UP (and traps Underflow) for good; the tests that run after this one in the same process must
+    # not inherit that (the service's adapter sends raw requests and never calls those helpers).
+    context = decimal.getcontext()
+    rounding, traps = context.rounding, dict(context.traps)
     try:
         yield ex
     finally:
         await ex.close()
+        context.rounding = rounding
+        context.traps.update(traps)
 
 
 async def test_ccxt_markets_balance_and_orders(fake: FakeBinance, exchange: ccxt.binanceusdm) -> None:

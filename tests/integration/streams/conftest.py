@@ -11,19 +11,14 @@ import aiohttp
 import pytest
 
 from tests.fakes.binance import FakeBinance
+from tests.polling import until
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
 
 
 async def eventually(predicate: Callable[[], Any], within: float = 5.0, what: str = "condition") -> Any:
     """Poll ``predicate`` until it is truthy (bounded)."""
-    async with asyncio.timeout(within):
-        while True:
-            value = predicate()
-            if value:
-                return value
-            await asyncio.sleep(0.01)
-    raise AssertionError(what)  # pragma: no cover - the timeout raises first
+    return await until(predicate, within, what, every=0.01)
 
 
 class Collector:

@@ -58,7 +58,9 @@ async def test_subscribe_and_unsubscribe_at_runtime(fake: FakeBinance) -> None:
                 >= {("last", Decimal(49000)), ("mark", Decimal(49010))}
             )
         )
-        await asyncio.sleep(0.1)
+        # A later message on the same socket: once it is in, the ETH kline pushed before it would be too.
+        await fake.set_price("BTCUSDT", "49001")
+        await eventually(lambda: any(Decimal(p.price) == Decimal(49001) for p in events.of(PriceEvent)))
         klines = events.of(KlineEvent)
         assert [(k.symbol, k.kline.open_time, k.kline.close, k.kline.volume) for k in klines] == [
             ("SOLUSDT", T0, 100.5, 1234.0)
@@ -211,9 +213,8 @@ async def test_rotation_opens_the_new_socket_before_closing_the_old_one(fake: Fa
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await fake.flush()
-        await asyncio.sleep(0.2)
-        seen = {k.kline.open_time for k in events.of(KlineEvent)}
-        assert set(pushed) <= seen  # nothing lost across rotations (duplicates allowed)
+        # nothing lost across rotations (duplicates allowed)
+        await eventually(lambda: set(pushed) <= {k.kline.open_time for k in events.of(KlineEvent)})
         assert [s.up for s in events.of(StreamStatus)] == [True]  # a rotation is not an outage
     finally:
         await events.stop()

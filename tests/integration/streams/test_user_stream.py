@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from urllib.parse import urlencode
 
 import aiohttp
+import pytest
 
 from tests.fakes.binance import FakeBinance, sign
 from tests.integration.streams.conftest import Collector, RestListenKeys, eventually
-from trading.exchange.base import AccountUpdate, OrderStatus, OrderUpdate, Side, StreamStatus
+from trading.exchange import streams
+from trading.exchange.base import AccountUpdate, OrderStatus, OrderUpdate, RateLimitedError, Side, StreamStatus
+from trading.exchange.ccxt_adapter import CcxtBinanceAdapter
 from trading.exchange.streams import BinanceUserStream
 
 
@@ -148,3 +152,25 @@ async def test_unreachable_listen_key_endpoint_is_retried(fake: FakeBinance) -> 
     finally:
         await events.stop()
         await stream.close()
+
+
+async def test_closing_never_waits_out_a_rate_limit_pause(fake: FakeBinance, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 429 (or a 418 ban) pauses every non-exit request for Retry-After; the stop must not wait for it just to
+    delete the listen key (an unused key expires by itself). It used to hold a service's stop for the whole
+    pause, past the shutdown budget the container manager allows."""
+    monkeypatch.setattr(streams, "LISTEN_KEY_CLOSE_TIMEOUT_S", 0.5)  # the bound, shortened for the test
+    adapter = CcxtBinanceAdapter(api_key=fake.api_key, api_secret=fake.api_secret, rest_url=fake.rest_url)
+    stream = BinanceUserStream(fake.ws_url, adapter)
+    events = Collector(stream.events())
+    try:
+        await eventually(lambda: stream.listen_key is not None and fake.ws_clients("private"))
+        fake.faults.rate_limit_next("GET", "/fapi/v3/account", retry_after=60)
+        with pytest.raises(RateLimitedError):
+            await adapter.fetch_balance()
+        assert adapter.rate_limited_for() > 50
+        await events.stop()
+        t0 = time.monotonic()
+        await stream.close()
+        assert time.monotonic() - t0 < 2.0  # not 60 s
+    finally:
+        await adapter.close()

@@ -12,10 +12,10 @@ from aiogram.utils.i18n import I18n
 from bot import presenters
 from bot.i18n import make_i18n
 from tests.fakes.telegram.html_check import parse_html
-from tests.integration.bot.fake_service import FakeService, risk_table
 from trading.core.config import StrategyConfig
 from trading.core.models import Stage
 from trading.core.reports import Condition, SignalReport
+from trading.core.risk import risk_table
 from trading.events import (
     BackstopLost,
     DcaFilled,
@@ -38,12 +38,15 @@ from trading.events import (
 from trading.views import (
     ConfigChange,
     ConfigPreview,
+    ExchangeUnavailable,
     ExitPreview,
     ExitResult,
     HealthView,
     InvalidConfig,
+    LegView,
     NoPosition,
     PeriodStats,
+    PositionView,
     Report,
     ServiceError,
     StatsView,
@@ -57,6 +60,38 @@ from trading.views import (
 EVIL = "<b>x</b>&\"'"
 NOW = 1_761_700_000_000
 D = Decimal
+
+
+def view(symbol: str, *, stage: Stage = Stage.INITIAL, last: str | None = None, origin: str = "signal") -> PositionView:
+    """A position as ``ServiceApi.positions`` shows it: 64,000 in, a DCA leg per stage reached, 10x."""
+    legs = [LegView("initial", D(64000), D("0.002"))]
+    if stage is not Stage.INITIAL:
+        legs.append(LegView("first_dca", D(62080), D("0.003")))
+    if stage is Stage.SECOND_DCA:
+        legs.append(LegView("second_dca", D(60160), D("0.004")))
+    qty = sum((leg.qty for leg in legs), D(0))
+    avg = sum((leg.qty * leg.price for leg in legs), D(0)) / qty
+    price = D(last) if last is not None else None
+    return PositionView(
+        position_id=7,
+        symbol=symbol,
+        stage=stage.value,
+        qty=qty,
+        avg_price=avg,
+        last_price=price,
+        unrealized_pnl=(price - avg) * qty if price is not None else None,
+        unrealized_pct=(price - avg) / avg if price is not None else None,
+        margin=avg * qty / 10,
+        next_dca_stage=None if stage is Stage.SECOND_DCA else "second_dca",
+        next_dca_price=None if stage is Stage.SECOND_DCA else D(60160),
+        stop_price=avg * D("0.95"),
+        backstop_price=avg * D("0.95"),
+        half_taken=False,
+        trailing_stop=None,
+        opened_at_ms=NOW - 3_600_000,
+        origin=origin,
+        legs=tuple(legs),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -184,11 +219,7 @@ def test_console_lines_are_single_lines() -> None:
 
 
 def test_views_render_valid_html_in_both_languages(locale: str) -> None:
-    svc = FakeService()
-    views = [
-        svc.add_position(EVIL, "64000", stage=Stage.SECOND_DCA, last_price="61000", origin="adopted"),
-        svc.add_position("ETHUSDT", "2500"),
-    ]
+    views = [view(EVIL, stage=Stage.SECOND_DCA, last="61000", origin="adopted"), view("ETHUSDT")]
     texts = [
         presenters.help_text(),
         presenters.start_text(EVIL, paused=True),
@@ -255,6 +286,7 @@ def test_views_render_valid_html_in_both_languages(locale: str) -> None:
         NoPosition(symbol=EVIL),
         SymbolBusy(symbol=EVIL),
         InvalidConfig(problems=[EVIL]),
+        ExchangeUnavailable(detail=EVIL),
         ServiceError(EVIL),
     ):
         texts.append(presenters.service_error_text(exc))
@@ -271,17 +303,15 @@ def test_risk_isolated_flags_stops_below_liquidation(locale: str) -> None:
 
 
 def test_positions_page_slice_clamps() -> None:
-    svc = FakeService()
-    views = [svc.add_position(s, "1") for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT", "XRPUSDT", "WIFUSDT")]
+    views = [view(s) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT", "XRPUSDT", "WIFUSDT")]
     shown, page = presenters.page_slice(views, 9)
     assert page == 1 and [v.symbol for v in shown] == ["WIFUSDT"]
     assert presenters.positions_pages(0) == 1 and presenters.positions_pages(10) == 2
 
 
 def test_funding_is_shown_in_positions_stats_and_the_close_alert(i18n: I18n) -> None:
-    svc = FakeService()
-    paid = replace(svc.add_position("SOLUSDT", "100"), funding=D("-0.1234"))
-    none = svc.add_position("ETHUSDT", "2500")
+    paid = replace(view("SOLUSDT"), funding=D("-0.1234"))
+    none = view("ETHUSDT")
     closed = PositionClosed(
         ts_ms=NOW, symbol="SOLUSDT", reason="trailing_stop", price=D("110"), qty=D("1"), pnl=D("9.5"),
         pnl_pct=D("0.95"), position_id=1, funding=D("-0.25"),
@@ -338,3 +368,11 @@ def test_report_caption_labels_the_live_report_figures(i18n: I18n) -> None:
     ]
     with i18n.context(), i18n.use_locale("ko"):
         assert "승률: 75.0%" in presenters.report_caption(Report(7, None, summary))
+
+
+def test_an_unreachable_exchange_is_said_plainly(i18n: I18n) -> None:
+    # What the bot answers when the service raises ExchangeUnavailable (an /exit whose order could not be sent
+    # for a reason other than a refusal); the simulated exchange of the bot's tests never fails that way.
+    with i18n.context(), i18n.use_locale("en"):
+        text = presenters.service_error_text(ExchangeUnavailable("timeout", detail="fapi.binance.com timed out"))
+    assert parse_html(text) == "The exchange cannot be reached right now: fapi.binance.com timed out"
