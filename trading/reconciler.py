@@ -291,14 +291,16 @@ class Reconciler:
         ]
         pnl, estimated = ex.ledger.close_external(entry, reason, sells, actor="reconciler", exchange_qty=c.qty)
         ex.tracker.forget(entry.position_id)
-        await ex.keeper.cancel(entry)
+        stop = entry.backstop_client_id
+        await ex.keeper.cancel(entry)  # a closePosition stop outlives its position: it goes with it (not a stray)
+        cancelled = f"; its backstop {stop} cancelled" if stop and entry.backstop_client_id is None else ""
         if reason is not ExitReason.EXTERNAL:
             log.warning("%s: position %d %s", c.symbol, entry.position_id, how)
         return SyncItem(
             "liquidated" if reason is ExitReason.LIQUIDATION else "vanished",
             c.symbol,
             f"position {entry.position_id} ({c.qty}) is gone from the exchange: {how}",
-            f"closed, PnL {pnl:.4f} USDT{' (estimated)' if estimated else ''}",
+            f"closed, PnL {pnl:.4f} USDT{' (estimated)' if estimated else ''}{cancelled}",
         )
 
     async def _why_gone(self, entry: BookEntry) -> tuple[ExitReason, str]:

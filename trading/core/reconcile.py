@@ -128,9 +128,17 @@ def diff(
         if p.symbol in remote_by_symbol and remote_by_symbol[p.symbol].qty > 0
     }
     resting_algo_ids = set()
+    # A position that vanished takes its own backstop with it (the Vanished correction cancels it): not a stray.
+    vanishing = {
+        p.position_id: p.backstop_client_id
+        for p in local_by_symbol.values()
+        if p.symbol not in skip and (p.symbol not in remote_by_symbol or remote_by_symbol[p.symbol].qty < 0)
+    }
     for order in remote_orders:
         if order.position_id is None or order.symbol in skip:
             continue  # not ours: placed by hand, never touched
+        if order.is_algo and order.position_id in vanishing and vanishing[order.position_id] == order.client_id:
+            continue
         lp = local_by_symbol.get(order.symbol)
         if order.position_id not in open_ids or lp is None or lp.position_id != order.position_id:
             out.append(CancelStray(order.symbol, order.client_id, order.is_algo, "belongs to no open position"))

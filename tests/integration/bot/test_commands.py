@@ -161,16 +161,16 @@ async def test_sync_clean_and_with_findings(harness: BotHarness) -> None:
         harness.sim.sell_by_hand("BTCUSDT", "0.001")
         harness.sim.sell_by_hand("ETHUSDT", eth.state.qty)
         reply = await harness.say("/sync")
-    assert reply.text.startswith("Sync: 3 findings (")
+    assert reply.text.startswith("Sync: 2 findings (")
     # Sold by hand at the entry price: the trade lost the two taker fees (2 x 0.059 x 2,500 x 0.0005).
     assert f"position vanished ETHUSDT: position {eth.position_id} ({eth.state.qty}) is gone from the exchange" in (
         reply.text
     )
-    assert "→ closed, PnL -0.1475 USDT" in reply.text
     assert "quantity drift BTCUSDT: database 0.002, exchange 0.001" in reply.text  # 150 USDT at 64,000: 0.002
     assert "→ set to the exchange's quantity" in reply.text
-    # ETHUSDT's backstop (a closePosition stop) outlived the position: cancelled.
-    assert f"stray order cancelled ETHUSDT: stop {stop}: belongs to no open position → cancelled" in reply.text
+    # ETHUSDT's backstop (a closePosition stop) outlived the position: cancelled with it, reported once.
+    assert f"→ closed, PnL -0.1475 USDT; its backstop {stop} cancelled" in reply.text
+    assert "stray order cancelled" not in reply.text
     assert harness.sim.broker.open_algo_orders("ETHUSDT") == []
     assert (await harness.service.position("BTCUSDT")).qty == Decimal("0.001")
     assert "ETHUSDT" not in harness.sim.ctx.book
