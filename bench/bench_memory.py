@@ -46,7 +46,11 @@ async def run(symbols: int, minutes: int) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="surgedca-mem-"))
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
-        trading_mode="sim", db_path=tmp / "db.sqlite3", sim_symbols=symbols, sim_speed=0, log_level="WARNING",
+        trading_mode="sim",
+        db_path=tmp / "db.sqlite3",
+        sim_symbols=symbols,
+        sim_speed=0,
+        log_level="WARNING",
     )
     rss_before = _status_mb("VmRSS")
     service = Service(settings)
@@ -156,8 +160,15 @@ async def fakes_main(symbols: int, history_days: float) -> None:
 
 async def run_live_bot(symbols: int, bot_seconds: float, history_days: float) -> dict[str, object]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--fakes", "--symbols", str(symbols), "--history-days", str(history_days),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        __file__,
+        "--fakes",
+        "--symbols",
+        str(symbols),
+        "--history-days",
+        str(history_days),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stdin is not None
     info = json.loads(await proc.stdout.readline())
@@ -171,9 +182,16 @@ async def run_live_bot(symbols: int, bot_seconds: float, history_days: float) ->
     tmp = Path(tempfile.mkdtemp(prefix="surgedca-mem-"))
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
-        trading_mode="live", binance_api_key="k", binance_api_secret="s", binance_rest_url=info["rest"],
-        binance_ws_url=info["ws"], telegram_bot_token=info["token"], telegram_api_url=info["tg"],
-        telegram_allowed_chat_ids=[CHAT], db_path=tmp / "db.sqlite3", log_level="WARNING",
+        trading_mode="live",
+        binance_api_key="k",
+        binance_api_secret="s",
+        binance_rest_url=info["rest"],
+        binance_ws_url=info["ws"],
+        telegram_bot_token=info["token"],
+        telegram_api_url=info["tg"],
+        telegram_allowed_chat_ids=[CHAT],
+        db_path=tmp / "db.sqlite3",
+        log_level="WARNING",
     )
     rss_before = _status_mb("VmRSS")
     service = Service(settings)
@@ -239,9 +257,23 @@ def main() -> None:
         if args.only not in (None, name):
             continue
         done = subprocess.run(
-            [sys.executable, __file__, "--one", name, "--symbols", str(args.symbols), "--minutes", str(args.minutes),
-             "--bot-seconds", str(args.bot_seconds), "--history-days", str(args.history_days)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                name,
+                "--symbols",
+                str(args.symbols),
+                "--minutes",
+                str(args.minutes),
+                "--bot-seconds",
+                str(args.bot_seconds),
+                "--history-days",
+                str(args.history_days),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         out[name] = json.loads(done.stdout.strip().splitlines()[-1])
     print(json.dumps(out, indent=2))

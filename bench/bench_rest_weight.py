@@ -225,6 +225,11 @@ async def _fake_process(n_symbols: int) -> tuple[asyncio.subprocess.Process, str
         KEY,
         "--api-secret",
         SECRET,
+        # Latency, not pacing, is measured here: lift the order-count limits so the adapter's budget never waits.
+        "--orders-per-10s",
+        "1000000",
+        "--orders-per-minute",
+        "10000000",
         cwd=str(REPO),
         stdout=asyncio.subprocess.PIPE,
     )

@@ -69,8 +69,17 @@ def main() -> None:
             names[name] = sym
             n = min(len(c), feed_minutes)
             for i in range(n):
-                store.on_closed_1m(name, Kline(int(c.open_time[i]), float(c.open[i]), float(c.high[i]),
-                                               float(c.low[i]), float(c.close[i]), float(c.volume[i])))
+                store.on_closed_1m(
+                    name,
+                    Kline(
+                        int(c.open_time[i]),
+                        float(c.open[i]),
+                        float(c.high[i]),
+                        float(c.low[i]),
+                        float(c.close[i]),
+                        float(c.volume[i]),
+                    ),
+                )
     load_s = time.perf_counter() - t_load
 
     db = Database.open(Path(":memory:"))
@@ -120,23 +129,28 @@ def main() -> None:
         full_ms.append((time.perf_counter() - t0) * 1000)
 
     timings_ms.sort()
-    print(json.dumps({
-        "benchmark": f"one full scan of {len(names)} symbols from cached candles",
-        "data": shown(args.data),
-        "files": len(series),
-        "symbols": len(names),
-        "candles_fed_per_symbol": feed_minutes,
-        "store_load_s": round(load_s, 2),
-        "scan_ms_p50": round(statistics.median(timings_ms), 2),
-        "completeness_check_us_per_scan_p50": round(statistics.median(check_us), 1),
-        "full_1m_buffer_hole_scan_us_per_scan_p50": round(statistics.median(full_scan_us), 1),
-        "scan_ms_max": round(timings_ms[-1], 2),
-        "symbols_past_prefilter": max(passed),
-        "worst_case_all_conditions_ms_p50": round(statistics.median(full_ms), 2),
-        "target_ms": 250,
-        "target_over_worst_case": round(250 / statistics.median(full_ms), 1),
-        "store_memory_mb": round(store.memory_bytes() / 1e6, 1),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": f"one full scan of {len(names)} symbols from cached candles",
+                "data": shown(args.data),
+                "files": len(series),
+                "symbols": len(names),
+                "candles_fed_per_symbol": feed_minutes,
+                "store_load_s": round(load_s, 2),
+                "scan_ms_p50": round(statistics.median(timings_ms), 2),
+                "completeness_check_us_per_scan_p50": round(statistics.median(check_us), 1),
+                "full_1m_buffer_hole_scan_us_per_scan_p50": round(statistics.median(full_scan_us), 1),
+                "scan_ms_max": round(timings_ms[-1], 2),
+                "symbols_past_prefilter": max(passed),
+                "worst_case_all_conditions_ms_p50": round(statistics.median(full_ms), 2),
+                "target_ms": 250,
+                "target_over_worst_case": round(250 / statistics.median(full_ms), 1),
+                "store_memory_mb": round(store.memory_bytes() / 1e6, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

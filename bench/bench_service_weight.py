@@ -30,8 +30,12 @@ from trading.settings import Settings  # noqa: E402
 
 async def run(minutes: float) -> dict[str, object]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO / "bench" / "bench_hot_path.py"), "--child", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)},
+        sys.executable,
+        str(REPO / "bench" / "bench_hot_path.py"),
+        "--child",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     child = Child(proc)
     assert proc.stdout is not None
@@ -40,8 +44,14 @@ async def run(minutes: float) -> dict[str, object]:
         await child.ask(cmd="open", symbol=sym, qty="10", price="100")
     tmp = Path(tempfile.mkdtemp(prefix="surgedca-weight-"))
     settings = Settings(
-        _env_file=None, trading_mode="live", binance_api_key="k", binance_api_secret="s",  # type: ignore[call-arg]
-        binance_rest_url=info["rest"], binance_ws_url=info["ws"], db_path=tmp / "db.sqlite3", log_level="WARNING",
+        _env_file=None,
+        trading_mode="live",
+        binance_api_key="k",
+        binance_api_secret="s",  # type: ignore[call-arg]
+        binance_rest_url=info["rest"],
+        binance_ws_url=info["ws"],
+        db_path=tmp / "db.sqlite3",
+        log_level="WARNING",
     )
     service = Service(settings)
     await service.start()

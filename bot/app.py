@@ -166,8 +166,13 @@ async def _until_reachable(bot: Bot, max_delay_s: float = 30.0) -> None:
     await retry(
         bot.me,
         lambda exc: rejected if isinstance(exc, TelegramUnauthorizedError) else outage,
-        retriable=(TelegramRetryAfter, TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError,
-                   TelegramNotFound),
+        retriable=(
+            TelegramRetryAfter,
+            TelegramNetworkError,
+            TelegramServerError,
+            TelegramUnauthorizedError,
+            TelegramNotFound,
+        ),
         asked_wait=lambda exc: exc.retry_after if isinstance(exc, TelegramRetryAfter) else None,
         on_retry=told,
     )

@@ -1146,8 +1146,10 @@ def alert_text(event: EngineEvent) -> str:
         if e.restored_price is not None:
             after = _("a new one rests at {price}.").format(price=fmt_price(e.restored_price))
         else:
-            after = _("it could not be placed again yet: the service's own stop still watches the price, and the "
-                      "reconciler keeps trying.")
+            after = _(
+                "it could not be placed again yet: the service's own stop still watches the price, and the "
+                "reconciler keeps trying."
+            )
         return _(
             "🛡 <b>Backstop lost</b> {symbol}: the exchange-side stop was {status} without filling; {after}"
         ).format(symbol=s, status=status, after=after)

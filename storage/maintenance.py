@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,29 +69,38 @@ def cmd_backup(settings: Settings) -> int:
     return 0
 
 
-def cmd_reset(settings: Settings, yes: bool) -> int:
-    """Start afresh: refuse while the service runs or a position/order is live; back up; clear; audit."""
+def with_stopped_service(
+    settings: Settings, command: str, work: Callable[[Database], int], *, missing_ok: bool = False, hint: str = ""
+) -> int:
+    """Run ``work`` on the database under the instance lock (so only while the service is stopped).
+
+    Every refusal prints one line naming the command and returns 1; a missing database is fine (0) for a
+    command that has nothing to do then (``missing_ok``)."""
     db_path = Path(settings.db_path)
     if not db_path.is_file():
-        print(f"surgedca reset: there is no database at {db_path}; nothing to reset")
-        return 0
+        if missing_ok:
+            print(f"surgedca {command}: there is no database at {db_path}; nothing to {command}")
+            return 0
+        print(f"surgedca {command}: there is no database at {db_path}", file=sys.stderr)
+        return 1
     try:
         lock = InstanceLock.acquire(db_path)
     except StorageError as exc:
-        print(f"surgedca reset: refused: {exc}", file=sys.stderr)
+        print(f"surgedca {command}: refused: {exc}{hint}", file=sys.stderr)
         return 1
     try:
-        try:
-            db = Database.open(db_path, backup_dir=settings.backup_dir)
-        except (StorageError, sqlite3.Error) as exc:
-            print(f"surgedca reset: {exc}", file=sys.stderr)
-            return 1
-        try:
-            return _reset(db, settings, yes)
-        finally:
-            db.close()
+        with Database.open(db_path, backup_dir=settings.backup_dir) as db:
+            return work(db)
+    except (StorageError, sqlite3.Error) as exc:
+        print(f"surgedca {command}: {exc}", file=sys.stderr)
+        return 1
     finally:
         lock.release()
+
+
+def cmd_reset(settings: Settings, yes: bool) -> int:
+    """Start afresh: refuse while the service runs or a position/order is live; back up; clear; audit."""
+    return with_stopped_service(settings, "reset", lambda db: _reset(db, settings, yes), missing_ok=True)
 
 
 def _reset(db: Database, settings: Settings, yes: bool) -> int:
@@ -156,33 +166,21 @@ def _reset(db: Database, settings: Settings, yes: bool) -> int:
 
 def cmd_resume(settings: Settings) -> int:
     """Allow new entries again while the service is stopped (``/resume`` does it while it runs)."""
-    db_path = Path(settings.db_path)
-    if not db_path.is_file():
-        print(f"surgedca resume: there is no database at {db_path}", file=sys.stderr)
-        return 1
-    try:
-        lock = InstanceLock.acquire(db_path)
-    except StorageError as exc:
-        print(f"surgedca resume: refused: {exc} (use /resume in Telegram while it runs)", file=sys.stderr)
-        return 1
-    try:
-        with Database.open(db_path, backup_dir=settings.backup_dir) as db:
-            state = SystemState(db)
-            if not state.paused:
-                print("not paused: new entries are already allowed")
-                return 0
-            with db.transaction():
-                state.paused = False
-                AuditLog(db).add(
-                    ACTOR, "resume", before={"paused": True}, after={"paused": False}, ts_ms=SystemClock().now_ms()
-                )
-        print("resumed: the service opens new positions again from its next start")
+    return with_stopped_service(settings, "resume", _resume, hint=" (use /resume in Telegram while it runs)")
+
+
+def _resume(db: Database) -> int:
+    state = SystemState(db)
+    if not state.paused:
+        print("not paused: new entries are already allowed")
         return 0
-    except (StorageError, sqlite3.Error) as exc:
-        print(f"surgedca resume: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        lock.release()
+    with db.transaction():
+        state.paused = False
+        AuditLog(db).add(
+            ACTOR, "resume", before={"paused": True}, after={"paused": False}, ts_ms=SystemClock().now_ms()
+        )
+    print("resumed: the service opens new positions again from its next start")
+    return 0
 
 
 def _count(db: Database, table: str) -> int:

@@ -65,9 +65,7 @@ class PositionsRepo:
         """
         return self._insert(symbol, PositionStatus.PENDING, origin, state=None, margin=ZERO, now_ms=now_ms)
 
-    def create_open(
-        self, symbol: str, state: PositionState, origin: Origin | str, margin: Decimal, now_ms: int
-    ) -> int:
+    def create_open(self, symbol: str, state: PositionState, origin: Origin | str, margin: Decimal, now_ms: int) -> int:
         """A position that is already open (adoption of one found on the exchange)."""
         return self._insert(symbol, PositionStatus.OPEN, origin, state=state, margin=margin, now_ms=now_ms)
 
@@ -268,9 +266,7 @@ class PositionsRepo:
 
     def get_active(self, symbol: str) -> PositionRecord | None:
         """The symbol's pending or open position, if any (at most one exists)."""
-        row = fetch_one(
-            self._conn, f"SELECT * FROM positions WHERE symbol = ? AND status IN {_ACTIVE_SQL}", (symbol,)
-        )
+        row = fetch_one(self._conn, f"SELECT * FROM positions WHERE symbol = ? AND status IN {_ACTIVE_SQL}", (symbol,))
         return _record(row) if row is not None else None
 
     def held_at(self, symbol: str, ts_ms: int) -> PositionRecord | None:

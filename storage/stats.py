@@ -63,9 +63,7 @@ class DailyStats:
         )
 
     def get(self, day: str) -> DayStats | None:
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM daily_stats WHERE day = ?", (check_day(day),)
-        ).fetchone()
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM daily_stats WHERE day = ?", (check_day(day),)).fetchone()
         return _stats(row) if row is not None else None
 
     def between(self, first_day: str, last_day: str) -> list[DayStats]:

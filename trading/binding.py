@@ -17,13 +17,11 @@ import hashlib
 import logging
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from storage.audit import AuditLog
 from storage.db import Database
-from storage.errors import StorageError
-from storage.lock import InstanceLock
+from storage.maintenance import with_stopped_service
 from storage.state import BINDING_KEY, SystemState
 from trading.settings import LEGACY_DEFAULT_DB_PATH, Settings, StartupError, default_db_path
 
@@ -169,23 +167,7 @@ def _when(ms: object) -> str:
 # ------------------------------------------------------------------ surgedca rebind
 def cmd_rebind(settings: Settings, yes: bool) -> int:
     """Accept the current API key for a live database bound to another key of the same mode and environment."""
-    db_path = Path(settings.db_path)
-    if not db_path.is_file():
-        print(f"surgedca rebind: there is no database at {db_path}", file=sys.stderr)
-        return 1
-    try:
-        lock = InstanceLock.acquire(db_path)
-    except StorageError as exc:
-        print(f"surgedca rebind: refused: {exc}", file=sys.stderr)
-        return 1
-    try:
-        with Database.open(db_path, backup_dir=settings.backup_dir) as db:
-            return _rebind(db, settings, yes)
-    except StorageError as exc:
-        print(f"surgedca rebind: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        lock.release()
+    return with_stopped_service(settings, "rebind", lambda db: _rebind(db, settings, yes))
 
 
 def _rebind(db: Database, settings: Settings, yes: bool) -> int:

@@ -303,9 +303,7 @@ async def download(
         reports.append(report)
         if funding and report.error is None:
             try:
-                await download_funding(
-                    port, symbol, out_dir, report, first_ms=first, last_ms=now, budget=budget
-                )
+                await download_funding(port, symbol, out_dir, report, first_ms=first, last_ms=now, budget=budget)
             except (ExchangeError, OSError, FundingFileError) as exc:
                 report.error = f"funding: {type(exc).__name__}: {exc}"
                 log.error("%s: funding rates: %s (what was fetched is kept)", symbol, exc)

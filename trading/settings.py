@@ -35,9 +35,7 @@ def group_chat_ids(chat_ids: Iterable[int]) -> list[int]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False)
 
     trading_mode: Literal["sim", "paper", "live"] = "sim"
     binance_api_key: SecretStr | None = None

@@ -133,8 +133,9 @@ class BotE2E:
 
     def replies_after(self, message: FakeMessage) -> list[FakeMessage]:
         """Bot messages in that chat newer than ``message`` that are not alerts."""
-        return [m for m in self.tg.bot_messages(message.chat_id)
-                if m.message_id > message.message_id and not _is_alert(m)]
+        return [
+            m for m in self.tg.bot_messages(message.chat_id) if m.message_id > message.message_id and not _is_alert(m)
+        ]
 
     def alerts(self, chat: int, marker: str) -> list[str]:
         return [m.text for m in self.tg.bot_messages(chat) if _is_alert(m) and marker in m.text]
@@ -151,8 +152,11 @@ class BotE2E:
     # ---- exchange views
     def sells(self, symbol: str) -> list[Any]:
         """Orders of the service that sell ``symbol`` (market orders; the backstop is an algo order)."""
-        return [o for o in self.h.fake.orders if o.symbol == symbol and o.side == "SELL" and
-                o.client_order_id.startswith("sdca-")]
+        return [
+            o
+            for o in self.h.fake.orders
+            if o.symbol == symbol and o.side == "SELL" and o.client_order_id.startswith("sdca-")
+        ]
 
 
 # How alerts begin (presenters.alert_text, in English: the service's LOCALE in these tests); no reply to a

@@ -128,12 +128,33 @@ class Harness:
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
     fb = FakeBinance(api_key=API_KEY, api_secret=API_SECRET, balance="10000", taker_fee="0.0005")
-    fb.add_symbol("SOLUSDT", price="100.00", tick_size="0.01", step_size="0.01", min_notional="5",
-                  max_leverage=50, quote_volume="900000000")
-    fb.add_symbol("BTCUSDT", price="50000.0", tick_size="0.1", step_size="0.001", min_notional="100",
-                  max_leverage=125, quote_volume="9000000000")
-    fb.add_symbol("DOGEUSDT", price="0.10000", tick_size="0.00001", step_size="1", min_notional="5",
-                  max_leverage=50, quote_volume="500000000")
+    fb.add_symbol(
+        "SOLUSDT",
+        price="100.00",
+        tick_size="0.01",
+        step_size="0.01",
+        min_notional="5",
+        max_leverage=50,
+        quote_volume="900000000",
+    )
+    fb.add_symbol(
+        "BTCUSDT",
+        price="50000.0",
+        tick_size="0.1",
+        step_size="0.001",
+        min_notional="100",
+        max_leverage=125,
+        quote_volume="9000000000",
+    )
+    fb.add_symbol(
+        "DOGEUSDT",
+        price="0.10000",
+        tick_size="0.00001",
+        step_size="1",
+        min_notional="5",
+        max_leverage=50,
+        quote_volume="500000000",
+    )
     await fb.start()
     try:
         yield fb
@@ -172,4 +193,3 @@ async def tgbot(telegram: Any, harness: Harness) -> AsyncIterator[Any]:
         yield BotE2E(harness, telegram)
     finally:
         await harness.stop()  # while the fake Telegram still answers: the bot and the alerts stop cleanly
-

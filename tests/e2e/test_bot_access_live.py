@@ -111,13 +111,15 @@ async def test_an_allowed_user_acts_from_the_same_group(tgbot: BotE2E) -> None:
     assert (await tgbot.say("/resume", chat=GROUP, user=TRADER_A)).text.startswith("▶ Resumed")
 
     question = await tgbot.say("/config set leverage 5", chat=GROUP, user=TRADER_A)
-    await tgbot.press(question, question.button("Yes"), user=TRADER_A,
-                      until=lambda: tgbot.current(question).text.startswith("✅"))
+    await tgbot.press(
+        question, question.button("Yes"), user=TRADER_A, until=lambda: tgbot.current(question).text.startswith("✅")
+    )
     assert engine.ctx.cfg.leverage == 5
 
     question = await tgbot.say("/exit sol", chat=GROUP, user=TRADER_A)
-    await tgbot.press(question, question.button("Yes"), user=TRADER_A,
-                      until=lambda: "closed." in tgbot.current(question).text)
+    await tgbot.press(
+        question, question.button("Yes"), user=TRADER_A, until=lambda: "closed." in tgbot.current(question).text
+    )
     assert len(tgbot.sells(SYM)) == 1 and tgbot.h.exchange_qty(SYM) == D("0")
     assert [r.actor for r in tgbot.h.store.audit.recent(5, action="exit_requested")] == [f"tg:{TRADER_A}"]
     assert tgbot.h.store.audit.recent(5, action="refused") == []

@@ -43,10 +43,14 @@ async def test_dca_and_stop_loss_alerts_reach_both_chats_through_a_429(tgbot: Bo
     # Telegram rate-limits the next message: the DCA alert waits retry_after and is delivered, to both chats.
     tg.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
     await fake.set_price(SYM, "97.00")
-    rec = await until(lambda: (r := tgbot.h.db_position(SYM)) and r.state.stage.value == "first_dca" and r,
-                      what="first DCA")
-    await until(lambda: tgbot.alerts(CHAT, "DCA SOLUSDT") and tgbot.alerts(GROUP, "DCA SOLUSDT"), timeout=15,
-                what="DCA alerts in both chats")
+    rec = await until(
+        lambda: (r := tgbot.h.db_position(SYM)) and r.state.stage.value == "first_dca" and r, what="first DCA"
+    )
+    await until(
+        lambda: tgbot.alerts(CHAT, "DCA SOLUSDT") and tgbot.alerts(GROUP, "DCA SOLUSDT"),
+        timeout=15,
+        what="DCA alerts in both chats",
+    )
     dca_leg = rec.state.legs[-1]
     expected = (
         f"🔵 DCA SOLUSDT (first DCA): bought {fmt_qty(dca_leg.qty)} at {fmt_price(dca_leg.price)}; "
@@ -86,16 +90,28 @@ async def test_pause_blocks_a_signal_entry_dca_continues_and_resume_allows_the_n
     assert _report_at(rows, SIGNAL_MINUTE).entry and _report_at(rows, SIGNAL_MINUTE + 3 * 60_000).entry
     assert not _report_at(rows, SIGNAL_MINUTE + 2 * 60_000).entry
 
-    fake.add_symbol(PEPE, price=f"{by_minute[before][4]:.7f}", tick_size="0.0000001", step_size="1",
-                    min_notional="5", max_leverage=25, quote_volume="800000000")
+    fake.add_symbol(
+        PEPE,
+        price=f"{by_minute[before][4]:.7f}",
+        tick_size="0.0000001",
+        step_size="1",
+        min_notional="5",
+        max_leverage=25,
+        quote_volume="800000000",
+    )
     fake.load_klines(PEPE, "1m", [r for r in rows if r[0] < before])
     fake.time_offset_ms = before + 30_000 - int(time.time() * 1000)  # the exchange lives in that minute
     await _adopted(tgbot)
     engine = tgbot.h.engine
-    await until(lambda: PEPE in engine.scanner.universe and engine.candles.last_open_time(PEPE) == before - 60_000,
-                timeout=30, what="backfill of the real history")
-    await until(lambda: any(f"{PEPE.lower()}@kline_1m" in c.streams for c in fake.ws_clients("market")),
-                what="kline subscription")
+    await until(
+        lambda: PEPE in engine.scanner.universe and engine.candles.last_open_time(PEPE) == before - 60_000,
+        timeout=30,
+        what="backfill of the real history",
+    )
+    await until(
+        lambda: any(f"{PEPE.lower()}@kline_1m" in c.streams for c in fake.ws_clients("market")),
+        what="kline subscription",
+    )
 
     async def close_minute(minute: int) -> None:
         r = by_minute[minute]
@@ -129,10 +145,14 @@ async def test_pause_blocks_a_signal_entry_dca_continues_and_resume_allows_the_n
     assert (await tgbot.say("/resume")).text == "▶ Resumed: new entries are allowed again."
     await close_minute(SIGNAL_MINUTE + 3 * 60_000)
     # (the position row exists as "pending" before its order is sent: wait for the fill)
-    rec = await until(lambda: (r := tgbot.h.db_position(PEPE)) and r.status == "open" and r, timeout=20,
-                      what="the entry after /resume")
+    rec = await until(
+        lambda: (r := tgbot.h.db_position(PEPE)) and r.status == "open" and r,
+        timeout=20,
+        what="the entry after /resume",
+    )
     orders = [o for o in fake.orders if o.symbol == PEPE]
     assert len(orders) == 1 and orders[0].side == "BUY" and not orders[0].reduce_only
     assert rec.origin == "signal"
-    await until(lambda: tgbot.alerts(CHAT, f"Entry {PEPE}") and tgbot.alerts(GROUP, f"Entry {PEPE}"),
-                what="entry alerts")
+    await until(
+        lambda: tgbot.alerts(CHAT, f"Entry {PEPE}") and tgbot.alerts(GROUP, f"Entry {PEPE}"), what="entry alerts"
+    )

@@ -36,8 +36,9 @@ async def test_config_set_applies_live_persists_across_a_restart_and_is_audited(
     assert tgbot.current(question).text == "✅ stop_loss_by_stage.initial = -0.08 (was -0.1)."
     assert engine.ctx.cfg.stop_loss_by_stage["initial"] == -0.08
     # The backstop on the exchange follows: cancelled and re-placed at -8% of the average.
-    await until(lambda: [s.trigger_price for s in tgbot.h.resting_stops(SYM)] == [D("92.00")],
-                what="the backstop moved to 92")
+    await until(
+        lambda: [s.trigger_price for s in tgbot.h.resting_stops(SYM)] == [D("92.00")], what="the backstop moved to 92"
+    )
     await until(lambda: tgbot.h.db_position(SYM).backstop_price == D("92.00"), what="the database's backstop")
     await tgbot.h.agree(SYM)
     assert "Stop: 92 · backstop: 92" in (await tgbot.say("/positions")).text

@@ -68,8 +68,7 @@ async def test_positions_of_an_adopted_position_refresh_in_place_and_details(tgb
     assert "Next DCA: first DCA at 97" in text
     assert "Stop: 90 · backstop: 90" in text
     buttons = listing.buttons  # the message object follows its edits: keep what it showed
-    assert [label for label, _ in buttons] == ["❌ Exit SOLUSDT", "🔎 Details", "📈 Chart", "🚫 Block",
-                                                "🔄 Refresh"]
+    assert [label for label, _ in buttons] == ["❌ Exit SOLUSDT", "🔎 Details", "📈 Chart", "🚫 Block", "🔄 Refresh"]
 
     await tgbot.h.fake.set_price(SYM, "101.50")
     await until(lambda: tgbot.h.engine.ctx.book.get(SYM).last_price == D("101.50"), what="the price on the stream")
@@ -104,8 +103,16 @@ async def test_positions_of_an_adopted_position_refresh_in_place_and_details(tgb
 
 async def test_positions_with_real_prices_of_very_different_sizes(tgbot: BotE2E) -> None:
     fake = tgbot.h.fake
-    fake.add_symbol("PEPEUSDT", price="0.0000123", tick_size="0.0000001", step_size="1", min_notional="5",
-                    max_leverage=25, quote_volume="700000000", max_qty="10000000000")
+    fake.add_symbol(
+        "PEPEUSDT",
+        price="0.0000123",
+        tick_size="0.0000001",
+        step_size="1",
+        min_notional="5",
+        max_leverage=25,
+        quote_volume="700000000",
+        max_qty="10000000000",
+    )
     await fake.open_position_by_hand("PEPEUSDT", "2000000", price="0.0000123")
     await fake.open_position_by_hand("BTCUSDT", "0.010", price="50000.1")
     await tgbot.start()
@@ -165,9 +172,13 @@ async def test_sync_lists_a_position_closed_by_hand(tgbot: BotE2E) -> None:
 async def test_sync_when_the_exchange_fails(tgbot: BotE2E) -> None:
     tgbot.h.strategy.write_text("reconcile_interval_s = 3600\nfallback_poll_interval_s = 1\n")
     await tgbot.start()
-    tgbot.h.fake.faults.fail_next("GET", "/fapi/v3/positionRisk", status=503,
-                                  body={"code": -1001, "msg": "Internal error; unable to process your request."},
-                                  times=10)
+    tgbot.h.fake.faults.fail_next(
+        "GET",
+        "/fapi/v3/positionRisk",
+        status=503,
+        body={"code": -1001, "msg": "Internal error; unable to process your request."},
+        times=10,
+    )
     reply = await tgbot.say("/sync")
     assert reply.text.startswith("⚠️ Sync failed after ")
 
@@ -186,8 +197,13 @@ async def test_config_show_history_and_refusals(tgbot: BotE2E) -> None:
     await tgbot.start()
     shown = (await tgbot.say("/config")).text
     assert shown.startswith("Strategy config")
-    for line in ("stop_loss_by_stage.initial = -0.1", "reconcile_interval_s = 5", "leverage = 10",
-                 "margin_mode = 'cross'", "signals.ma_long = 480"):
+    for line in (
+        "stop_loss_by_stage.initial = -0.1",
+        "reconcile_interval_s = 5",
+        "leverage = 10",
+        "margin_mode = 'cross'",
+        "signals.ma_long = 480",
+    ):
         assert line in shown.splitlines(), line
     assert (await tgbot.say("/config history")).text == "No config changes yet."
     usage = "Usage: /config (show), /config set KEY VALUE, /config history"
@@ -266,5 +282,7 @@ async def test_pause_and_resume_replies_state_and_audit(tgbot: BotE2E) -> None:
     tgbot.tg.push_message(CHAT, CHAT, "/pause")
     await tgbot.start()
     await until(lambda: tgbot.h.engine.ctx.paused, what="the /pause sent while the service was down")
-    await until(lambda: [m for m in tgbot.tg.bot_messages(CHAT) if m.message_id > last_id and
-                         m.text.startswith("⏸ Paused")], what="its reply")
+    await until(
+        lambda: [m for m in tgbot.tg.bot_messages(CHAT) if m.message_id > last_id and m.text.startswith("⏸ Paused")],
+        what="its reply",
+    )

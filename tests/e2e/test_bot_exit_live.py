@@ -93,8 +93,11 @@ async def test_a_double_tap_sends_one_order(tgbot: BotE2E) -> None:
     assert answers == ["Already done.", "Selling…"]
     await tgbot.settle()
     assert len(tgbot.sells(SYM)) == 1
-    posts = [r for r in tgbot.h.fake.requests if r.method == "POST" and r.path == "/fapi/v1/order"
-             and r.params.get("side") == "SELL"]
+    posts = [
+        r
+        for r in tgbot.h.fake.requests
+        if r.method == "POST" and r.path == "/fapi/v1/order" and r.params.get("side") == "SELL"
+    ]
     assert len(posts) == 1
 
 
@@ -131,7 +134,6 @@ async def test_another_allowed_user_cannot_confirm(tgbot: BotE2E) -> None:
     assert tgbot.sells(SYM) == [] and tgbot.h.exchange_qty(SYM) == D("1.00")
     assert tgbot.current(question).text.startswith("Exit SOLUSDT?")  # still open for the one who asked
 
-    await tgbot.press(question, yes, user=TRADER_A,
-                      until=lambda: "closed." in tgbot.current(question).text)
+    await tgbot.press(question, yes, user=TRADER_A, until=lambda: "closed." in tgbot.current(question).text)
     assert len(tgbot.sells(SYM)) == 1
     assert tgbot.h.store.audit.recent(5, action="exit_requested")[0].actor == f"tg:{TRADER_A}"

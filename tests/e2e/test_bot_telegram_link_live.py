@@ -64,8 +64,11 @@ async def test_a_telegram_outage_is_shown_retried_and_trading_goes_on(
     assert tgbot.h.exchange_qty(SYM) == D("0")
 
     # Polling retries with growing pauses (not a tight loop).
-    await until(lambda: len([c for c in tgbot.tg.calls("getUpdates")[polls:] if c.status == 502]) >= 4,
-                timeout=20, what="four failed polls")
+    await until(
+        lambda: len([c for c in tgbot.tg.calls("getUpdates")[polls:] if c.status == 502]) >= 4,
+        timeout=20,
+        what="four failed polls",
+    )
     failed = [c.at for c in tgbot.tg.calls("getUpdates")[polls:] if c.status == 502]
     gaps = [b - a for a, b in itertools.pairwise(failed)]
     assert min(gaps) >= 0.85 and gaps[2] > gaps[0]  # 1 s, 1.5 s, 2.25 s... (±10% jitter)

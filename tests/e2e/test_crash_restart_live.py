@@ -100,8 +100,11 @@ class ServiceProcess:
         conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
         conn.row_factory = sqlite3.Row
         try:
-            return [r.client_order_id for r in Store.of(Database(self.db_path, conn)).journal.unresolved()
-                    if r.kind == "market"]
+            return [
+                r.client_order_id
+                for r in Store.of(Database(self.db_path, conn)).journal.unresolved()
+                if r.kind == "market"
+            ]
         finally:
             conn.close()
 
@@ -156,12 +159,18 @@ async def test_sigkill_at_three_points_of_the_ladder_loses_nothing_and_duplicate
         # 3. Killed after sending the stop-loss sell, before the exchange executed it.
         fake.faults.delay("POST", "/fapi/v1/order", seconds=3)
         await fake.set_price(SYM, "88.00", mark="93.00")  # through the -5% stop; the mark keeps the backstop quiet
-        await until(lambda: any(r.path == "/fapi/v1/order" and "-sl-" in r.params.get("newClientOrderId", "")
-                                for r in fake.requests), timeout=15, what="stop-loss sell sent")
+        await until(
+            lambda: any(
+                r.path == "/fapi/v1/order" and "-sl-" in r.params.get("newClientOrderId", "") for r in fake.requests
+            ),
+            timeout=15,
+            what="stop-loss sell sent",
+        )
         svc.kill()
         svc.start()
-        await until(lambda: svc.position() is None and fake.position(SYM).qty == 0, timeout=60,
-                    what="closed after restart")
+        await until(
+            lambda: svc.position() is None and fake.position(SYM).qty == 0, timeout=60, what="closed after restart"
+        )
         await until(lambda: fake.open_algo_orders(SYM) == [], timeout=30, what="backstop cancelled")
         # The killed sell's fate is settled by rule 3 once its request window has passed (10 s + margin): from
         # then on it can no longer execute, so what the exchange holds now is final.

@@ -113,9 +113,7 @@ async def test_an_old_database_without_binding_is_bound_unless_its_content_says_
     assert harness.store.state.get("binding")["mode"] == "live"
 
 
-def test_the_old_default_database_is_not_silently_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_old_default_database_is_not_silently_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from trading.binding import refuse_legacy_default
     from trading.settings import Settings
 

@@ -29,20 +29,27 @@ async def test_adopt_then_two_dcas_then_stop_at_the_second_dca_stop(harness: Har
     # -3% from the initial entry: first DCA, 2% of the wallet as margin x 10.
     wallet = fake.wallet_balance
     await fake.set_price(SYM, "97.00")
-    rec = await until(lambda: (r := harness.db_position(SYM)) and r.state.stage.value == "first_dca" and r,
-                      what="first DCA")
+    rec = await until(
+        lambda: (r := harness.db_position(SYM)) and r.state.stage.value == "first_dca" and r, what="first DCA"
+    )
     dca1 = [o for o in fake.orders if o.client_order_id.endswith("-dca1-1")]
     assert len(dca1) == 1 and dca1[0].side == "BUY" and not dca1[0].reduce_only
     expected_qty = _floor(wallet * D("0.02") * 10 / D("97.00"), "0.01")
     assert abs(D(str(dca1[0].qty)) - expected_qty) <= D("0.01")  # sized from the wallet at the order
-    await until(lambda: harness.db_position(SYM).backstop_price == _floor(
-        harness.db_position(SYM).state.avg_price * D("0.93"), "0.01"), what="backstop moved to the -7% stop")
+    await until(
+        lambda: (
+            harness.db_position(SYM).backstop_price
+            == _floor(harness.db_position(SYM).state.avg_price * D("0.93"), "0.01")
+        ),
+        what="backstop moved to the -7% stop",
+    )
     await harness.agree(SYM)
 
     # -6%: second DCA.
     await fake.set_price(SYM, "94.00")
-    rec = await until(lambda: (r := harness.db_position(SYM)) and r.state.stage.value == "second_dca" and r,
-                      what="second DCA")
+    rec = await until(
+        lambda: (r := harness.db_position(SYM)) and r.state.stage.value == "second_dca" and r, what="second DCA"
+    )
     dca2 = [o for o in fake.orders if o.client_order_id.endswith("-dca2-1")]
     assert len(dca2) == 1
     notional = D(str(dca2[0].qty)) * D("94.00")

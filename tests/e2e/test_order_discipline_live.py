@@ -112,14 +112,20 @@ async def test_a_take_half_whose_reply_was_lost_never_sells_more_than_half(harne
     held = fake.faults.hold_next("POST", ORDER)  # the take-half is on its way but has not reached the exchange
     await fake.set_price(SYM, "110.50")
     await until(lambda: held.hits == 1, what="the take-half held on its way")
-    await until(lambda: any(r.status == "unknown" for r in harness.store.journal.unresolved()),
-                timeout=10, what="its outcome unknown after the timeout")
+    await until(
+        lambda: any(r.status == "unknown" for r in harness.store.journal.unresolved()),
+        timeout=10,
+        what="its outcome unknown after the timeout",
+    )
     # The lookups found nothing; the original may still arrive. Nothing else may sell meanwhile.
     await _ticks(harness, "110.60", 30)
     assert len(_posts(harness, side="SELL")) == 1, "sent again while the original could still arrive"
     held.release()  # it arrives, inside its request window, and executes
-    await until(lambda: (r := harness.db_position(SYM)) is not None and r.state.half_taken, timeout=20,
-                what="the late take-half found and applied")
+    await until(
+        lambda: (r := harness.db_position(SYM)) is not None and r.state.half_taken,
+        timeout=20,
+        what="the late take-half found and applied",
+    )
     assert harness.exchange_qty(SYM) == D("1.00")
     halves = [o for o in fake.orders if "-half-" in o.client_order_id]
     assert len(halves) == 1 and D(str(halves[0].qty)) == D("1.00")
@@ -139,8 +145,11 @@ async def test_a_take_half_that_never_arrived_is_sent_again_only_after_its_reque
         await asyncio.sleep(0.1)
     assert len(_posts(harness, side="SELL")) == 1
     # Once the window has passed and the exchange confirms it absent, the ladder decides anew.
-    await until(lambda: (r := harness.db_position(SYM)) is not None and r.state.half_taken, timeout=25,
-                what="the take-half sent again after the window")
+    await until(
+        lambda: (r := harness.db_position(SYM)) is not None and r.state.half_taken,
+        timeout=25,
+        what="the take-half sent again after the window",
+    )
     assert time.monotonic() - t_sent >= 10
     held.release()  # the original shows up now: too late, refused -1021, never executed
     await until(lambda: [r for r in _posts(harness, side="SELL") if r.code == -1021], what="the late original refused")
@@ -158,14 +167,24 @@ async def test_a_failed_backstop_replacement_leaves_the_old_stop_resting(harness
     fake.faults.refuse("POST", ALGO, -1003, status=429, retry_after=1, times=2)
     await fake.set_price(SYM, "97.00")  # first DCA: the backstop must move to the -7% stop
     await until(lambda: harness.db_position(SYM).state.stage.value == "first_dca", what="first DCA")
-    await until(lambda: any(e.kind == "ErrorEvent" and e.where == "backstop" for e in harness.recorder.events),
-                what="the refused replacement reported")
+    await until(
+        lambda: any(e.kind == "ErrorEvent" and e.where == "backstop" for e in harness.recorder.events),
+        what="the refused replacement reported",
+    )
     stops = harness.resting_stops(SYM)
     assert [s.client_algo_id for s in stops] == [old.client_algo_id], "the position lost its exchange stop"
     assert harness.db_position(SYM).backstop_client_id == old.client_algo_id
     # Once the exchange accepts again, the reconciler moves it to the new stage's price (bridge, then swap).
-    rec = await until(lambda: (r := harness.db_position(SYM)) and r.backstop_client_id != old.client_algo_id
-                      and "-bs-" in (r.backstop_client_id or "") and r, timeout=20, what="the backstop moved")
+    rec = await until(
+        lambda: (
+            (r := harness.db_position(SYM))
+            and r.backstop_client_id != old.client_algo_id
+            and "-bs-" in (r.backstop_client_id or "")
+            and r
+        ),
+        timeout=20,
+        what="the backstop moved",
+    )
     assert rec.backstop_price < D("97.00") * D("0.94") and rec.backstop_price > D("90.00")
     await until(lambda: len(harness.resting_stops(SYM)) == 1, what="the bridge retired")
     harness.assert_agree(SYM)
@@ -177,8 +196,11 @@ async def test_a_backstop_cancelled_by_hand_is_back_within_seconds(harness: Harn
     old = harness.resting_stops(SYM)[0]
     t0 = time.monotonic()
     await fake.cancel_algo_by_hand(old.client_algo_id)
-    await until(lambda: [s.client_algo_id for s in harness.resting_stops(SYM)] not in ([], [old.client_algo_id]),
-                timeout=5, what="the backstop put back")
+    await until(
+        lambda: [s.client_algo_id for s in harness.resting_stops(SYM)] not in ([], [old.client_algo_id]),
+        timeout=5,
+        what="the backstop put back",
+    )
     assert time.monotonic() - t0 < 5
     lost = [e for e in harness.recorder.events if e.kind == "BackstopLost"]
     assert len(lost) == 1 and lost[0].status == "CANCELED" and lost[0].restored_price == D("90.00")
@@ -186,8 +208,11 @@ async def test_a_backstop_cancelled_by_hand_is_back_within_seconds(harness: Harn
     # And when the exchange expires it (system cancel), too.
     second = harness.resting_stops(SYM)[0]
     await fake.expire_algo_order(second.client_algo_id)
-    await until(lambda: [s.client_algo_id for s in harness.resting_stops(SYM)] not in ([], [second.client_algo_id]),
-                timeout=5, what="the expired backstop put back")
+    await until(
+        lambda: [s.client_algo_id for s in harness.resting_stops(SYM)] not in ([], [second.client_algo_id]),
+        timeout=5,
+        what="the expired backstop put back",
+    )
     await harness.agree(SYM)
 
 
@@ -212,8 +237,9 @@ async def test_held_positions_are_decided_at_once_after_a_restart(harness: Harne
     try:
         await harness.start()
         # No new trade arrives: the price read at start-up decides.
-        await until(lambda: harness.db_position(SYM).state.stage.value == "second_dca", timeout=8,
-                    what="second DCA at start-up")
+        await until(
+            lambda: harness.db_position(SYM).state.stage.value == "second_dca", timeout=8, what="second DCA at start-up"
+        )
     finally:
         ticker.cancel()
     assert len([o for o in fake.orders[orders_before:] if o.side == "BUY"]) == 1

@@ -26,12 +26,20 @@ async def test_a_filled_order_whose_reply_is_lost_is_found_not_sent_twice(harnes
     await _adopted(harness)
     fake.faults.lose_response_next("POST", "/fapi/v1/order")
     await fake.set_price(SYM, "97.00")
-    rec = await until(lambda: (r := harness.db_position(SYM)) and r.state.stage.value == "first_dca" and r,
-                      timeout=20, what="DCA applied after the lost reply")
+    rec = await until(
+        lambda: (r := harness.db_position(SYM)) and r.state.stage.value == "first_dca" and r,
+        timeout=20,
+        what="DCA applied after the lost reply",
+    )
     dca = [o for o in fake.orders if "-dca1-" in o.client_order_id]
     assert len(dca) == 1, "exactly one order on the exchange"
-    posts = [r for r in fake.requests if r.method == "POST" and r.path == "/fapi/v1/order"
-             and r.params.get("newClientOrderId") == dca[0].client_order_id]
+    posts = [
+        r
+        for r in fake.requests
+        if r.method == "POST"
+        and r.path == "/fapi/v1/order"
+        and r.params.get("newClientOrderId") == dca[0].client_order_id
+    ]
     assert len(posts) == 1, "the executor asked instead of re-sending"
     row = harness.store.journal.get(dca[0].client_order_id)
     assert row is not None and row.status == "filled" and row.attempts == 1

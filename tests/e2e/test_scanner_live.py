@@ -27,8 +27,17 @@ SIGNAL_MINUTE = 1768347720000  # 2026-01-13 23:42 UTC: the entry signal holds at
 
 def _rows() -> list[tuple[int, float, float, float, float, float]]:
     c = read_candles(KLINES_DIR / f"{SYM}-1m.csv.gz")
-    return list(zip(c.open_time.tolist(), c.open.tolist(), c.high.tolist(), c.low.tolist(), c.close.tolist(),
-                    c.volume.tolist(), strict=True))
+    return list(
+        zip(
+            c.open_time.tolist(),
+            c.open.tolist(),
+            c.high.tolist(),
+            c.low.tolist(),
+            c.close.tolist(),
+            c.volume.tolist(),
+            strict=True,
+        )
+    )
 
 
 def _report_at(rows: list[tuple[int, float, float, float, float, float]], minute: int) -> signals.SignalReport:
@@ -49,14 +58,24 @@ async def test_an_entry_when_the_signal_holds_and_none_when_it_does_not(harness:
     assert not _report_at(rows, before).entry and _report_at(rows, SIGNAL_MINUTE).entry
 
     last_close = f"{rows[-3][4]:.7f}"
-    fake.add_symbol(SYM, price=last_close, tick_size="0.0000001", step_size="1", min_notional="5",
-                    max_leverage=25, quote_volume="800000000")
+    fake.add_symbol(
+        SYM,
+        price=last_close,
+        tick_size="0.0000001",
+        step_size="1",
+        min_notional="5",
+        max_leverage=25,
+        quote_volume="800000000",
+    )
     fake.load_klines(SYM, "1m", [r for r in rows if r[0] < before])  # history up to two minutes before
     fake.time_offset_ms = before + 30_000 - int(time.time() * 1000)  # the exchange lives in that minute
     await harness.start()
     engine = harness.engine
-    await until(lambda: SYM in engine.scanner.universe and engine.candles.last_open_time(SYM) == before - 60_000,
-                timeout=30, what="backfill of the real history")
+    await until(
+        lambda: SYM in engine.scanner.universe and engine.candles.last_open_time(SYM) == before - 60_000,
+        timeout=30,
+        what="backfill of the real history",
+    )
     stream = f"{SYM.lower()}@kline_1m"
     await until(lambda: any(stream in c.streams for c in fake.ws_clients("market")), what="kline subscription")
 
@@ -64,8 +83,10 @@ async def test_an_entry_when_the_signal_holds_and_none_when_it_does_not(harness:
     r = rows[-2]
     assert r[0] == before
     await fake.push_kline(SYM, r[0], r[1], r[2], r[3], r[4], r[5], closed=True)
-    await until(lambda: (rep := engine.scanner.reports.get(SYM)) is not None and rep.at_ms == before,
-                what="evaluation of the minute before")
+    await until(
+        lambda: (rep := engine.scanner.reports.get(SYM)) is not None and rep.at_ms == before,
+        what="evaluation of the minute before",
+    )
     assert not engine.scanner.reports[SYM].entry
     assert [o for o in fake.orders if o.symbol == SYM] == []
 
@@ -75,8 +96,11 @@ async def test_an_entry_when_the_signal_holds_and_none_when_it_does_not(harness:
     fake.time_offset_ms += 60_000
     await fake.set_price(SYM, f"{r[4]:.7f}")
     await fake.push_kline(SYM, r[0], r[1], r[2], r[3], r[4], r[5], closed=True)
-    rec = await until(lambda: (r := harness.db_position(SYM)) is not None and r.status == "open" and r,
-                      timeout=20, what="the entry filled")
+    rec = await until(
+        lambda: (r := harness.db_position(SYM)) is not None and r.status == "open" and r,
+        timeout=20,
+        what="the entry filled",
+    )
     orders = [o for o in fake.orders if o.symbol == SYM]
     assert len(orders) == 1 and orders[0].side == "BUY" and orders[0].client_order_id.endswith("-entry-1")
     notional = D(str(orders[0].qty)) * D(str(orders[0].avg_price))
@@ -97,25 +121,48 @@ async def test_five_symbols_signalling_at_one_close_open_only_max_positions(harn
     before = SIGNAL_MINUTE - 60_000
     names = [f"PEPE{c}USDT" for c in "ABCDE"]
     for i, name in enumerate(names):
-        fake.add_symbol(name, price=f"{rows[-2][4]:.7f}", tick_size="0.0000001", step_size="1", min_notional="5",
-                        max_leverage=25, quote_volume=str(800_000_000 - i))
+        fake.add_symbol(
+            name,
+            price=f"{rows[-2][4]:.7f}",
+            tick_size="0.0000001",
+            step_size="1",
+            min_notional="5",
+            max_leverage=25,
+            quote_volume=str(800_000_000 - i),
+        )
         fake.load_klines(name, "1m", [r for r in rows if r[0] <= before])
     fake.time_offset_ms = before + 60_000 + 30_000 - int(time.time() * 1000)  # inside the signal minute
     await harness.start()
     engine = harness.engine
-    await until(lambda: all(engine.candles.last_open_time(n) == before for n in names), timeout=60,
-                what="backfill of the five histories")
-    await until(lambda: all(any(f"{n.lower()}@kline_1m" in c.streams for c in fake.ws_clients("market"))
-                            for n in names), what="kline subscriptions")
+    await until(
+        lambda: all(engine.candles.last_open_time(n) == before for n in names),
+        timeout=60,
+        what="backfill of the five histories",
+    )
+    await until(
+        lambda: all(any(f"{n.lower()}@kline_1m" in c.streams for c in fake.ws_clients("market")) for n in names),
+        what="kline subscriptions",
+    )
     r = rows[-1]
     for name in names:  # one 1m close, five signals
         await fake.push_kline(name, r[0], r[1], r[2], r[3], r[4], r[5], closed=True)
-    await until(lambda: sum(1 for n in names if (p := harness.db_position(n)) and p.status == "open") == 2,
-                timeout=20, what="two entries filled")
+    await until(
+        lambda: sum(1 for n in names if (p := harness.db_position(n)) and p.status == "open") == 2,
+        timeout=20,
+        what="two entries filled",
+    )
     # The scan of that close has seen all five, and no entry is reserved or on its way: none can follow.
     scanner, executor = engine.scanner, engine.executor
-    await until(lambda: (cur := scanner.current) is not None and cur.minute_ms == r[0] and cur.symbols == 5
-                and executor.admission.count == 0 and engine.runner.in_flight == 0, what="the scan of that close done")
+    await until(
+        lambda: (
+            (cur := scanner.current) is not None
+            and cur.minute_ms == r[0]
+            and cur.symbols == 5
+            and executor.admission.count == 0
+            and engine.runner.in_flight == 0
+        ),
+        what="the scan of that close done",
+    )
     assert _report_at(rows, SIGNAL_MINUTE).entry  # the same candles under each name: all five signal here
     entries = [o for o in fake.orders if o.client_order_id.endswith("-entry-1")]
     assert len(entries) == 2, [o.symbol for o in entries]

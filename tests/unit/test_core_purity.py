@@ -10,8 +10,24 @@ CORE = Path(__file__).resolve().parents[2] / "trading" / "core"
 ALLOWED_THIRD_PARTY = {"numpy"}
 # Standard-library modules that would let the core do I/O or read the clock.
 FORBIDDEN_STDLIB = {
-    "asyncio", "datetime", "io", "logging", "os", "pathlib", "random", "socket", "sqlite3", "subprocess",
-    "sys", "threading", "time", "urllib", "zoneinfo", "tomllib", "shutil", "tempfile",
+    "asyncio",
+    "datetime",
+    "io",
+    "logging",
+    "os",
+    "pathlib",
+    "random",
+    "socket",
+    "sqlite3",
+    "subprocess",
+    "sys",
+    "threading",
+    "time",
+    "urllib",
+    "zoneinfo",
+    "tomllib",
+    "shutil",
+    "tempfile",
 }
 
 

@@ -27,11 +27,24 @@ async def test_a_pending_entry_without_a_journal_row_is_marked_failed_and_unbloc
     clock = ManualClock(1_767_225_600_000)
     orphan = store.positions.create_pending("AUSDT", "signal", clock.now_ms())
     live = store.positions.create_pending("BUSDT", "signal", clock.now_ms())
-    store.journal.insert_pending(ids.make(live, "entry", 1), position_id=live, symbol="BUSDT", action="entry",
-                                 kind="market", side="BUY", qty=Decimal("1"),
-                                 reduce_only=False, now_ms=clock.now_ms())
-    ctx = EngineContext(cfg=StrategyConfig(), store=store, port=None,  # type: ignore[arg-type]
-                        clock=clock, notifier=_Silent())
+    store.journal.insert_pending(
+        ids.make(live, "entry", 1),
+        position_id=live,
+        symbol="BUSDT",
+        action="entry",
+        kind="market",
+        side="BUY",
+        qty=Decimal("1"),
+        reduce_only=False,
+        now_ms=clock.now_ms(),
+    )
+    ctx = EngineContext(
+        cfg=StrategyConfig(),
+        store=store,
+        port=None,  # type: ignore[arg-type]
+        clock=clock,
+        notifier=_Silent(),
+    )
     ex = Executor(ctx, WorkRunner(inline=True), ids)
     ex.load()  # pending entries keep their slot until resolved
     assert ex.entry_blocker("AUSDT") == "an entry is in flight"

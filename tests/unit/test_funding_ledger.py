@@ -66,8 +66,13 @@ def world(tmp_path: Path):  # type: ignore[no-untyped-def]
     clock = ManualClock(T0 - 2 * HOUR)
     income = IncomeHistory()
     notes = Recorder()
-    ctx = EngineContext(cfg=StrategyConfig(report_timezone="UTC"), store=Store.of(db), port=income,  # type: ignore[arg-type]
-                        clock=clock, notifier=notes)
+    ctx = EngineContext(
+        cfg=StrategyConfig(report_timezone="UTC"),
+        store=Store.of(db),
+        port=income,  # type: ignore[arg-type]
+        clock=clock,
+        notifier=notes,
+    )
     ledger = PositionLedger(ctx)
     tracker = FundingTracker(ctx, ledger, WorkRunner(inline=True))
     yield ctx, clock, ledger, tracker, income, notes
@@ -79,7 +84,10 @@ def _close(ctx: EngineContext, ledger: PositionLedger, price: str, at_ms: int) -
     entry = ctx.book.get(SYM)
     assert entry is not None
     pnl, estimated = ledger.close_external(
-        entry, ExitReason.MANUAL, [ExternalSell("ext-1", D(price), D("1"), D("0.05"), at_ms)], actor="test",
+        entry,
+        ExitReason.MANUAL,
+        [ExternalSell("ext-1", D(price), D("1"), D("0.05"), at_ms)],
+        actor="test",
         exchange_qty=D(0),
     )
     assert not estimated
@@ -206,7 +214,8 @@ async def test_a_failed_look_up_is_tried_again_at_the_next_round(world) -> None:
 
 
 async def test_after_a_funding_update_the_tracker_looks_until_the_payment_is_listed(
-    world, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    world,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     ctx, clock, ledger, _, income, _ = world
     monkeypatch.setattr(funding, "STREAM_DELAYS_S", (0.01, 0.02, 0.03))

@@ -26,8 +26,13 @@ class _Silent:
 
 def _scanner(tmp_path: Path, **cfg: object) -> Scanner:
     db = Database.open(tmp_path / "db.sqlite3")
-    ctx = EngineContext(cfg=StrategyConfig(**cfg), store=Store.of(db), port=None,  # type: ignore[arg-type]
-                        clock=ManualClock(1_767_225_600_000), notifier=_Silent())
+    ctx = EngineContext(
+        cfg=StrategyConfig(**cfg),
+        store=Store.of(db),
+        port=None,  # type: ignore[arg-type]
+        clock=ManualClock(1_767_225_600_000),
+        notifier=_Silent(),
+    )
     return Scanner(ctx, Executor(ctx, WorkRunner(inline=True), ClientIds("abcdef")), CandleStore())
 
 
@@ -49,8 +54,9 @@ def test_blocked_by_pause_holdings_cooldown_and_margin(tmp_path: Path) -> None:
     ctx.paused = False
     sc.executor.ledger.set_cooldown("AUSDT", ctx.clock.now_ms() + 60_000, "stop_loss", actor="test")
     assert sc.blocked("AUSDT") == "cooldown"
-    state = PositionState("BUSDT", Stage.INITIAL, (Leg(Stage.INITIAL, Decimal(1), Decimal(540)),), Decimal(540),
-                          Decimal(1))
+    state = PositionState(
+        "BUSDT", Stage.INITIAL, (Leg(Stage.INITIAL, Decimal(1), Decimal(540)),), Decimal(540), Decimal(1)
+    )
     ctx.book.put(BookEntry(1, state, Decimal(540), 0, "signal"), ctx.cfg)
     assert sc.blocked("BUSDT") == "held"
     # 540 of margin in use + 15 for a new entry > 55% of 1000
@@ -109,8 +115,17 @@ def _day_of_candles(symbol_file: str = "SOLUSDT") -> list:
 
     c = read_candles(KLINES_DIR / f"{symbol_file}-1m.csv.gz")
     day = next(i for i, t in enumerate(c.open_time.tolist()) if t % 86_400_000 == 0)
-    return [Kline(int(c.open_time[i]), float(c.open[i]), float(c.high[i]), float(c.low[i]), float(c.close[i]),
-                  float(c.volume[i])) for i in range(day, day + 800)]
+    return [
+        Kline(
+            int(c.open_time[i]),
+            float(c.open[i]),
+            float(c.high[i]),
+            float(c.low[i]),
+            float(c.close[i]),
+            float(c.volume[i]),
+        )
+        for i in range(day, day + 800)
+    ]
 
 
 async def test_a_symbol_with_a_hole_is_skipped_then_evaluated_when_repaired_within_the_minute(

@@ -380,9 +380,7 @@ class ExchangePort(Protocol):
         """MARKET order with ``newOrderRespType=RESULT``; raises ``OrderStatusUnknown`` if the outcome is unknown."""
         ...
 
-    async def create_stop_market_close(
-        self, symbol: str, trigger_price: Decimal, *, client_algo_id: str
-    ) -> AlgoOrder:
+    async def create_stop_market_close(self, symbol: str, trigger_price: Decimal, *, client_algo_id: str) -> AlgoOrder:
         """Conditional STOP_MARKET SELL closePosition=true on MARK_PRICE via the Algo Order API."""
         ...
 

@@ -172,20 +172,22 @@ class CcxtBinanceAdapter:
             raise ValueError("demo trading and the testnet exclude each other: choose one")
         key, secret = _reveal(api_key), _reveal(api_secret)
         self._has_credentials = bool(key) and bool(secret)
-        self._ex = _BinanceUsdm({
-            "apiKey": key or "",
-            "secret": secret or "",
-            "enableRateLimit": False,  # weight is managed here, from Binance's own header
-            "timeout": int(timeout_s * 1000),
-            "options": {
-                "fetchCurrencies": False,  # otherwise load_markets reaches spot sapi on another host
-                # The exchange refuses a signed request older than this: rule 3 relies on it after a crash.
-                "recvWindow": REQUEST_WINDOW_MS,
-                "defaultType": "future",
-                "adjustForTimeDifference": False,  # done here, at start and after -1021
-                "disableFuturesSandboxWarning": True,
-            },
-        })
+        self._ex = _BinanceUsdm(
+            {
+                "apiKey": key or "",
+                "secret": secret or "",
+                "enableRateLimit": False,  # weight is managed here, from Binance's own header
+                "timeout": int(timeout_s * 1000),
+                "options": {
+                    "fetchCurrencies": False,  # otherwise load_markets reaches spot sapi on another host
+                    # The exchange refuses a signed request older than this: rule 3 relies on it after a crash.
+                    "recvWindow": REQUEST_WINDOW_MS,
+                    "defaultType": "future",
+                    "adjustForTimeDifference": False,  # done here, at start and after -1021
+                    "disableFuturesSandboxWarning": True,
+                },
+            }
+        )
         if demo:
             self._ex.enable_demo_trading(True)  # ccxt's own table of Binance's demo-trading hosts
         elif testnet:
@@ -306,8 +308,12 @@ class CcxtBinanceAdapter:
                 # One malformed entry must not hide every other market; a known one keeps its last good rules
                 # (a held position still needs them to exit).
                 known = self._markets.get(name)
-                log.error("exchangeInfo entry of %s unreadable (%s); %s", name or "?", exc,
-                          "keeping its last known rules" if known else "skipping it")
+                log.error(
+                    "exchangeInfo entry of %s unreadable (%s); %s",
+                    name or "?",
+                    exc,
+                    "keeping its last known rules" if known else "skipping it",
+                )
                 market = known
             if market is not None:
                 markets[market.symbol] = market
@@ -555,9 +561,7 @@ class CcxtBinanceAdapter:
         )
         return _parsed_or_unknown(parse_order, data)
 
-    async def create_stop_market_close(
-        self, symbol: str, trigger_price: Decimal, *, client_algo_id: str
-    ) -> AlgoOrder:
+    async def create_stop_market_close(self, symbol: str, trigger_price: Decimal, *, client_algo_id: str) -> AlgoOrder:
         return await self._stop_market(symbol, trigger_price, None, client_algo_id)
 
     async def create_stop_market_reduce(
@@ -720,14 +724,23 @@ class CcxtBinanceAdapter:
                     await self.sync_time()
                 except ExchangeError:
                     raise err from cause  # the original refusal is what the caller needs
-                log.info("clock resynced after %s (offset %d ms); resending %s %s", err.code, self.time_offset_ms,
-                         method, path)
+                log.info(
+                    "clock resynced after %s (offset %d ms); resending %s %s",
+                    err.code,
+                    self.time_offset_ms,
+                    method,
+                    path,
+                )
                 continue
             if order and not isinstance(err, (RejectedError, RateLimitedError)):
-                unknown = err if isinstance(err, OrderStatusUnknown) else OrderStatusUnknown(
-                    f"order outcome unknown ({err}); ask by client id before sending again",
-                    code=err.code,
-                    http_status=err.http_status,
+                unknown = (
+                    err
+                    if isinstance(err, OrderStatusUnknown)
+                    else OrderStatusUnknown(
+                        f"order outcome unknown ({err}); ask by client id before sending again",
+                        code=err.code,
+                        http_status=err.http_status,
+                    )
                 )
                 raise unknown from failure
             if retry and not order and isinstance(err, RetriableError):  # orders: never (order-safety rule 2)
@@ -811,8 +824,12 @@ def _rewrite_fapi_urls(exchange: _BinanceUsdm, rest_url: str) -> None:
 # ------------------------------------------------------------------ parsing (raw Binance JSON -> domain)
 _ORDER_STATUS = {s.value: s for s in OrderStatus} | {"EXPIRED_IN_MATCH": OrderStatus.EXPIRED}
 
-def parse_market(raw: Mapping[str, Any], brackets: Sequence[Mapping[str, Any]] | None,
-                 default_max_leverage: int = DEFAULT_MAX_LEVERAGE) -> Market | None:
+
+def parse_market(
+    raw: Mapping[str, Any],
+    brackets: Sequence[Mapping[str, Any]] | None,
+    default_max_leverage: int = DEFAULT_MAX_LEVERAGE,
+) -> Market | None:
     """A USDT-margined perpetual from one ``exchangeInfo`` symbol; None for other contract kinds."""
     if raw.get("contractType") != "PERPETUAL" or raw.get("quoteAsset") != "USDT":
         return None

@@ -22,13 +22,15 @@ from trading.exchange.base import (
 )
 
 # The request may or may not have been executed: a query can be retried, an order must be asked about first.
-RETRIABLE_CODES = frozenset({
-    -1000,  # UNKNOWN: an unknown error occurred while processing the request
-    -1001,  # DISCONNECTED: internal error; unable to process your request
-    -1006,  # UNEXPECTED_RESP: unexpected response from the message bus, execution status unknown
-    -1007,  # TIMEOUT: timeout waiting for response from backend server, execution status unknown
-    -1008,  # SERVER_BUSY / throttled by system-level protection
-})
+RETRIABLE_CODES = frozenset(
+    {
+        -1000,  # UNKNOWN: an unknown error occurred while processing the request
+        -1001,  # DISCONNECTED: internal error; unable to process your request
+        -1006,  # UNEXPECTED_RESP: unexpected response from the message bus, execution status unknown
+        -1007,  # TIMEOUT: timeout waiting for response from backend server, execution status unknown
+        -1008,  # SERVER_BUSY / throttled by system-level protection
+    }
+)
 RATE_LIMIT_CODES = frozenset({-1003, -1015})  # too many requests (IP weight) / too many new orders
 NOT_FOUND_CODES = frozenset({-2011, -2013})  # unknown order sent (cancel) / order does not exist (query)
 TIMESTAMP_CODES = frozenset({-1021, -5028})  # outside recvWindow (API / matching engine): never executed

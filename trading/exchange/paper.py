@@ -36,32 +36,25 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from trading.clock import Clock, SystemClock
 from trading.core.decimals import decimal_of
 from trading.exchange.base import (
-    AccountConfig,
     AlgoOrder,
-    Balance,
     ExchangeBundle,
     ExchangeError,
     ExchangePort,
-    ExchangePosition,
-    ForceOrder,
-    FundingIncome,
     Kline,
     KlineEvent,
     Market,
     MarketEvent,
     MarketStream,
     Order,
-    PositionMode,
     PremiumIndex,
     PriceEvent,
     RejectedError,
     RetriableError,
     Side,
     Ticker24h,
-    Trade,
 )
 from trading.exchange.ratelimit import WeightBudget, budget_of
-from trading.exchange.sim import SimUserStream
+from trading.exchange.sim import SimAccount, SimUserStream
 from trading.exchange.simbroker import SimBroker
 
 if TYPE_CHECKING:
@@ -129,8 +122,12 @@ class PaperFunding:
         try:
             premium = await self.source.fetch_premium_index(symbol)
         except ExchangeError as exc:
-            log.warning("paper funding: premiumIndex of %s unavailable (%s); trying again in %d s", symbol, exc,
-                        RATE_RETRY_MS // 1000)
+            log.warning(
+                "paper funding: premiumIndex of %s unavailable (%s); trying again in %d s",
+                symbol,
+                exc,
+                RATE_RETRY_MS // 1000,
+            )
             self._retry_at[symbol] = event_ms + RATE_RETRY_MS
             return
         finally:
@@ -167,7 +164,7 @@ class PaperFunding:
                 await task
 
 
-class PaperExchange:
+class PaperExchange(SimAccount):
     """``ExchangePort``: public data from ``public``, everything else from the simulated account."""
 
     name = "paper"
@@ -251,38 +248,7 @@ class PaperExchange:
         if not self._markets:
             await self.load_markets()
 
-    # ------------------------------------------------------------------ the simulated account
-    async def fetch_balance(self) -> Balance:
-        return self.broker.balance()
-
-    async def fetch_positions(self) -> list[ExchangePosition]:
-        return self.broker.position_list()
-
-    async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
-        return []
-
-    async def fetch_open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
-        return self.broker.open_algo_orders(symbol)
-
-    async def fetch_order(self, symbol: str, client_order_id: str, *, priority: bool = False) -> Order | None:
-        return self.broker.order(symbol, client_order_id)
-
-    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None) -> list[Trade]:
-        return [t for t in self.broker.trades(symbol, start_ms) if end_ms is None or t.time <= end_ms]
-
-    async def fetch_force_orders(self, symbol: str, *, start_ms: int, end_ms: int | None = None) -> list[ForceOrder]:
-        return []  # the simulated account is never liquidated (its stops come first)
-
-    async def fetch_account_config(self) -> AccountConfig:
-        return AccountConfig(PositionMode.ONE_WAY, multi_assets=False)  # the simulated account: one-way, USDT only
-
-    async def set_position_mode(self, mode: PositionMode) -> None:
-        if PositionMode(mode) is not PositionMode.ONE_WAY:
-            raise RejectedError("the simulated account trades in one-way mode only", code=-4059, http_status=400)
-
-    async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
-        return self.broker.funding_income(start_ms, end_ms)
-
+    # ------------------------------------------------------------------ the simulated account (reads: SimAccount)
     async def create_market_order(
         self, symbol: str, side: Side, qty: Decimal, *, client_order_id: str, reduce_only: bool
     ) -> Order:

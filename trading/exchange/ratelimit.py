@@ -170,7 +170,10 @@ class WeightBudget:
                 self.waits += 1
                 log.info(
                     "REST weight %d/%d this minute (%s): pausing %.1f s",
-                    self.used(exchange_ms), self.cap(share), share.name, wait,
+                    self.used(exchange_ms),
+                    self.cap(share),
+                    share.name,
+                    wait,
                 )
             await self.sleep(wait)  # then look again: another 429 may have extended the pause
 

@@ -252,7 +252,44 @@ class SimMarketStream:
 
 
 # ------------------------------------------------------------------ the port
-class SimExchange:
+class SimAccount:
+    """The account reads of ``ExchangePort`` a ``SimBroker`` answers: the sim and paper adapters share them."""
+
+    broker: SimBroker
+
+    async def fetch_balance(self) -> Balance:
+        return self.broker.balance()
+
+    async def fetch_positions(self) -> list[ExchangePosition]:
+        return self.broker.position_list()
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
+        return []  # MARKET orders fill at once; nothing ever rests on the book
+
+    async def fetch_open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
+        return self.broker.open_algo_orders(symbol)
+
+    async def fetch_order(self, symbol: str, client_order_id: str, *, priority: bool = False) -> Order | None:
+        return self.broker.order(symbol, client_order_id)
+
+    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None) -> list[Trade]:
+        return [t for t in self.broker.trades(symbol, start_ms) if end_ms is None or t.time <= end_ms]
+
+    async def fetch_force_orders(self, symbol: str, *, start_ms: int, end_ms: int | None = None) -> list[ForceOrder]:
+        return []  # the simulated account is never liquidated (its stops come first)
+
+    async def fetch_account_config(self) -> AccountConfig:
+        return AccountConfig(PositionMode.ONE_WAY, multi_assets=False)  # the simulated account: one-way, USDT only
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        if PositionMode(mode) is not PositionMode.ONE_WAY:
+            raise RejectedError("the simulated account trades in one-way mode only", code=-4059, http_status=400)
+
+    async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
+        return self.broker.funding_income(start_ms, end_ms)
+
+
+class SimExchange(SimAccount):
     """``ExchangePort`` of the offline simulation."""
 
     name = "sim"
@@ -269,21 +306,6 @@ class SimExchange:
 
     async def server_time(self) -> int:
         return self.clock.now_ms() if self.clock is not None else self.replay.now_ms
-
-    async def fetch_balance(self) -> Balance:
-        return self.broker.balance()
-
-    async def fetch_positions(self) -> list[ExchangePosition]:
-        return self.broker.position_list()
-
-    async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
-        return []  # MARKET orders fill at once; nothing ever rests on the book
-
-    async def fetch_open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
-        return self.broker.open_algo_orders(symbol)
-
-    async def fetch_order(self, symbol: str, client_order_id: str, *, priority: bool = False) -> Order | None:
-        return self.broker.order(symbol, client_order_id)
 
     async def fetch_klines(
         self, symbol: str, interval: str, *, start_ms: int | None = None, end_ms: int | None = None, limit: int = 500
@@ -308,22 +330,6 @@ class SimExchange:
             if price is not None:
                 out[symbol] = price
         return out
-
-    async def fetch_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None) -> list[Trade]:
-        return [t for t in self.broker.trades(symbol, start_ms) if end_ms is None or t.time <= end_ms]
-
-    async def fetch_force_orders(self, symbol: str, *, start_ms: int, end_ms: int | None = None) -> list[ForceOrder]:
-        return []  # the simulated account is never liquidated (its stops come first)
-
-    async def fetch_account_config(self) -> AccountConfig:
-        return AccountConfig(PositionMode.ONE_WAY, multi_assets=False)  # the simulated account: one-way, USDT only
-
-    async def set_position_mode(self, mode: PositionMode) -> None:
-        if PositionMode(mode) is not PositionMode.ONE_WAY:
-            raise RejectedError("the simulated account trades in one-way mode only", code=-4059, http_status=400)
-
-    async def fetch_funding_income(self, start_ms: int, end_ms: int) -> list[FundingIncome]:
-        return self.broker.funding_income(start_ms, end_ms)
 
     async def create_market_order(
         self, symbol: str, side: Side, qty: Decimal, *, client_order_id: str, reduce_only: bool

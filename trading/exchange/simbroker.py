@@ -327,9 +327,11 @@ class SimBroker:
     def last_funding_ms(self, symbol: str) -> int | None:
         """The time of the symbol's latest charge (persisted accounts: across restarts)."""
         if self._conn is not None:
-            row = self._cursor().execute(
-                "SELECT MAX(time) FROM sim_funding WHERE account=? AND symbol=?", (self.account, symbol)
-            ).fetchone()
+            row = (
+                self._cursor()
+                .execute("SELECT MAX(time) FROM sim_funding WHERE account=? AND symbol=?", (self.account, symbol))
+                .fetchone()
+            )
             return int(row[0]) if row is not None and row[0] is not None else None
         times = [f.time_ms for f in self.funding if f.symbol == symbol]
         return max(times) if times else None
@@ -937,5 +939,3 @@ class SimBroker:
             Trade(symbol, str(r[0]), Side(r[1]), Decimal(r[2]), Decimal(r[3]), Decimal(r[4]), Decimal(r[5]), int(r[6]))
             for r in rows
         ]
-
-

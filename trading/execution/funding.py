@@ -103,8 +103,11 @@ class FundingTracker:
             if tries + 1 < len(STREAM_DELAYS_S):
                 still[event_ms] = tries + 1
             else:
-                log.warning("the funding payment announced at %d is not in the income history yet; the reconciler "
-                            "looks again after the next funding time", event_ms)
+                log.warning(
+                    "the funding payment announced at %d is not in the income history yet; the reconciler "
+                    "looks again after the next funding time",
+                    event_ms,
+                )
         self._waiting = still
         if still:
             self._wake(STREAM_DELAYS_S[min(still.values())])

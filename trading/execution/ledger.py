@@ -368,8 +368,14 @@ class PositionLedger:
             return None
         rec = store.positions.held_at(symbol, ts_ms)
         if rec is None:
-            log.info("funding %s %s of %s at %d (id %s): no position of ours held it then; ignored",
-                     amount, asset, symbol, ts_ms, key)
+            log.info(
+                "funding %s %s of %s at %d (id %s): no position of ours held it then; ignored",
+                amount,
+                asset,
+                symbol,
+                ts_ms,
+                key,
+            )
             return None
         now = ctx.clock.now_ms()
         try:
@@ -386,8 +392,13 @@ class PositionLedger:
                     "funding",
                     symbol=symbol,
                     before={"position_id": rec.id, "funding": rec.funding},
-                    after={"amount": amount, "at_ms": ts_ms, "id": key, "funding": rec.funding + amount,
-                           "after_close": after_close},
+                    after={
+                        "amount": amount,
+                        "at_ms": ts_ms,
+                        "id": key,
+                        "funding": rec.funding + amount,
+                        "after_close": after_close,
+                    },
                     ts_ms=now,
                 )
         except DuplicateFunding:
@@ -395,8 +406,15 @@ class PositionLedger:
         entry = ctx.book.get(symbol)
         if entry is not None and entry.position_id == rec.id:
             entry.funding += amount
-        log.info("funding %s %s of %s at %d recorded on position %d%s", amount, asset, symbol, ts_ms, rec.id,
-                 " (after its close: result corrected)" if after_close else "")
+        log.info(
+            "funding %s %s of %s at %d recorded on position %d%s",
+            amount,
+            asset,
+            symbol,
+            ts_ms,
+            rec.id,
+            " (after its close: result corrected)" if after_close else "",
+        )
         return FundingRecorded(rec.id, symbol, amount, ts_ms, after_close)
 
     # ------------------------------------------------------------------ adoption and drift

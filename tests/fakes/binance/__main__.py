@@ -31,11 +31,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tick-ms", type=int, default=0, help="random-walk price feed period; 0 = no feed")
     parser.add_argument("--history-minutes", type=int, default=0, help="synthetic 1m candles preloaded per symbol")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--orders-per-10s", type=int, default=None, help="order-count limit (real: 300)")
+    parser.add_argument("--orders-per-minute", type=int, default=None, help="order-count limit (real: 1200)")
     args = parser.parse_args(argv)
     if args.symbols < 1:
         parser.error("--symbols must be at least 1")
     if args.tick_ms < 0 or args.history_minutes < 0:
         parser.error("--tick-ms and --history-minutes cannot be negative")
+    if any(v is not None and v < 1 for v in (args.orders_per_10s, args.orders_per_minute)):
+        parser.error("order limits must be at least 1")
     return args
 
 
@@ -43,6 +47,7 @@ async def serve(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     fake = FakeBinance(api_key=args.api_key, api_secret=args.api_secret, balance=args.balance, port=args.port)
     fake.host = args.host
+    fake.set_order_limits(per_10s=args.orders_per_10s, per_1m=args.orders_per_minute)
     for spec in synthetic_symbols(args.symbols, rng):
         fake.add_symbol(spec.pop("symbol"), **spec)
     if args.history_minutes:

@@ -114,14 +114,10 @@ async def test_funding_requests_share_the_downloads_pacing(
     sleeps = Sleeps(fake)
     budget = budget_on(fake, sleeps)
     report = SymbolReport("BTCUSDT", tmp_path / "BTCUSDT-1m.csv")
-    await download_funding(
-        port, "BTCUSDT", tmp_path, report, first_ms=NOW - DAY, last_ms=NOW, budget=budget
-    )
+    await download_funding(port, "BTCUSDT", tmp_path, report, first_ms=NOW - DAY, last_ms=NOW, budget=budget)
     assert budget.waits == 0  # the first request learns the minute's count (1,200) from the reply
     funding_path(tmp_path, "BTCUSDT").unlink()
-    await download_funding(
-        port, "BTCUSDT", tmp_path, report, first_ms=NOW - DAY, last_ms=NOW, budget=budget
-    )
+    await download_funding(port, "BTCUSDT", tmp_path, report, first_ms=NOW - DAY, last_ms=NOW, budget=budget)
     assert budget.waits == 1 and sleeps.calls == [pytest.approx(20.5)]  # to the next minute (now is hh:mm:40)
     # a 429 is waited out (Retry-After) and the page asked again
     fake.advance_time_ms(60_000)  # a new minute: the count starts again

@@ -49,8 +49,14 @@ async def test_positions_shows_every_figure_and_buttons(harness: BotHarness) -> 
     assert f"{btc.qty}" in text
     labels = [label for label, _ in reply.buttons]
     assert labels == [
-        "❌ Exit BTCUSDT", "🔎 Details", "📈 Chart", "🚫 Block",
-        "❌ Exit ETHUSDT", "🔎 Details", "📈 Chart", "🚫 Block",
+        "❌ Exit BTCUSDT",
+        "🔎 Details",
+        "📈 Chart",
+        "🚫 Block",
+        "❌ Exit ETHUSDT",
+        "🔎 Details",
+        "📈 Chart",
+        "🚫 Block",
         "🔄 Refresh",
     ]
 

@@ -32,17 +32,40 @@ from trading.settings import Settings
 
 KEY, SECRET = "test-key", "test-secret"
 PRODUCTION_FAPI_KEYS = {
-    "fapiPublic", "fapiPublicV2", "fapiPublicV3", "fapiPrivate", "fapiPrivateV2", "fapiPrivateV3", "fapiData",
+    "fapiPublic",
+    "fapiPublicV2",
+    "fapiPublicV3",
+    "fapiPrivate",
+    "fapiPrivateV2",
+    "fapiPrivateV3",
+    "fapiData",
 }
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
     fb = FakeBinance(api_key=KEY, api_secret=SECRET, balance="1000", taker_fee="0.0005")
-    fb.add_symbol("BTCUSDT", price="50000", tick_size="0.10", step_size="0.001", min_qty="0.001",
-                  min_notional="100", max_leverage=125, quote_volume="1e9", status="TRADING")
-    fb.add_symbol("ETHUSDT", price="3000", tick_size="0.01", step_size="0.001", min_qty="0.001",
-                  min_notional="20", max_leverage=100, quote_volume="5e8")
+    fb.add_symbol(
+        "BTCUSDT",
+        price="50000",
+        tick_size="0.10",
+        step_size="0.001",
+        min_qty="0.001",
+        min_notional="100",
+        max_leverage=125,
+        quote_volume="1e9",
+        status="TRADING",
+    )
+    fb.add_symbol(
+        "ETHUSDT",
+        price="3000",
+        tick_size="0.01",
+        step_size="0.001",
+        min_qty="0.001",
+        min_notional="20",
+        max_leverage=100,
+        quote_volume="5e8",
+    )
     await fb.start()
     try:
         yield fb
@@ -69,8 +92,15 @@ def url_log() -> UrlLog:
 
 @pytest.fixture
 async def adapter(fake: FakeBinance, url_log: UrlLog) -> AsyncIterator[CcxtBinanceAdapter]:
-    ad = CcxtBinanceAdapter(api_key=KEY, api_secret=SECRET, rest_url=fake.rest_url, timeout_s=3.0,
-                            retry_base_s=0.01, retry_cap_s=0.05, trace_configs=[url_log.config])
+    ad = CcxtBinanceAdapter(
+        api_key=KEY,
+        api_secret=SECRET,
+        rest_url=fake.rest_url,
+        timeout_s=3.0,
+        retry_base_s=0.01,
+        retry_cap_s=0.05,
+        trace_configs=[url_log.config],
+    )
     try:
         yield ad
     finally:
@@ -86,8 +116,9 @@ def test_satisfies_both_protocols_and_hides_secrets() -> None:
     ad = CcxtBinanceAdapter(api_key="my-key-123", api_secret="my-secret-456", rest_url="http://127.0.0.1:9")
     assert isinstance(ad, ExchangePort)
     listen_key_api: ListenKeyAPI = ad  # not runtime_checkable: check its methods by name
-    assert all(callable(getattr(listen_key_api, m)) for m in
-               ("create_listen_key", "keepalive_listen_key", "close_listen_key"))
+    assert all(
+        callable(getattr(listen_key_api, m)) for m in ("create_listen_key", "keepalive_listen_key", "close_listen_key")
+    )
     assert "my-secret-456" not in repr(ad) and "my-key-123" not in repr(ad)
 
 
@@ -125,8 +156,7 @@ def test_demo_trading_uses_ccxts_demo_table_and_the_overrides_still_win() -> Non
 
 def test_the_streams_of_each_environment() -> None:
     def urls(**env: object) -> tuple[str, str]:
-        settings = Settings(_env_file=None, trading_mode="live", binance_api_key="k", binance_api_secret="s",
-                            **env)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, trading_mode="live", binance_api_key="k", binance_api_secret="s", **env)  # type: ignore[call-arg]
         market = BinanceMarketStream(ws_base_url(settings))
         market._conns.append(conn := _MarketConnection(market, "market:0", {"btcusdt@kline_1m"}))
         user = BinanceUserStream(ws_base_url(settings), CcxtBinanceAdapter.from_settings(settings))
@@ -134,18 +164,26 @@ def test_the_streams_of_each_environment() -> None:
 
     assert urls() == ("wss://fstream.binance.com/market/stream?streams=btcusdt@kline_1m", "wss://fstream.binance.com")
     assert urls(binance_demo=True) == (
-        "wss://demo-fstream.binance.com/market/stream?streams=btcusdt@kline_1m", "wss://demo-fstream.binance.com")
+        "wss://demo-fstream.binance.com/market/stream?streams=btcusdt@kline_1m",
+        "wss://demo-fstream.binance.com",
+    )
     assert urls(binance_testnet=True)[1] == "wss://fstream.binancefuture.com"
     assert urls(binance_demo=True, binance_ws_url="ws://127.0.0.1:9/")[1] == "ws://127.0.0.1:9"
-    settings = Settings(_env_file=None, trading_mode="live", binance_api_key="k", binance_api_secret="s",
-                        binance_demo=True)  # type: ignore[call-arg]
+    settings = Settings(
+        _env_file=None, trading_mode="live", binance_api_key="k", binance_api_secret="s", binance_demo=True
+    )  # type: ignore[call-arg]
     assert environment_of(settings) == BinanceEnv.DEMO and rest_base_url(settings) == "https://demo-fapi.binance.com"
     assert CcxtBinanceAdapter.from_settings(settings).environment == BinanceEnv.DEMO
 
 
 def test_from_settings_and_bad_url() -> None:
-    settings = Settings(trading_mode="live", binance_api_key="k-1", binance_api_secret="s-1",
-                        binance_rest_url="http://127.0.0.1:9/", binance_testnet=False)
+    settings = Settings(
+        trading_mode="live",
+        binance_api_key="k-1",
+        binance_api_secret="s-1",
+        binance_rest_url="http://127.0.0.1:9/",
+        binance_testnet=False,
+    )
     ad = CcxtBinanceAdapter.from_settings(settings, timeout_s=1.0)
     assert ad.rest_url == "http://127.0.0.1:9"
     assert "s-1" not in repr(ad)
@@ -212,8 +250,9 @@ async def test_balance_positions_and_signed_qty(fake: FakeBinance, adapter: Ccxt
 
 # ------------------------------------------------------------------ orders
 async def test_market_order_result_fill_and_reduce_only_exit(fake: FakeBinance, adapter: CcxtBinanceAdapter) -> None:
-    order = await adapter.create_market_order("BTCUSDT", Side.BUY, Decimal("0.004"),
-                                              client_order_id="sdca-1-enter-1", reduce_only=False)
+    order = await adapter.create_market_order(
+        "BTCUSDT", Side.BUY, Decimal("0.004"), client_order_id="sdca-1-enter-1", reduce_only=False
+    )
     assert order.status is OrderStatus.FILLED and order.filled_qty == Decimal("0.004")
     assert order.avg_price == Decimal("50000") and order.client_order_id == "sdca-1-enter-1"
     assert not order.reduce_only and order.order_id
@@ -222,8 +261,9 @@ async def test_market_order_result_fill_and_reduce_only_exit(fake: FakeBinance, 
     assert sent["newOrderRespType"] == "RESULT" and sent["quantity"] == "0.004" and "reduceOnly" not in sent
     fake.advance_time_ms(5)  # the exit's trade a few ms later on the exchange's clock (never the same ms)
     await fake.set_price("BTCUSDT", "49000")
-    exit_order = await adapter.create_market_order("BTCUSDT", Side.SELL, Decimal("0.004"),
-                                                   client_order_id="sdca-1-stop-1", reduce_only=True)
+    exit_order = await adapter.create_market_order(
+        "BTCUSDT", Side.SELL, Decimal("0.004"), client_order_id="sdca-1-stop-1", reduce_only=True
+    )
     assert exit_order.reduce_only and exit_order.avg_price == Decimal("49000")
     assert fake.position("BTCUSDT").qty == 0
     assert _requests(fake, "POST", "/fapi/v1/order")[1].params["reduceOnly"] == "true"
@@ -243,11 +283,9 @@ async def test_bad_quantities_are_refused_before_the_wire(fake: FakeBinance, ada
     await adapter.load_markets()
     for qty in (Decimal("0"), Decimal("-1"), Decimal("0.0015")):
         with pytest.raises(ValueError):
-            await adapter.create_market_order("BTCUSDT", Side.BUY, qty, client_order_id="sdca-1-x-1",
-                                              reduce_only=False)
+            await adapter.create_market_order("BTCUSDT", Side.BUY, qty, client_order_id="sdca-1-x-1", reduce_only=False)
     with pytest.raises(ValueError):
-        await adapter.create_market_order("BTCUSDT", Side.BUY, Decimal("0.001"), client_order_id="",
-                                          reduce_only=False)
+        await adapter.create_market_order("BTCUSDT", Side.BUY, Decimal("0.001"), client_order_id="", reduce_only=False)
     assert not _requests(fake, "POST", "/fapi/v1/order")
 
 
@@ -276,10 +314,20 @@ async def test_stop_goes_to_the_algo_api_tick_rounded(fake: FakeBinance, adapter
 async def test_open_orders_and_cancel(fake: FakeBinance, adapter: CcxtBinanceAdapter) -> None:
     assert await adapter.fetch_open_orders() == []
     # A resting LIMIT order placed outside the port (the port only sends MARKET orders): signed by ccxt itself.
-    await adapter._ex.request("order", ["fapiPrivate"], "POST", {
-        "symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010",
-        "price": "2500", "newClientOrderId": "manual-limit-1",
-    })
+    await adapter._ex.request(
+        "order",
+        ["fapiPrivate"],
+        "POST",
+        {
+            "symbol": "ETHUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.010",
+            "price": "2500",
+            "newClientOrderId": "manual-limit-1",
+        },
+    )
     orders = await adapter.fetch_open_orders("ETHUSDT")
     assert len(orders) == 1
     o = orders[0]
@@ -418,8 +466,9 @@ async def test_every_request_hits_the_rewritten_url(
     await adapter.fetch_prices(["BTCUSDT", "ETHUSDT"])
     await adapter.fetch_klines("BTCUSDT", "1m", limit=5)
     await adapter.fetch_trades("BTCUSDT")
-    await adapter.create_market_order("BTCUSDT", Side.BUY, Decimal("0.003"), client_order_id="sdca-2-enter-1",
-                                      reduce_only=False)
+    await adapter.create_market_order(
+        "BTCUSDT", Side.BUY, Decimal("0.003"), client_order_id="sdca-2-enter-1", reduce_only=False
+    )
     await adapter.fetch_order("BTCUSDT", "sdca-2-enter-1")
     await adapter.create_stop_market_close("BTCUSDT", Decimal("40000"), client_algo_id="sdca-2-bs-1")
     await adapter.cancel_algo_order("BTCUSDT", "sdca-2-bs-1")

@@ -84,8 +84,11 @@ def test_ccxt_style_message_is_parsed_like_a_body() -> None:
 
 
 def test_status_unknown_and_server_errors_are_retriable() -> None:
-    err = classify(503, '{"code":-1007,"msg":"Timeout waiting for response from backend server. '
-                        'Send status unknown; execution status unknown."}')
+    err = classify(
+        503,
+        '{"code":-1007,"msg":"Timeout waiting for response from backend server. '
+        'Send status unknown; execution status unknown."}',
+    )
     assert type(err) is RetriableError and err.code == -1007 and err.http_status == 503
     assert type(classify(502, "<html>Bad Gateway</html>")) is RetriableError
     assert type(classify(400, '{"code":-1001,"msg":"Internal error; unable to process your request."}')) is (

@@ -30,8 +30,17 @@ ORDER = ("POST", "/fapi/v1/order")
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
     fb = FakeBinance(api_key=KEY, api_secret=SECRET, balance="1000", taker_fee="0.0005")
-    fb.add_symbol("BTCUSDT", price="50000", tick_size="0.10", step_size="0.001", min_qty="0.001",
-                  min_notional="100", max_leverage=125, quote_volume="1e9", status="TRADING")
+    fb.add_symbol(
+        "BTCUSDT",
+        price="50000",
+        tick_size="0.10",
+        step_size="0.001",
+        min_qty="0.001",
+        min_notional="100",
+        max_leverage=125,
+        quote_volume="1e9",
+        status="TRADING",
+    )
     await fb.start()
     try:
         yield fb
@@ -41,8 +50,9 @@ async def fake() -> AsyncIterator[FakeBinance]:
 
 @pytest.fixture
 async def adapter(fake: FakeBinance) -> AsyncIterator[CcxtBinanceAdapter]:
-    ad = CcxtBinanceAdapter(api_key=KEY, api_secret=SECRET, rest_url=fake.rest_url, timeout_s=3.0,
-                            retry_base_s=0.01, retry_cap_s=0.05)
+    ad = CcxtBinanceAdapter(
+        api_key=KEY, api_secret=SECRET, rest_url=fake.rest_url, timeout_s=3.0, retry_base_s=0.01, retry_cap_s=0.05
+    )
     try:
         yield ad
     finally:
@@ -55,8 +65,9 @@ def _requests(fake: FakeBinance, method: str, path: str) -> list:
 
 async def _buy(adapter: CcxtBinanceAdapter, cid: str, qty: str = "0.004", *, reduce_only: bool = False):
     side = Side.SELL if reduce_only else Side.BUY
-    return await adapter.create_market_order("BTCUSDT", side, Decimal(qty), client_order_id=cid,
-                                             reduce_only=reduce_only)
+    return await adapter.create_market_order(
+        "BTCUSDT", side, Decimal(qty), client_order_id=cid, reduce_only=reduce_only
+    )
 
 
 # ------------------------------------------------------------------ unknown outcomes: never re-sent
@@ -180,8 +191,9 @@ async def test_queries_retry_on_5xx_with_backoff(fake: FakeBinance, adapter: Ccx
 
 
 async def test_queries_give_up_after_four_tries(fake: FakeBinance, adapter: CcxtBinanceAdapter) -> None:
-    fake.faults.fail_next("GET", "/fapi/v1/openAlgoOrders", status=502, body={"code": -1001, "msg": "Internal"},
-                          times=10)
+    fake.faults.fail_next(
+        "GET", "/fapi/v1/openAlgoOrders", status=502, body={"code": -1001, "msg": "Internal"}, times=10
+    )
     with pytest.raises(RetriableError) as info:
         await adapter.fetch_open_algo_orders()
     assert info.value.http_status == 502
@@ -211,9 +223,13 @@ async def test_1021_resyncs_and_retries_once(fake: FakeBinance, adapter: CcxtBin
 
 async def test_1021_twice_gives_up(fake: FakeBinance, adapter: CcxtBinanceAdapter) -> None:
     await adapter.sync_time()
-    fake.faults.fail_next("GET", "/fapi/v3/account", status=400,
-                          body={"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."},
-                          times=2)
+    fake.faults.fail_next(
+        "GET",
+        "/fapi/v3/account",
+        status=400,
+        body={"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."},
+        times=2,
+    )
     with pytest.raises(AuthError) as info:
         await adapter.fetch_balance()
     assert info.value.code == -1021
@@ -262,4 +278,3 @@ async def test_entries_stop_at_half_the_order_limit_and_exits_keep_the_rest(
     with pytest.raises(RateLimitedError):
         await _buy(adapter, "sdca-1-sl-9", "0.002", reduce_only=True)
     assert len(_requests(fake, *ORDER)) == 7  # the exchange never answered -1015
-

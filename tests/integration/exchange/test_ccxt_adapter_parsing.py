@@ -36,12 +36,20 @@ def test_exchange_info_rules_from_raw_filters() -> None:
     info = _load("nautilus/tests__http_responses__http_futures_market_exchange_info.json")
     brackets = _load("docs-examples-json/private_rest_api__Notional_and_Leverage_Brackets_USER_DATA.json")
     eth_brackets = brackets[0]["brackets"]
-    markets = {m.symbol: m for m in (parse_market(s, eth_brackets if s["symbol"] == "ETHUSDT" else None)
-                                     for s in info["symbols"]) if m is not None}
+    markets = {
+        m.symbol: m
+        for m in (parse_market(s, eth_brackets if s["symbol"] == "ETHUSDT" else None) for s in info["symbols"])
+        if m is not None
+    }
     assert set(markets) == {"BTCUSDT", "ETHUSDT"}  # the quarterly BTCUSDT_220325 is not a perpetual
     btc = markets["BTCUSDT"].rules
     assert (btc.tick_size, btc.step_size, btc.min_qty, btc.min_notional, btc.max_qty) == (
-        Decimal("0.10"), Decimal("0.001"), Decimal("0.001"), Decimal("10"), Decimal("1000"))
+        Decimal("0.10"),
+        Decimal("0.001"),
+        Decimal("0.001"),
+        Decimal("10"),
+        Decimal("1000"),
+    )
     assert markets["BTCUSDT"].max_leverage == 20 and markets["BTCUSDT"].brackets == ()  # no brackets: default
     eth = markets["ETHUSDT"]
     assert eth.max_leverage == 75
@@ -90,8 +98,9 @@ def test_position_risk_v2_carries_leverage_and_mode() -> None:
 
 def test_account_v3_multi_asset_takes_the_usdt_row() -> None:
     balance = parse_balance(_load("ccxt-static/swap_fetchPositions__GET_fapi_v3_account.json"))
-    usdt = next(a for a in _load("ccxt-static/swap_fetchPositions__GET_fapi_v3_account.json")["assets"]
-                if a["asset"] == "USDT")
+    usdt = next(
+        a for a in _load("ccxt-static/swap_fetchPositions__GET_fapi_v3_account.json")["assets"] if a["asset"] == "USDT"
+    )
     assert balance.wallet == Decimal(usdt["walletBalance"])
     assert balance.available == Decimal(usdt["availableBalance"])
     assert balance.unrealized_pnl == Decimal(usdt["unrealizedProfit"])

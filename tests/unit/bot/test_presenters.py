@@ -185,8 +185,9 @@ def every_event(symbol: str = "BTCUSDT", text: str = "boom") -> list[EngineEvent
         OrderSkipped(ts_ms=NOW, symbol=symbol, what=text, why=text),
         OrderRefused(ts_ms=NOW, symbol=symbol, what=text, code=-2019, refusal="margin", message=text, retry_in_s=8),
         OrderRefused(ts_ms=NOW, symbol=symbol, what="first_dca", code=None, refusal=text, message=text, gave_up=True),
-        OrderRefused(ts_ms=NOW, symbol=symbol, what="entry", code=-4164, refusal="notional", message=text,
-                     cooldown_min=15),
+        OrderRefused(
+            ts_ms=NOW, symbol=symbol, what="entry", code=-4164, refusal="notional", message=text, cooldown_min=15
+        ),
         BackstopLost(ts_ms=NOW, symbol=symbol, status="CANCELED", client_id=text, restored_price=D("90")),
         BackstopLost(ts_ms=NOW, symbol=symbol, status=text, client_id=text, restored_price=None),
         TradingHalted(ts_ms=NOW, symbol=symbol, cause="foreign_instance", detail=text),

@@ -87,15 +87,29 @@ def test_a_skipped_or_blocked_rule_never_hides_a_later_one(
             skipped.add(plain.what)
         for rule in skipped | blocked:
             without = decide(
-                state, price, cfg=cfg, rules=COARSE, balance=balance, runner=runner,
+                state,
+                price,
+                cfg=cfg,
+                rules=COARSE,
+                balance=balance,
+                runner=runner,
                 blocked=frozenset(blocked | {rule}),
             )
             if _real(without):
                 assert action == without, (state, price, rule, action, without)
         # and a skipped rule is only reported when nothing else fires
         if isinstance(action, Skip):
-            assert not _real(decide(state, price, cfg=cfg, rules=COARSE, balance=balance, runner=runner,
-                                    blocked=frozenset(blocked | {action.what})))
+            assert not _real(
+                decide(
+                    state,
+                    price,
+                    cfg=cfg,
+                    rules=COARSE,
+                    balance=balance,
+                    runner=runner,
+                    blocked=frozenset(blocked | {action.what}),
+                )
+            )
 
 
 @common
@@ -114,8 +128,10 @@ def test_a_dca_fill_and_a_recovery_sell_never_happen_on_the_same_price(
             continue
         after = execute(state, action)
         again = decide(after, price, cfg=cfg, rules=rules, balance=balance, runner=runner)
-        assert not (isinstance(again, Sell | CloseAll) and again.reason in (
-            ExitReason.RECOVERY_FIRST_DCA, ExitReason.RECOVERY_SECOND_DCA)), (state, price, again)
+        assert not (
+            isinstance(again, Sell | CloseAll)
+            and again.reason in (ExitReason.RECOVERY_FIRST_DCA, ExitReason.RECOVERY_SECOND_DCA)
+        ), (state, price, again)
 
 
 @common
@@ -161,8 +177,12 @@ def test_a_position_whose_recovery_lot_is_too_small_still_takes_half_and_is_not_
     cfg = StrategyConfig()
     rules = SymbolRules("ALTUSDT", tick_size=D("0.01"), step_size=D("1"), min_qty=D("5"), min_notional=D("5"))
     state = PositionState(
-        "ALTUSDT", Stage.FIRST_DCA, (Leg(Stage.INITIAL, D(100), D(40)), Leg(Stage.FIRST_DCA, D(97), D(3))),
-        D(43), D(100), dca1_done=True,
+        "ALTUSDT",
+        Stage.FIRST_DCA,
+        (Leg(Stage.INITIAL, D(100), D(40)), Leg(Stage.FIRST_DCA, D(97), D(3))),
+        D(43),
+        D(100),
+        dca1_done=True,
     )
     at_plus_50 = decide(state, D(150), cfg=cfg, rules=rules, balance=D(10_000))
     assert isinstance(at_plus_50, Sell) and at_plus_50.reason is ExitReason.TAKE_HALF and at_plus_50.qty == D(21)

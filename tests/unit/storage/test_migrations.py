@@ -82,8 +82,10 @@ def test_a_version_1_file_with_the_brokers_own_sim_tables_gains_the_stop_quantit
             "trigger_price TEXT NOT NULL, close_position INTEGER NOT NULL, working_type TEXT NOT NULL, "
             "update_time INTEGER NOT NULL, PRIMARY KEY (account, algo_id))"
         )
-        db.conn.execute("INSERT INTO sim_algo_orders VALUES ('sim', 1, 'sdca-1-bs-1', 'AUSDT', 'SELL', "
-                        "'STOP_MARKET', 'NEW', '9.5', 1, 'MARK_PRICE', 5)")
+        db.conn.execute(
+            "INSERT INTO sim_algo_orders VALUES ('sim', 1, 'sdca-1-bs-1', 'AUSDT', 'SELL', "
+            "'STOP_MARKET', 'NEW', '9.5', 1, 'MARK_PRICE', 5)"
+        )
     with Database.open(db_path) as db:
         assert db.schema_version == SCHEMA_VERSION
         rows = db.conn.execute("SELECT client_algo_id, qty FROM sim_algo_orders").fetchall()
