@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_hot_path import Child, _poll, child_main  # noqa: E402
+from bench.bench_hot_path import Child, _poll, adopt_all_toml, child_main  # noqa: E402
 from trading.charts.renderer import ChartRenderer, WorkerKind  # noqa: E402
 from trading.core import ladder  # noqa: E402
 from trading.core.chart import MAX_BARS, ChartLabels, ChartRequest, FillPoint, position_lines  # noqa: E402
@@ -122,17 +121,7 @@ async def hot_path(rounds: int) -> dict[str, Any]:
     from trading.service import Service
     from trading.settings import Settings
 
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(REPO / "bench" / "bench_hot_path.py"),
-        "--child",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    child = Child(proc)
-    assert proc.stdout is not None
-    info = json.loads(await proc.stdout.readline())
+    child, info = await Child.spawn()
     held: list[str] = info["held"]
     sent: list[int] = []
 
@@ -151,12 +140,12 @@ async def hot_path(rounds: int) -> dict[str, Any]:
 
     service_mod.build_bundle = traced_bundle  # type: ignore[assignment]
     tmp = Path(tempfile.mkdtemp(prefix="surgedca-bench-"))
-    (tmp / "strategy.toml").write_text("reconcile_interval_s = 3600\nfallback_poll_interval_s = 3\n")
+    (tmp / "strategy.toml").write_text("reconcile_interval_s = 3600\nfallback_poll_interval_s = 3\n" + adopt_all_toml())
     settings = Settings(
-        _env_file=None,
+        _env_file=None,  # type: ignore[call-arg]
         trading_mode="live",
         binance_api_key="k",
-        binance_api_secret="s",  # type: ignore[call-arg]
+        binance_api_secret="s",
         binance_rest_url=info["rest"],
         binance_ws_url=info["ws"],
         db_path=tmp / "db.sqlite3",
@@ -255,7 +244,7 @@ async def hot_path(rounds: int) -> dict[str, Any]:
         await service.shutdown("bench done")
         with contextlib.suppress(Exception):
             await child.tell(cmd="stop")
-        await proc.wait()
+        await child.proc.wait()
     base = results["none"]
     for name in ("process", "thread"):
         r = results[name]

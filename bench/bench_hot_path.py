@@ -113,8 +113,24 @@ async def child_main() -> None:
 
 # ---------------------------------------------------------------------- the service side
 class Child:
+    """The fake-exchange process (``--child``), driven over its stdin/stdout by one JSON line a command."""
+
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
+
+    @classmethod
+    async def spawn(cls) -> tuple[Child, dict[str, Any]]:
+        """Start it; returns it with its first line (``rest``, ``ws``, ``held``)."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(REPO / "bench" / "bench_hot_path.py"),
+            "--child",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert proc.stdout is not None
+        return cls(proc), json.loads(await proc.stdout.readline())
 
     async def ask(self, **cmd: Any) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -134,6 +150,14 @@ async def _poll(pred: Any, within_s: float, every_s: float) -> bool:
             return True
         await asyncio.sleep(every_s)
     return bool(pred())
+
+
+def adopt_all_toml() -> str:
+    """The strategy line that adopts the positions the benches open by hand without asking (code that predates
+    ``adopt_positions`` adopted them anyway, and would refuse the unknown key)."""
+    from trading.core.config import StrategyConfig
+
+    return 'adopt_positions = "all"\n' if "adopt_positions" in StrategyConfig.__dataclass_fields__ else ""
 
 
 def _floor(x: Decimal, q: Decimal) -> Decimal:
@@ -188,13 +212,7 @@ async def service_main(rounds: int) -> dict[str, Any]:
 
     stamps = Stamps()
     breakdown = stamps.install()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--child", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    child = Child(proc)
-    assert proc.stdout is not None
-    info = json.loads(await proc.stdout.readline())
+    child, info = await Child.spawn()
     held: list[str] = info["held"]
 
     sent: list[tuple[int, str]] = []  # (monotonic ns at which an order POST was fully written, its side)
@@ -215,11 +233,17 @@ async def service_main(rounds: int) -> dict[str, Any]:
     service_mod.build_bundle = traced_bundle  # type: ignore[assignment]
 
     tmp = Path(tempfile.mkdtemp(prefix="surgedca-bench-"))
-    (tmp / "strategy.toml").write_text("reconcile_interval_s = 3600\nfallback_poll_interval_s = 3\n")
+    (tmp / "strategy.toml").write_text("reconcile_interval_s = 3600\nfallback_poll_interval_s = 3\n" + adopt_all_toml())
     settings = Settings(
-        _env_file=None, trading_mode="live", binance_api_key="k", binance_api_secret="s",  # type: ignore[call-arg]
-        binance_rest_url=info["rest"], binance_ws_url=info["ws"], db_path=tmp / "db.sqlite3",
-        strategy_file=tmp / "strategy.toml", log_level="WARNING",
+        _env_file=None,  # type: ignore[call-arg]
+        trading_mode="live",
+        binance_api_key="k",
+        binance_api_secret="s",
+        binance_rest_url=info["rest"],
+        binance_ws_url=info["ws"],
+        db_path=tmp / "db.sqlite3",
+        strategy_file=tmp / "strategy.toml",
+        log_level="WARNING",
     )
     logging.basicConfig(level=logging.WARNING)
     for sym in held:  # positions opened by hand at 100 USDT; the service adopts them
@@ -238,7 +262,7 @@ async def service_main(rounds: int) -> dict[str, Any]:
         if await _poll(lambda: len(sent) > n, 5.0, 0.001):
             wire = sent[n][0]
             samples[kind].append((wire - t0) / 1000)
-            got = (stamps.price[marks[0]:], stamps.send[marks[1]:], stamps.journal[marks[2]:])
+            got = (stamps.price[marks[0] :], stamps.send[marks[1] :], stamps.journal[marks[2] :])
             if breakdown and all(got):
                 stages.append((t0, got[0][0], got[1][0], got[2][0], wire))
 
@@ -257,14 +281,26 @@ async def service_main(rounds: int) -> dict[str, Any]:
                 assert entry is not None and rules is not None
                 dca_at = entry.triggers.extra["first_dca"]
                 await measure("dca", sym, _floor(dca_at, rules.tick_size), _floor(dca_at, rules.tick_size))
-                await _poll(lambda s=sym: (e := engine.ctx.book.get(s)) is not None and e.state.dca1_done
-                            and e.backstop_price is not None and not e.busy, 5.0, 0.005)
+                await _poll(
+                    lambda s=sym: (
+                        (e := engine.ctx.book.get(s)) is not None
+                        and e.state.dca1_done
+                        and e.backstop_price is not None
+                        and not e.busy
+                    ),
+                    5.0,
+                    0.005,
+                )
                 await asyncio.sleep(0.3)  # the backstop replacement settles
                 entry = engine.ctx.book.get(sym)
                 assert entry is not None
                 stop = entry.triggers.stop
-                await measure("exit", sym, _floor(stop * Decimal("0.99"), rules.tick_size),
-                              _floor(stop * Decimal("1.02"), rules.tick_size))
+                await measure(
+                    "exit",
+                    sym,
+                    _floor(stop * Decimal("0.99"), rules.tick_size),
+                    _floor(stop * Decimal("1.02"), rules.tick_size),
+                )
                 await asyncio.sleep(0.05)
             await _poll(lambda: not len(engine.ctx.book), 15.0, 0.05)
             for sym in held:
@@ -273,7 +309,7 @@ async def service_main(rounds: int) -> dict[str, Any]:
         await service.shutdown("bench done")
         with contextlib.suppress(Exception):
             await child.tell(cmd="stop")
-        await proc.wait()
+        await child.proc.wait()
     LAST_RUN.update(sent=sent, samples=samples)
     out: dict[str, Any] = {kind: _summary(values) for kind, values in samples.items()}
     out["both"] = _summary(samples["dca"] + samples["exit"])
@@ -310,7 +346,10 @@ def _run(code: Path, rounds: int) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": f"{code}{os.pathsep}{REPO}"}
     out = subprocess.run(
         [sys.executable, __file__, "--service", "--code", str(code), "--rounds", str(rounds)],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -180,6 +180,7 @@ async def run_live_bot(symbols: int, bot_seconds: float, history_days: float) ->
         return json.loads(await proc.stdout.readline())
 
     tmp = Path(tempfile.mkdtemp(prefix="surgedca-mem-"))
+    (tmp / "strategy.toml").write_text('adopt_positions = "all"\n')  # the 10 positions are managed, not asked about
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         trading_mode="live",
@@ -191,6 +192,7 @@ async def run_live_bot(symbols: int, bot_seconds: float, history_days: float) ->
         telegram_api_url=info["tg"],
         telegram_allowed_chat_ids=[CHAT],
         db_path=tmp / "db.sqlite3",
+        strategy_file=tmp / "strategy.toml",
         log_level="WARNING",
     )
     rss_before = _status_mb("VmRSS")

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,34 +22,26 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_hot_path import Child  # noqa: E402
+from bench.bench_hot_path import Child, adopt_all_toml  # noqa: E402
 from trading.service import Service  # noqa: E402
 from trading.settings import Settings  # noqa: E402
 
 
 async def run(minutes: float) -> dict[str, object]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(REPO / "bench" / "bench_hot_path.py"),
-        "--child",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    child = Child(proc)
-    assert proc.stdout is not None
-    info = json.loads(await proc.stdout.readline())
+    child, info = await Child.spawn()
     for sym in info["held"]:
         await child.ask(cmd="open", symbol=sym, qty="10", price="100")
     tmp = Path(tempfile.mkdtemp(prefix="surgedca-weight-"))
+    (tmp / "strategy.toml").write_text(adopt_all_toml())  # otherwise the defaults: the cadence measured is the real one
     settings = Settings(
-        _env_file=None,
+        _env_file=None,  # type: ignore[call-arg]
         trading_mode="live",
         binance_api_key="k",
-        binance_api_secret="s",  # type: ignore[call-arg]
+        binance_api_secret="s",
         binance_rest_url=info["rest"],
         binance_ws_url=info["ws"],
         db_path=tmp / "db.sqlite3",
+        strategy_file=tmp / "strategy.toml",
         log_level="WARNING",
     )
     service = Service(settings)
@@ -61,7 +52,7 @@ async def run(minutes: float) -> dict[str, object]:
     after = await child.ask(cmd="weight")
     await service.shutdown("bench done")
     await child.tell(cmd="stop")
-    await proc.wait()
+    await child.proc.wait()
     per_min = (after["total"] - before["total"]) / minutes
     return {
         "benchmark": "steady-state REST weight of the service",
