@@ -21,7 +21,6 @@ import json
 import logging
 import statistics
 import sys
-import tempfile
 import time
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_hot_path import Child, _poll, adopt_all_toml, child_main  # noqa: E402
+from bench.bench_hot_path import Child, _poll, child_main, live_settings  # noqa: E402
 from trading.charts.renderer import ChartRenderer, WorkerKind  # noqa: E402
 from trading.core import ladder  # noqa: E402
 from trading.core.chart import MAX_BARS, ChartLabels, ChartRequest, FillPoint, position_lines  # noqa: E402
@@ -139,19 +138,7 @@ async def hot_path(rounds: int) -> dict[str, Any]:
         return bundle
 
     service_mod.build_bundle = traced_bundle  # type: ignore[assignment]
-    tmp = Path(tempfile.mkdtemp(prefix="surgedca-bench-"))
-    (tmp / "strategy.toml").write_text("reconcile_interval_s = 3600\nfallback_poll_interval_s = 3\n" + adopt_all_toml())
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        trading_mode="live",
-        binance_api_key="k",
-        binance_api_secret="s",
-        binance_rest_url=info["rest"],
-        binance_ws_url=info["ws"],
-        db_path=tmp / "db.sqlite3",
-        strategy_file=tmp / "strategy.toml",
-        log_level="WARNING",
-    )
+    settings = live_settings(info, "surgedca-bench-", "reconcile_interval_s = 3600\nfallback_poll_interval_s = 3\n")
     logging.basicConfig(level=logging.WARNING)
     for sym in held:
         await child.ask(cmd="open", symbol=sym, qty="10", price="100")

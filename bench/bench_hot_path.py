@@ -7,15 +7,17 @@ Setup (target of issue 9: p99 <= 2 ms for DCA and exits alike; the original desi
   holding 10 positions (opened by hand on the exchange, adopted at start-up);
 - one symbol at a time, the child sets the last price to the first DCA level (the mark stays put), then,
   once the DCA has filled and the backstop moved, through the new stop (the mark stays above the exchange
-  backstop, so only the service acts); it records the monotonic time just before it publishes, and the
-  service's process records when aiohttp wrote the order (POST /fapi/v1/order). CLOCK_MONOTONIC is
-  system-wide on Linux, so the two are comparable. Then the positions are re-opened and it repeats.
+  backstop, so only the service acts); it records the monotonic time when the first frame about the symbol
+  has been handed to the socket, and the service's process records when aiohttp wrote the order (POST
+  /fapi/v1/order). CLOCK_MONOTONIC is system-wide on Linux, so the two are comparable. Then the positions are
+  re-opened and it repeats. ``from_trade_made_in_fake`` starts earlier, when the fake begins to make the trade
+  (its book, klines and JSON: work of the fake, not of the service), as this bench measured before.
 
 ``--baseline DIR`` measures the code of another checkout (for example a git worktree of an older commit) in
 the same run, alternating with this one, against this checkout's fake exchange, and prints both and their
-ratios. This checkout's run also says where the time goes: socket -> the monitor's price handler (stream
-delivery and parsing), -> the sender (band check, ladder decision, dispatch, the symbol's lock), -> the
-journal INSERT done, -> the order written (adapter: pacing, signing, the HTTP write).
+ratios. This checkout's run also says where the time goes: the fake makes the trade -> socket -> the monitor's
+price handler (stream delivery and parsing), -> the sender (band check, ladder decision, dispatch, the
+symbol's lock), -> the journal INSERT done, -> the order written (adapter: pacing, signing, the HTTP write).
 
     .venv/bin/python bench/bench_hot_path.py [--rounds 12] [--baseline DIR] [--passes 2]
 """
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,6 +81,18 @@ async def child_main() -> None:
                     await fake.set_price(symbol, _round_to(fake.price(symbol) * step, spec.tick_size))
             await asyncio.sleep(0.25)
 
+    # When the first frame about the measured symbol was handed to the kernel: "price on the socket". The time
+    # before it is the fake's own work (book, klines, JSON), not the service's.
+    watch: dict[str, Any] = {"marker": None, "ns": None}
+    send_str = web.WebSocketResponse.send_str
+
+    async def stamped_send_str(ws: web.WebSocketResponse, data: str, compress: int | None = None) -> None:
+        await send_str(ws, data, compress)
+        if watch["ns"] is None and watch["marker"] is not None and data.startswith(watch["marker"]):
+            watch["ns"] = time.monotonic_ns()
+
+    web.WebSocketResponse.send_str = stamped_send_str  # type: ignore[method-assign]  # the bench's own probe
+
     feed_task = asyncio.create_task(feed())
     marks_task = asyncio.create_task(marks())
     loop = asyncio.get_running_loop()
@@ -97,9 +112,11 @@ async def child_main() -> None:
             await fake.open_position_by_hand(cmd["symbol"], cmd["qty"])
             reply({"ok": True})
         elif cmd["cmd"] == "price":
+            watch.update(marker=f'{{"stream":"{cmd["symbol"].lower()}@', ns=None)
             t = time.monotonic_ns()
             await fake.set_price(cmd["symbol"], Decimal(cmd["price"]), mark=Decimal(cmd["mark"]))
-            reply({"t": t})
+            reply({"t": t, "socket": watch["ns"]})
+            watch["marker"] = None
         elif cmd["cmd"] == "weight":
             reply({"total": sum(r.weight or 0 for r in fake.requests), "requests": len(fake.requests)})
         elif cmd["cmd"] == "qty":
@@ -150,6 +167,27 @@ async def _poll(pred: Any, within_s: float, every_s: float) -> bool:
             return True
         await asyncio.sleep(every_s)
     return bool(pred())
+
+
+def live_settings(info: dict[str, Any], prefix: str, strategy: str = "", **extra: Any) -> Any:
+    """Live-mode ``Settings`` against the child's fake exchange, database and strategy file in a fresh
+    temporary directory; ``strategy`` is the strategy file's text (hand-opened positions are adopted)."""
+    from trading.settings import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    (tmp / "strategy.toml").write_text(strategy + adopt_all_toml())
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        trading_mode="live",
+        binance_api_key="k",
+        binance_api_secret="s",
+        binance_rest_url=info["rest"],
+        binance_ws_url=info["ws"],
+        db_path=tmp / "db.sqlite3",
+        strategy_file=tmp / "strategy.toml",
+        log_level="WARNING",
+        **extra,
+    )
 
 
 def adopt_all_toml() -> str:
@@ -232,19 +270,7 @@ async def service_main(rounds: int) -> dict[str, Any]:
 
     service_mod.build_bundle = traced_bundle  # type: ignore[assignment]
 
-    tmp = Path(tempfile.mkdtemp(prefix="surgedca-bench-"))
-    (tmp / "strategy.toml").write_text("reconcile_interval_s = 3600\nfallback_poll_interval_s = 3\n" + adopt_all_toml())
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        trading_mode="live",
-        binance_api_key="k",
-        binance_api_secret="s",
-        binance_rest_url=info["rest"],
-        binance_ws_url=info["ws"],
-        db_path=tmp / "db.sqlite3",
-        strategy_file=tmp / "strategy.toml",
-        log_level="WARNING",
-    )
+    settings = live_settings(info, "surgedca-bench-", "reconcile_interval_s = 3600\nfallback_poll_interval_s = 3\n")
     logging.basicConfig(level=logging.WARNING)
     for sym in held:  # positions opened by hand at 100 USDT; the service adopts them
         await child.ask(cmd="open", symbol=sym, qty="10", price="100")
@@ -252,19 +278,22 @@ async def service_main(rounds: int) -> dict[str, Any]:
     await service.start()
     engine = service.engine
     assert engine is not None
-    samples: dict[str, list[float]] = {"dca": [], "exit": []}
-    stages: list[tuple[int, int, int, int, int]] = []  # t0, price, send, journal, wire
+    samples: dict[str, list[float]] = {"dca": [], "exit": []}  # frame on the socket -> order on the wire
+    from_made: list[float] = []  # the fake starts making the trade -> order on the wire (the fake's work included)
+    stages: list[tuple[int, int, int, int, int, int]] = []  # made, socket, price, send, journal, wire
 
     async def measure(kind: str, sym: str, last: Decimal, mark: Decimal) -> None:
         n = len(sent)
         marks = (len(stamps.price), len(stamps.send), len(stamps.journal))
-        t0 = (await child.ask(cmd="price", symbol=sym, price=str(last), mark=str(mark)))["t"]
-        if await _poll(lambda: len(sent) > n, 5.0, 0.001):
+        reply = await child.ask(cmd="price", symbol=sym, price=str(last), mark=str(mark))
+        made, socket = reply["t"], reply["socket"]
+        if await _poll(lambda: len(sent) > n, 5.0, 0.001) and socket is not None and sent[n][0] > socket:
             wire = sent[n][0]
-            samples[kind].append((wire - t0) / 1000)
+            samples[kind].append((wire - socket) / 1000)
+            from_made.append((wire - made) / 1000)
             got = (stamps.price[marks[0] :], stamps.send[marks[1] :], stamps.journal[marks[2] :])
             if breakdown and all(got):
-                stages.append((t0, got[0][0], got[1][0], got[2][0], wire))
+                stages.append((made, socket, got[0][0], got[1][0], got[2][0], wire))
 
     try:
         for _ in range(rounds):
@@ -313,11 +342,18 @@ async def service_main(rounds: int) -> dict[str, Any]:
     LAST_RUN.update(sent=sent, samples=samples)
     out: dict[str, Any] = {kind: _summary(values) for kind, values in samples.items()}
     out["both"] = _summary(samples["dca"] + samples["exit"])
+    out["from_trade_made_in_fake"] = _summary(from_made)
     if stages:
         out["where_the_time_goes_us"] = {
             name: round(statistics.median(s[i + 1] - s[i] for s in stages) / 1000, 1)
             for i, name in enumerate(
-                ("socket_to_price_handler", "price_handler_to_sender", "journal_insert", "adapter_to_wire")
+                (
+                    "fake_makes_the_trade",
+                    "socket_to_price_handler",
+                    "price_handler_to_sender",
+                    "journal_insert",
+                    "adapter_to_wire",
+                )
             )
         }
     return out
@@ -386,7 +422,7 @@ def main() -> None:
     }
     for name, results in runs.items():
         merged: dict[str, Any] = {}
-        for kind in ("dca", "exit", "both"):
+        for kind in ("dca", "exit", "both", "from_trade_made_in_fake"):
             best = min(results, key=lambda r: r[kind].get("p99_ms", 1e9))  # each pass alone; the quieter shown
             merged[kind] = best[kind] | {"p99_ms_each_pass": [r[kind].get("p99_ms") for r in results]}
         if "where_the_time_goes_us" in results[-1]:

@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.bench_hot_path import live_settings  # noqa: E402
 from trading.service import Service  # noqa: E402
 from trading.settings import Settings  # noqa: E402
 
@@ -179,21 +180,12 @@ async def run_live_bot(symbols: int, bot_seconds: float, history_days: float) ->
         await proc.stdin.drain()
         return json.loads(await proc.stdout.readline())
 
-    tmp = Path(tempfile.mkdtemp(prefix="surgedca-mem-"))
-    (tmp / "strategy.toml").write_text('adopt_positions = "all"\n')  # the 10 positions are managed, not asked about
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        trading_mode="live",
-        binance_api_key="k",
-        binance_api_secret="s",
-        binance_rest_url=info["rest"],
-        binance_ws_url=info["ws"],
+    settings = live_settings(  # the 10 positions are managed, not asked about
+        info,
+        "surgedca-mem-",
         telegram_bot_token=info["token"],
         telegram_api_url=info["tg"],
         telegram_allowed_chat_ids=[CHAT],
-        db_path=tmp / "db.sqlite3",
-        strategy_file=tmp / "strategy.toml",
-        log_level="WARNING",
     )
     rss_before = _status_mb("VmRSS")
     service = Service(settings)

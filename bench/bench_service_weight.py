@@ -16,34 +16,20 @@ import asyncio
 import json
 import logging
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_hot_path import Child, adopt_all_toml  # noqa: E402
+from bench.bench_hot_path import Child, live_settings  # noqa: E402
 from trading.service import Service  # noqa: E402
-from trading.settings import Settings  # noqa: E402
 
 
 async def run(minutes: float) -> dict[str, object]:
     child, info = await Child.spawn()
     for sym in info["held"]:
         await child.ask(cmd="open", symbol=sym, qty="10", price="100")
-    tmp = Path(tempfile.mkdtemp(prefix="surgedca-weight-"))
-    (tmp / "strategy.toml").write_text(adopt_all_toml())  # otherwise the defaults: the cadence measured is the real one
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        trading_mode="live",
-        binance_api_key="k",
-        binance_api_secret="s",
-        binance_rest_url=info["rest"],
-        binance_ws_url=info["ws"],
-        db_path=tmp / "db.sqlite3",
-        strategy_file=tmp / "strategy.toml",
-        log_level="WARNING",
-    )
+    settings = live_settings(info, "surgedca-weight-")  # the default strategy: the cadence measured is the real one
     service = Service(settings)
     await service.start()
     await asyncio.sleep(20)  # start-up work (backfill, first reconcile, backstops) settles
