@@ -105,3 +105,23 @@ async def test_multi_assets_mode_stops_new_entries_only(harness: Harness) -> Non
     await harness.service.api.sync(actor="test")
     assert ctx.block_reason("DOGEUSDT") is None and harness.engine.executor.entry_blocker("DOGEUSDT") is None
     assert _events(harness, "EntriesRefused")[-1].reason is None and ctx.no_entries == {}
+
+
+async def test_an_exchange_without_account_config_is_checked_through_the_older_endpoints(harness: Harness) -> None:
+    """A gateway or stand-in exchange that does not serve ``/fapi/v1/accountConfig`` (404): the position mode is
+    read from ``positionSide/dual`` and the Multi-Assets mode from ``multiAssetsMargin``; trading is not refused for
+    want of the newer endpoint."""
+    fake = harness.fake
+    fake.unserve("GET", "/fapi/v1/accountConfig")
+    fake.set_position_mode(dual_side=True)
+    await harness.start()
+    assert not fake.hedge_mode and not harness.engine.ctx.halted
+    assert [r.params["dualSidePosition"] for r in _posts(harness)] == ["false"]
+    assert len([r for r in fake.requests if r.path == "/fapi/v1/accountConfig"]) == 1  # asked once, not again
+    await fake.open_position_by_hand(SYM, "1.00", price="100.00")
+    await harness.service.api.sync(actor="test")
+    assert harness.assert_agree(SYM) is not None
+    await until(lambda: len(harness.resting_stops(SYM)) == 1, what="the adopted position's backstop")
+    assert all(r.code != -4061 for r in fake.requests)
+    health = await harness.service.api.health()
+    assert health.account is not None and (health.account.position_mode, health.account.error) == ("one-way", None)

@@ -93,6 +93,7 @@ WEEK_MS = 7 * 86_400_000  # the longest span userTrades accepts between startTim
 TRADES_KEPT_MS = 180 * 86_400_000  # "only support querying trade in the past 6 months"
 TRADES_PAGE = 1000  # userTrades' largest limit
 FORCE_ORDERS_PAGE = 100  # forceOrders' largest limit
+SEPARATE_CONFIG_TTL_S = 60.0  # account modes read without accountConfig (60 weight) are reused this long
 _REDACT_RE = re.compile(r"(signature|listenKey|X-MBX-APIKEY)([=:]\s*)[^&\s,'\"}]+", re.IGNORECASE)
 
 # ccxt logs request headers (the API key) at DEBUG: keep its logger at INFO or above.
@@ -213,6 +214,8 @@ class CcxtBinanceAdapter:
         self._time_lock = asyncio.Lock()
         self._time_synced_at: float | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._account_config_unserved = False  # GET /fapi/v1/accountConfig answered 404 (see fetch_account_config)
+        self._separate_config: tuple[float, AccountConfig] | None = None  # (monotonic s, reading) without it
         self._markets: dict[str, Market] = {}
         self._closed = False
 
@@ -463,15 +466,45 @@ class CcxtBinanceAdapter:
         return sorted(found.values(), key=lambda o: (o.time, o.order_id))
 
     async def fetch_account_config(self) -> AccountConfig:
-        """``GET /fapi/v1/accountConfig`` (weight 5): position mode, Multi-Assets mode and ``canTrade`` at once (the
-        separate ``positionSide/dual`` and ``multiAssetsMargin`` cost 30 each)."""
-        data = await self._call("fapiPrivate", "GET", "accountConfig", signed=True, retry=True)
-        return parse_account_config(data)
+        """``GET /fapi/v1/accountConfig`` (weight 5): position mode, Multi-Assets mode and ``canTrade`` at once.
+
+        Where that path is not served (404: a gateway or stand-in exchange that predates it), the two modes are
+        read from ``positionSide/dual`` and ``multiAssetsMargin`` instead (weight 30 each, so a reading is reused
+        for ``SEPARATE_CONFIG_TTL_S``) and ``canTrade`` counts as true (such an account refuses orders itself)."""
+        if not self._account_config_unserved:
+            try:
+                data = await self._call("fapiPrivate", "GET", "accountConfig", signed=True, retry=True)
+            except RejectedError as err:
+                if not _unserved(err):
+                    raise
+                self._account_config_unserved = True
+                log.warning(
+                    "GET /fapi/v1/accountConfig is not served here: reading positionSide/dual and multiAssetsMargin"
+                )
+            else:
+                return parse_account_config(data)
+        now = time.monotonic()
+        cached = self._separate_config
+        if cached is not None and now - cached[0] < SEPARATE_CONFIG_TTL_S:
+            return cached[1]
+        dual = await self._call("fapiPrivate", "GET", "positionSide/dual", signed=True, retry=True)
+        try:
+            multi = await self._call("fapiPrivate", "GET", "multiAssetsMargin", signed=True, retry=True)
+        except RejectedError as err:
+            if not _unserved(err):
+                raise
+            multi = {"multiAssetsMargin": False}  # an exchange without the endpoint has no Multi-Assets mode
+        if not isinstance(multi, Mapping):
+            raise ExchangeError(f"multiAssetsMargin reply is not an object: {redact(str(multi))[:200]!r}")
+        config = parse_account_config({**multi, **dual} if isinstance(dual, Mapping) else dual)
+        self._separate_config = (now, config)
+        return config
 
     async def set_position_mode(self, mode: PositionMode) -> None:
         """``POST /fapi/v1/positionSide/dual``; "no need to change" (-4059) counts as success. Binance refuses
         while any position (-4068) or open order or algo order (-4067) exists."""
         params = {"dualSidePosition": "true" if PositionMode(mode) is PositionMode.HEDGE else "false"}
+        self._separate_config = None  # whatever the outcome, the next reading asks again
         try:
             await self._call("fapiPrivate", "POST", "positionSide/dual", params, signed=True, retry=True)
         except RejectedError as err:
@@ -975,6 +1008,11 @@ def parse_force_order(raw: Mapping[str, Any]) -> ForceOrder:
         filled_qty=_dec(raw.get("executedQty")),
         time=int(raw.get("updateTime") or raw.get("time") or 0),
     )
+
+
+def _unserved(err: ExchangeError) -> bool:
+    """A 404 without a Binance code: the path does not exist there (not a refusal of the request's content)."""
+    return err.http_status == 404 and err.code is None
 
 
 def parse_account_config(raw: Any) -> AccountConfig:

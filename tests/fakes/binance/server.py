@@ -20,6 +20,8 @@ Control API beyond prices, time and listen keys (see each method's docstring):
   10 s / 1 min windows, as the ``X-MBX-ORDER-COUNT-10S`` / ``-1M`` headers report them).
 - Algo orders: ``cancel_algo_by_hand(client_algo_id)`` (CANCELED from the app),
   ``expire_algo_order(client_algo_id)`` (EXPIRED by the system).
+- Endpoints: ``unserve(method, path)`` (an exchange or gateway that does not serve it: 404 as for any unknown
+  path, e.g. one that predates ``/fapi/v1/accountConfig``).
 - Account modes: ``set_position_mode(dual_side=)``, ``hedge_mode``, ``set_multi_assets_mode(enabled)``,
   ``open_hedge_position_by_hand(symbol, position_side, qty, price=None)``,
   ``open_position_by_hand(..., position_side=)``, ``close_position_by_hand(symbol, position_side=None)``,
@@ -560,6 +562,11 @@ class FakeBinance:
         except BinanceError as refusal:
             raise ValueError(f"{refusal.code} {refusal.msg}") from None
         return self._spawn(self.flush_user_events())
+
+    def unserve(self, method: str, path: str) -> None:
+        """Stop serving ``method path``: it answers 404 like any unknown path from now on."""
+        if self._rest.routes.pop((method.upper(), path), None) is None:
+            raise ValueError(f"{method} {path} is not served")
 
     # ------------------------------------------------------------------ order-rate limits
     def set_order_limits(self, *, per_10s: int | None = None, per_1m: int | None = None) -> None:

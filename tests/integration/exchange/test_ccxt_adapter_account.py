@@ -77,6 +77,49 @@ async def test_account_config_and_position_mode(fake: FakeBinance, adapter: Ccxt
     assert refused.value.code == -4068 and fake.hedge_mode
 
 
+async def test_without_account_config_the_modes_are_read_from_their_own_endpoints(
+    fake: FakeBinance, adapter: CcxtBinanceAdapter
+) -> None:
+    fake.unserve("GET", "/fapi/v1/accountConfig")  # a gateway or stand-in exchange that predates it
+    fake.set_position_mode(dual_side=True)
+    fake.set_multi_assets_mode(True)
+    config = await adapter.fetch_account_config()
+    assert (config.position_mode, config.multi_assets, config.can_trade) == (PositionMode.HEDGE, True, True)
+    assert len(_requests(fake, "GET", "/fapi/v1/accountConfig")) == 1  # a 404 is not retried, nor asked again
+    assert _requests(fake, "GET", "/fapi/v1/positionSide/dual")[-1].signed_ok
+    # Those cost 30 weight each: a reading is reused for a while, but not past a change of mode by the service.
+    fake.set_multi_assets_mode(False)
+    assert (await adapter.fetch_account_config()).multi_assets is True
+    assert len(_requests(fake, "GET", "/fapi/v1/multiAssetsMargin")) == 1
+    await adapter.set_position_mode(PositionMode.ONE_WAY)
+    config = await adapter.fetch_account_config()
+    assert (config.position_mode, config.multi_assets) == (PositionMode.ONE_WAY, False)
+    assert len(_requests(fake, "GET", "/fapi/v1/positionSide/dual")) == 2
+    assert len(_requests(fake, "GET", "/fapi/v1/accountConfig")) == 1
+    # An exchange that has no Multi-Assets mode at all: single-asset.
+    fake.unserve("GET", "/fapi/v1/multiAssetsMargin")
+    await adapter.set_position_mode(PositionMode.ONE_WAY)
+    assert (await adapter.fetch_account_config()).multi_assets is False
+
+
+async def test_a_refused_account_config_is_not_mistaken_for_a_missing_one(
+    fake: FakeBinance, adapter: CcxtBinanceAdapter
+) -> None:
+    fake.faults.refuse(
+        "GET",
+        "/fapi/v1/accountConfig",
+        -2015,
+        status=401,
+        times=1,
+        msg="Invalid API-key, IP, or permissions for action.",
+    )
+    with pytest.raises(RejectedError):
+        await adapter.fetch_account_config()
+    assert _requests(fake, "GET", "/fapi/v1/positionSide/dual") == []
+    assert (await adapter.fetch_account_config()).position_mode is PositionMode.ONE_WAY
+    assert len(_requests(fake, "GET", "/fapi/v1/accountConfig")) == 2
+
+
 async def test_trades_of_an_old_position_are_read_in_exact_weeks(
     fake: FakeBinance, adapter: CcxtBinanceAdapter
 ) -> None:
