@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.bench_hot_path import live_settings  # noqa: E402
+from trading.engine import Engine  # noqa: E402
 from trading.service import Service  # noqa: E402
 from trading.settings import Settings  # noqa: E402
 
@@ -41,6 +42,38 @@ def _status_mb(field: str) -> float:
         if line.startswith(field + ":"):
             return round(int(line.split()[1]) / 1024, 1)
     return -1.0
+
+
+class Started:
+    """The real service, started with the process's RSS read before and after its start."""
+
+    def __init__(self, service: Service, engine: Engine, rss_before: float, t0: float) -> None:
+        self.service, self.engine, self.rss_before, self.t0 = service, engine, rss_before, t0
+        self.start_s = time.perf_counter() - t0
+        self.rss_started = _status_mb("VmRSS")
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Started:
+        rss_before = _status_mb("VmRSS")
+        service = Service(settings)
+        t0 = time.perf_counter()
+        await service.start()
+        assert service.engine is not None
+        return cls(service, service.engine, rss_before, t0)
+
+    def figures(self) -> dict[str, object]:
+        """What both runs report, read now."""
+        return {
+            "open_positions": len(self.engine.ctx.book),
+            "rss_mb_before_start": self.rss_before,
+            "rss_mb_after_start": self.rss_started,
+            "rss_mb_after_run": _status_mb("VmRSS"),
+            "rss_mb_peak": _status_mb("VmHWM"),
+            "candle_store_mb": round(self.engine.candles.memory_bytes() / 1e6, 1),
+            "start_s": round(self.start_s, 1),
+            "wall_s": round(time.perf_counter() - self.t0, 1),
+            "target_mb": 400,
+        }
 
 
 async def run(symbols: int, minutes: int) -> dict[str, object]:
@@ -53,35 +86,20 @@ async def run(symbols: int, minutes: int) -> dict[str, object]:
         sim_speed=0,
         log_level="WARNING",
     )
-    rss_before = _status_mb("VmRSS")
-    service = Service(settings)
-    t0 = time.perf_counter()
-    await service.start()
-    start_s = time.perf_counter() - t0
-    engine = service.engine
-    assert engine is not None
+    started = await Started.start(settings)
+    engine = started.engine
     sim_start = engine.ctx.clock.now_ms()
-    rss_started = _status_mb("VmRSS")
     for _ in range(7200):  # at most an hour of wall time
         if engine.ctx.clock.now_ms() >= sim_start + minutes * 60_000:
             break
         await asyncio.sleep(0.5)
-    wall = time.perf_counter() - t0
     result = {
         "benchmark": "resident memory after simulated time",
         "symbols": symbols,
         "simulated_minutes": minutes,
-        "rss_mb_before_start": rss_before,
-        "rss_mb_after_start": rss_started,
-        "rss_mb_after_run": _status_mb("VmRSS"),
-        "rss_mb_peak": _status_mb("VmHWM"),
-        "candle_store_mb": round(engine.candles.memory_bytes() / 1e6, 1),
-        "open_positions": len(engine.ctx.book),
-        "start_s": round(start_s, 1),
-        "wall_s": round(wall, 1),
-        "target_mb": 400,
+        **started.figures(),
     }
-    await service.shutdown("bench done")
+    await started.service.shutdown("bench done")
     return result
 
 
@@ -187,14 +205,7 @@ async def run_live_bot(symbols: int, bot_seconds: float, history_days: float) ->
         telegram_api_url=info["tg"],
         telegram_allowed_chat_ids=[CHAT],
     )
-    rss_before = _status_mb("VmRSS")
-    service = Service(settings)
-    t0 = time.perf_counter()
-    await service.start()
-    start_s = time.perf_counter() - t0
-    engine = service.engine
-    assert engine is not None
-    rss_started = _status_mb("VmRSS")
+    started = await Started.start(settings)
     asked = 0
     deadline = time.monotonic() + bot_seconds
     while time.monotonic() < deadline:
@@ -206,19 +217,11 @@ async def run_live_bot(symbols: int, bot_seconds: float, history_days: float) ->
     result = {
         "benchmark": "resident memory, live mode with the Telegram bot on",
         "symbols": symbols,
-        "open_positions": len(engine.ctx.book),
         "commands_sent": asked,
         "bot_replies": replies,
-        "rss_mb_before_start": rss_before,
-        "rss_mb_after_start": rss_started,
-        "rss_mb_after_run": _status_mb("VmRSS"),
-        "rss_mb_peak": _status_mb("VmHWM"),
-        "candle_store_mb": round(engine.candles.memory_bytes() / 1e6, 1),
-        "start_s": round(start_s, 1),
-        "wall_s": round(time.perf_counter() - t0, 1),
-        "target_mb": 400,
+        **started.figures(),
     }
-    await service.shutdown("bench done")
+    await started.service.shutdown("bench done")
     with contextlib.suppress(Exception):
         proc.stdin.write(b'{"cmd": "stop"}\n')
         await proc.stdin.drain()
