@@ -17,8 +17,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
-import sqlite_utils
-
 from storage.codec import dec_add
 from storage.errors import DatabaseCorrupt, StorageError
 from storage.lock import InstanceLock, lock_path_for
@@ -44,8 +42,6 @@ class Database:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
-        # sqlite-utils on the same connection, for introspection and ad-hoc queries.
-        self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self._savepoints = 0
         self._checkpointer: _Checkpointer | None = None
 

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from trading.core.series import OHLCV
 
@@ -44,6 +43,8 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 def read_candles(path: Path) -> OHLCV:
     """All candles of one file, oldest first, duplicates (same open time) dropped."""
+    import pandas as pd  # here: ~40 MB that a service on the synthetic market or on the exchange never needs
+
     with _open_text(path) as fh:
         first = fh.readline()
         has_header = bool(first) and not first.split(",")[0].strip().lstrip("-").isdigit()

@@ -31,16 +31,21 @@ def _schema(path: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
+def _names(db: Database, kind: str) -> set[str]:
+    """The tables or indexes (``kind``) the file holds."""
+    return {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master WHERE type = ?", (kind,))}
+
+
 def test_fresh_file_gets_every_table_and_the_latest_version(db_path: Path) -> None:
     assert not db_path.parent.exists()
     with Database.open(db_path) as db:
         assert db.schema_version == SCHEMA_VERSION == MIGRATIONS[-1].version
-        assert set(db.db.table_names()) >= TABLES
+        assert _names(db, "table") >= TABLES
         assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert db.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
         assert db.conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
-        indexes = {i.name for t in db.db.tables for i in t.indexes}
+        indexes = _names(db, "index")
         assert "positions_one_active_per_symbol" in indexes
 
 
@@ -98,7 +103,7 @@ def test_a_version_1_file_gets_every_later_migration(db_path: Path) -> None:
         db.conn.execute("INSERT INTO cooldowns VALUES ('ETHUSDT', 5, 'stop_loss')")
     with Database.open(db_path) as db:
         assert db.schema_version == SCHEMA_VERSION
-        assert "symbol_blocks" in db.db.table_names()
+        assert "symbol_blocks" in _names(db, "table")
         assert db.conn.execute("SELECT symbol FROM cooldowns").fetchall() == [("ETHUSDT",)]
 
 
@@ -109,7 +114,7 @@ def test_failed_migration_rolls_back_to_the_previous_version(db_path: Path) -> N
         Database.open(db_path, migrations=bad)
     with Database.open(db_path) as db:
         assert db.schema_version == SCHEMA_VERSION
-        assert "half_done" not in db.db.table_names()
+        assert "half_done" not in _names(db, "table")
 
 
 def test_callable_step_runs_inside_the_migration(db_path: Path) -> None:
