@@ -468,7 +468,7 @@ class CcxtBinanceAdapter:
     async def fetch_account_config(self) -> AccountConfig:
         """``GET /fapi/v1/accountConfig`` (weight 5): position mode, Multi-Assets mode and ``canTrade`` at once.
 
-        Where that path is not served (404: a gateway or stand-in exchange that predates it), the two modes are
+        Where that path is not served (404/405: a gateway or stand-in exchange that predates it), the two modes are
         read from ``positionSide/dual`` and ``multiAssetsMargin`` instead (weight 30 each, so a reading is reused
         for ``SEPARATE_CONFIG_TTL_S``) and ``canTrade`` counts as true (such an account refuses orders itself)."""
         if not self._account_config_unserved:
@@ -1011,8 +1011,9 @@ def parse_force_order(raw: Mapping[str, Any]) -> ForceOrder:
 
 
 def _unserved(err: ExchangeError) -> bool:
-    """A 404 without a Binance code: the path does not exist there (not a refusal of the request's content)."""
-    return err.http_status == 404 and err.code is None
+    """404 / 405: the path (or the method on it) does not exist there. Binance refuses a request's content with
+    400 and a code, never with these."""
+    return err.http_status in (404, 405)
 
 
 def parse_account_config(raw: Any) -> AccountConfig:
