@@ -123,3 +123,18 @@ async def test_a_payment_lost_on_the_stream_is_found_by_the_reconciler_and_recor
     assert harness.db_position(SYM).funding == D("-0.03")
     audit = harness.store.audit.recent(50, action="funding")
     assert len(audit) == 1 and audit[0].actor == "reconciler"
+
+
+async def test_an_exchange_without_income_history_is_not_asked_at_every_round(harness: Harness) -> None:
+    """A gateway or stand-in exchange that does not serve the income history (404): the service keeps trading and
+    asks again after the next funding time, not at every 15 s reconcile (30 weight each)."""
+    harness.fake.unserve("GET", INCOME)
+    await _adopted(harness)
+    engine = harness.engine
+    asked = _income_requests(harness)
+    assert asked == 1  # the start-up look, answered 404 once (not retried)
+    for _ in range(3):
+        await engine.reconciler.run()
+    assert _income_requests(harness) == asked
+    assert engine.executor.funding.next_check_ms() > engine.ctx.clock.now_ms()
+    assert not engine.ctx.halted and harness.assert_agree(SYM) is not None

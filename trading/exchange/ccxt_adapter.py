@@ -70,6 +70,7 @@ from trading.exchange.errors import (
     TIMESTAMP_CODES,
     classify,
     is_error_response,
+    unserved,
 )
 from trading.exchange.ratelimit import (
     EXITS,
@@ -475,7 +476,7 @@ class CcxtBinanceAdapter:
             try:
                 data = await self._call("fapiPrivate", "GET", "accountConfig", signed=True, retry=True)
             except RejectedError as err:
-                if not _unserved(err):
+                if not unserved(err):
                     raise
                 self._account_config_unserved = True
                 log.warning(
@@ -491,7 +492,7 @@ class CcxtBinanceAdapter:
         try:
             multi = await self._call("fapiPrivate", "GET", "multiAssetsMargin", signed=True, retry=True)
         except RejectedError as err:
-            if not _unserved(err):
+            if not unserved(err):
                 raise
             multi = {"multiAssetsMargin": False}  # an exchange without the endpoint has no Multi-Assets mode
         if not isinstance(multi, Mapping):
@@ -1008,12 +1009,6 @@ def parse_force_order(raw: Mapping[str, Any]) -> ForceOrder:
         filled_qty=_dec(raw.get("executedQty")),
         time=int(raw.get("updateTime") or raw.get("time") or 0),
     )
-
-
-def _unserved(err: ExchangeError) -> bool:
-    """404 / 405: the path (or the method on it) does not exist there. Binance refuses a request's content with
-    400 and a code, never with these."""
-    return err.http_status in (404, 405)
 
 
 def parse_account_config(raw: Any) -> AccountConfig:

@@ -102,6 +102,12 @@ def is_error_response(http_status: int | None, response: object) -> bool:
     return False
 
 
+def unserved(err: ExchangeError) -> bool:
+    """The path (or the method on it) does not exist where the request went (404/405): a gateway or stand-in
+    exchange without that endpoint. Binance refuses a request's content with 400 and a code, never with these."""
+    return err.http_status in (404, 405)
+
+
 def classify(
     http_status: int | None,
     body_or_message: str | bytes | Mapping | None,

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 from trading.context import EngineContext
 from trading.exchange.base import FUNDING_FEE, INCOME_MAX_ROWS, AccountUpdate, ExchangeError
+from trading.exchange.errors import unserved
 from trading.execution.ledger import FundingRecorded, PositionLedger
 from trading.runner import WorkRunner
 from trading.views import SyncItem
@@ -122,7 +123,11 @@ class FundingTracker:
         try:
             result = await self.sync(actor="reconciler")
         except ExchangeError as exc:  # the next round tries again: the check is still due
-            log.warning("funding look-up failed: %r", exc)
+            if unserved(exc):  # not a passing failure: ask again after the next funding time, not every round
+                log.warning("the income history is not served here (%r): funding payments are not recorded", exc)
+                self.last_check_ms = now
+            else:
+                log.warning("funding look-up failed: %r", exc)
             return []
         self.last_check_ms = now
         return [

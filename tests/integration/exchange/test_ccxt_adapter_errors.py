@@ -16,7 +16,7 @@ from trading.exchange.base import (
     RejectedError,
     RetriableError,
 )
-from trading.exchange.errors import classify, is_error_response, parse_error_body
+from trading.exchange.errors import classify, is_error_response, parse_error_body, unserved
 from trading.exchange.ratelimit import EXITS, QUERIES, WeightBudget
 
 ERRORS_DIR = BINANCE_SAMPLES / "errors"
@@ -115,6 +115,13 @@ def test_auth_unknown_and_no_code() -> None:
     # A 4xx that carries no code is still a refusal; a message with nothing in it stays the base class.
     assert type(classify(404, "Not Found")) is RejectedError
     assert type(classify(None, "something odd")) is ExchangeError
+
+
+def test_an_unserved_path_is_told_from_a_refused_request() -> None:
+    assert unserved(classify(404, "<html><body><h2>404 Not found</h2></body></html>"))
+    assert unserved(classify(405, "405: Method Not Allowed"))
+    assert not unserved(classify(400, '{"code":-1121,"msg":"Invalid symbol."}'))
+    assert not unserved(classify(503, '{"code":-1007,"msg":"Timeout waiting for response from backend server."}'))
 
 
 def test_error_detection_on_decoded_replies() -> None:
