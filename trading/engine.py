@@ -18,6 +18,7 @@ from trading.candles import CandleKeeper, CandleStore
 from trading.context import EngineContext
 from trading.events import ErrorEvent, StreamDown, StreamUp
 from trading.exchange.base import (
+    AccountConfigUpdate,
     AccountUpdate,
     AlgoUpdate,
     ExchangeError,
@@ -132,6 +133,8 @@ class Engine:
         elif isinstance(ev, AccountUpdate):
             self._on_account(ev)
             await self.executor.funding.on_account_update(ev)
+        elif isinstance(ev, AccountConfigUpdate):
+            self._on_account_config(ev)
         elif isinstance(ev, StreamStatus):
             self.on_stream_status(ev)
 
@@ -147,6 +150,20 @@ class Engine:
                 # Our own fills also produce ACCOUNT_UPDATEs; the reconciler re-checks shortly and leaves a
                 # symbol alone while an order of ours is in flight.
                 self.reconciler.request_soon(p.symbol)
+
+    def _on_account_config(self, ev: AccountConfigUpdate) -> None:
+        if ev.multi_assets is not None:
+            # The account check decides what the mode means; a reconcile runs it first, within a second.
+            turned = "on" if ev.multi_assets else "off"
+            log.warning("the account's Multi-Assets mode was turned %s outside the service", turned)
+            self.reconciler.request_soon()
+        if ev.symbol is not None and ev.symbol in self.ctx.book:
+            log.warning(
+                "the leverage of held %s was changed to %sx outside the service: its margin and liquidation price "
+                "are no longer the ones its entry was sized for",
+                ev.symbol,
+                ev.leverage,
+            )
 
     def on_stream_status(self, ev: StreamStatus) -> None:
         ctx = self.ctx

@@ -125,3 +125,21 @@ async def test_an_exchange_without_account_config_is_checked_through_the_older_e
     assert all(r.code != -4061 for r in fake.requests)
     health = await harness.service.api.health()
     assert health.account is not None and (health.account.position_mode, health.account.error) == ("one-way", None)
+
+
+async def test_multi_assets_mode_turned_on_in_the_app_stops_entries_within_seconds(harness: Harness) -> None:
+    """The user stream's ACCOUNT_CONFIG_UPDATE prompts the account check at once, not at the next periodic
+    reconcile (here an hour away)."""
+    harness.strategy.write_text(
+        harness.strategy.read_text().replace("reconcile_interval_s = 5", "reconcile_interval_s = 3600")
+    )
+    await harness.start()
+    await until(lambda: harness.fake.ws_clients("private"), what="the user-data stream connected")
+    executor = harness.engine.executor
+    assert executor.entry_blocker("DOGEUSDT") is None
+    harness.fake.set_multi_assets_mode(True)
+    await until(lambda: executor.entry_blocker("DOGEUSDT") is not None, timeout=5, what="entries refused")
+    (refused,) = _events(harness, "EntriesRefused")
+    assert refused.cause == "multi_assets" and refused.reason
+    harness.fake.set_multi_assets_mode(False)
+    await until(lambda: executor.entry_blocker("DOGEUSDT") is None, timeout=5, what="entries allowed again")

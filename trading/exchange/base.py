@@ -315,6 +315,17 @@ class AccountUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountConfigUpdate:
+    """ACCOUNT_CONFIG_UPDATE: the account's settings changed in the app or by another client: a symbol's leverage
+    (``ac``) or the Multi-Assets mode (``ai``). Whichever part the event does not carry is None."""
+
+    event_time: int
+    multi_assets: bool | None = None
+    symbol: str | None = None
+    leverage: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StreamStatus:
     """A stream connection went down or came back (for alerts and /health)."""
 
@@ -324,7 +335,7 @@ class StreamStatus:
     event_time: int
 
 
-UserEvent = OrderUpdate | AlgoUpdate | AccountUpdate | StreamStatus
+UserEvent = OrderUpdate | AlgoUpdate | AccountUpdate | AccountConfigUpdate | StreamStatus
 MarketEvent = KlineEvent | PriceEvent | StreamStatus
 
 

@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from trading.clock import Clock, SystemClock
 from trading.core.backoff import Backoff
 from trading.exchange.base import (
+    AccountConfigUpdate,
     AccountUpdate,
     AlgoStatus,
     AlgoUpdate,
@@ -200,6 +201,20 @@ def parse_account_update(data: dict[str, Any], *, asset: str = "USDT") -> Accoun
         raise StreamParseError(f"bad ACCOUNT_UPDATE: {exc!r}") from exc
 
 
+def parse_account_config_update(data: dict[str, Any]) -> AccountConfigUpdate:
+    """``ACCOUNT_CONFIG_UPDATE`` -> the leverage of one symbol (``ac``) or the Multi-Assets mode (``ai.j``)."""
+    try:
+        ac, ai = data.get("ac"), data.get("ai")
+        return AccountConfigUpdate(
+            event_time=int(data.get("T") or data["E"]),
+            multi_assets=bool(ai["j"]) if isinstance(ai, dict) and "j" in ai else None,
+            symbol=str(ac["s"]) if isinstance(ac, dict) and "s" in ac else None,
+            leverage=int(ac["l"]) if isinstance(ac, dict) and "l" in ac else None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StreamParseError(f"bad ACCOUNT_CONFIG_UPDATE: {exc!r}") from exc
+
+
 LISTEN_KEY_EXPIRED = "listenKeyExpired"
 # Deleting the listen key at a stop is a courtesy (an unused key expires within the hour): it never waits out a
 # rate-limit pause (Retry-After can be minutes), which would hold the whole stop past its budget.
@@ -216,6 +231,8 @@ def parse_user_message(msg: dict[str, Any]) -> UserEvent | str | None:
         return parse_algo_update(data)
     if kind == "ACCOUNT_UPDATE":
         return parse_account_update(data)
+    if kind == "ACCOUNT_CONFIG_UPDATE":
+        return parse_account_config_update(data)
     if kind == LISTEN_KEY_EXPIRED:
         return LISTEN_KEY_EXPIRED
     log.debug("user stream: ignoring %s", kind)

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import BINANCE_SAMPLES
 from trading.exchange.base import (
+    AccountConfigUpdate,
     AccountUpdate,
     AlgoUpdate,
     KlineEvent,
@@ -163,9 +164,20 @@ def test_listen_key_expired_and_ignored_events() -> None:
     for name in (
         "private_websocket_api__Event_Trade_Lite_Update.json",
         "private_websocket_api__Event_Margin_Call.json",
-        "private_websocket_api__Event_Account_Configuration_Update_previous_Leverage_Update.json",
     ):
         assert parse_user_message(load(DOCS / name)) is None
+
+
+def test_account_configuration_updates_say_leverage_or_multi_assets_mode() -> None:
+    name = "private_websocket_api__Event_Account_Configuration_Update_previous_Leverage_Update"
+    assert parse_user_message(load(DOCS / f"{name}.json")) == AccountConfigUpdate(
+        event_time=1611646737476, multi_assets=None, symbol="BTCUSDT", leverage=25
+    )
+    assert parse_user_message(load(DOCS / f"{name}__2.json")) == AccountConfigUpdate(
+        event_time=1611646737476, multi_assets=True
+    )
+    with pytest.raises(StreamParseError):
+        parse_user_message({"e": "ACCOUNT_CONFIG_UPDATE", "E": 1, "ac": {"s": "BTCUSDT", "l": "x"}})
 
 
 def test_malformed_user_messages_raise_a_parse_error() -> None:
