@@ -19,7 +19,10 @@ funding time of a symbol the paper account holds, by the exchange's own clock
 as its mark-price stream tells it, the broker charges ``qty x mark x rate`` at
 the rate ``premiumIndex`` shows shortly before (``lastFundingRate``, the rate
 Binance is about to settle; one request of weight 1 per symbol and funding
-time). A funding time that passes while the service is stopped is not charged.
+time). Funding times that passed while the service was stopped (or while no
+mark arrived) are charged at the first look after a start, at the rates and
+marks of Binance's funding history (``fundingRate``): a real position would have
+paid them.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from trading.exchange.base import (
     ExchangeBundle,
     ExchangeError,
     ExchangePort,
+    FundingRate,
     Kline,
     KlineEvent,
     Market,
@@ -64,6 +68,7 @@ log = logging.getLogger(__name__)
 
 STREAM_PRICE_MAX_AGE_S = 10.0  # a streamed price this recent may fill an order when the REST price is unavailable
 RATE_LEAD_MS = 60_000  # the funding rate is read again this long before the funding time
+HOUR_MS = 3_600_000  # the shortest funding interval Binance uses
 RATE_RETRY_MS = 30_000  # after a failed premiumIndex request, the next try waits this long (exchange time)
 
 
@@ -72,6 +77,10 @@ class FundingRateSource(Protocol):
     """A public port that knows the current funding rate and the next funding time (the live adapter)."""
 
     async def fetch_premium_index(self, symbol: str) -> PremiumIndex: ...
+
+    async def fetch_funding_rates(
+        self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None, limit: int = 1000
+    ) -> list[FundingRate]: ...
 
 
 class PaperFunding:
@@ -90,6 +99,7 @@ class PaperFunding:
         self._rate: dict[str, tuple[Decimal, int]] = {}  # symbol -> (rate, exchange time it was read)
         self._asking: set[str] = set()
         self._retry_at: dict[str, int] = {}
+        self._caught_up: set[str] = set()  # symbols whose missed funding times this process has charged
         self._tasks: set[asyncio.Task[None]] = set()
 
     def next_funding_ms(self, symbol: str) -> int | None:
@@ -135,11 +145,44 @@ class PaperFunding:
         due = self._next.get(symbol)
         if due is not None and premium.next_funding_ms > due:  # the funding time passed while asking
             self._charge(symbol, due)
+        if symbol not in self._caught_up:
+            await self._catch_up(symbol, premium.next_funding_ms)
         last = self.broker.last_funding_ms(symbol)
         if last is not None and premium.next_funding_ms <= last:
             return  # already charged (a restart just after it)
         self._next[symbol] = premium.next_funding_ms
         self._rate[symbol] = (premium.funding_rate, premium.time_ms)
+
+    async def _catch_up(self, symbol: str, next_ms: int) -> None:
+        """Charge the funding times before ``next_ms`` that the held position went through uncharged (the service
+        was stopped), from the funding history. Consecutive funding times are at least an hour apart, so a
+        position charged or changed within the hour before ``next_ms`` has none to ask about."""
+        pos = self.broker.positions.get(symbol)
+        if pos is None or pos.qty == 0:
+            self._caught_up.add(symbol)
+            return
+        since = max(self.broker.last_funding_ms(symbol) or 0, pos.update_time)
+        if next_ms - since <= HOUR_MS:
+            self._caught_up.add(symbol)
+            return
+        try:
+            rows = await self.source.fetch_funding_rates(symbol, start_ms=since + 1, end_ms=next_ms - 1)
+        except ExchangeError as exc:  # asked again at the next look
+            log.warning("paper funding: funding history of %s unavailable (%s)", symbol, exc)
+            return
+        self._caught_up.add(symbol)
+        for row in sorted(rows, key=lambda r: r.time_ms):
+            if not since < row.time_ms < next_ms:
+                continue
+            fee = self.broker.apply_funding(symbol, row.rate, row.time_ms, mark=row.mark_price)
+            if fee is not None:
+                log.info(
+                    "paper funding: %s paid %s USDT at rate %s for the funding time %d, passed while stopped",
+                    symbol,
+                    fee.amount,
+                    row.rate,
+                    row.time_ms,
+                )
 
     def _charge(self, symbol: str, due: int) -> None:
         del self._next[symbol]

@@ -280,14 +280,16 @@ class SimBroker:
         return {*self.positions, *self._stop_max}
 
     # ------------------------------------------------------------------ funding
-    def apply_funding(self, symbol: str, rate: Decimal, ts_ms: int) -> FundingFee | None:
+    def apply_funding(
+        self, symbol: str, rate: Decimal, ts_ms: int, *, mark: Decimal | None = None
+    ) -> FundingFee | None:
         """A funding time of ``symbol`` at ``rate``: the open position (if any) pays ``qty x mark x rate``,
-        the mark being the last price here (the simulator's mark). Returns the charge, None without a
-        position."""
+        the mark being ``mark`` when the exchange's history tells it, else the last price here (the
+        simulator's mark). Returns the charge, None without a position."""
         pos = self.positions.get(symbol)
         if pos is None or pos.qty == 0:
             return None
-        mark = self.last_price(symbol) or pos.entry
+        mark = mark or self.last_price(symbol) or pos.entry
         amount = usdt(pos.qty * mark * rate)
         fee = FundingFee(symbol, ts_ms, rate, mark, pos.qty, amount, self._next_tran_id)
         self._next_tran_id += 1

@@ -117,3 +117,52 @@ async def test_the_paper_account_pays_funding_at_the_funding_time(fake: FakeBina
     finally:
         await port.close()
         db.close()
+
+
+async def test_funding_times_passed_while_stopped_are_charged_at_the_next_start(
+    fake: FakeBinance, tmp_path: Path
+) -> None:
+    """The paper account held a position through two funding times while the service was stopped: at the next
+    start each is charged once, at the rate and mark of Binance's funding history, not at today's price."""
+    eight_hours = 8 * 3_600_000
+    db = Database.open(tmp_path / "paper.sqlite3")
+    broker = SimBroker(db.conn, account="paper", balance=D(1000), slippage=D(0))
+    port = PaperExchange(CcxtBinanceAdapter(rest_url=fake.rest_url, timeout_s=3.0), broker, FakeTime(fake))  # type: ignore[arg-type]
+    try:
+        await port.load_markets()
+        await port.create_market_order(SYM, Side.BUY, D("2"), client_order_id="p-1", reduce_only=False)
+    finally:
+        await port.close()
+    wallet = broker.wallet
+    # Stopped. The market goes on: two funding times at their own marks and rates.
+    for at_ms, price, rate in ((T, "110.00", "0.0003"), (T + eight_hours, "120.00", "-0.0001")):
+        fake.set_time_ms(at_ms)
+        await fake.set_price(SYM, price)
+        await fake.charge_funding(SYM, rate)
+    fake.set_time_ms(T + eight_hours + 60_000)
+    await fake.set_price(SYM, "125.00")
+
+    again = SimBroker(db.conn, account="paper")
+    port = PaperExchange(CcxtBinanceAdapter(rest_url=fake.rest_url, timeout_s=3.0), again, FakeTime(fake))  # type: ignore[arg-type]
+    history = "/fapi/v1/fundingRate"
+    try:
+        await port.load_markets()
+        await _mark(port, fake, T + eight_hours + 60_000)
+        await until(lambda: len(again.funding) == 2, timeout=5, what="the missed funding times charged")
+        first, second = again.funding
+        assert (first.time_ms, first.rate, first.mark, first.amount) == (T, D("0.0003"), D("110"), D("0.066"))
+        assert (second.time_ms, second.rate, second.mark, second.amount) == (
+            T + eight_hours, D("-0.0001"), D("120"), D("-0.024"),
+        )  # fmt: skip
+        assert again.wallet == wallet - D("0.042")
+        incomes = await port.fetch_funding_income(0, T + eight_hours + 60_000)  # what the engine records
+        assert [(i.time_ms, i.amount) for i in incomes] == [(T, D("-0.066")), (T + eight_hours, D("0.024"))]
+        # Later marks charge nothing more, and the history is not asked again.
+        await until(lambda: not port.funding.asking, timeout=5, what="the look done")
+        asked = sum(1 for r in fake.requests if r.path == history)
+        await _mark(port, fake, T + eight_hours + 120_000)
+        await asyncio.sleep(0.05)
+        assert len(again.funding) == 2 and sum(1 for r in fake.requests if r.path == history) == asked == 1
+    finally:
+        await port.close()
+        db.close()
