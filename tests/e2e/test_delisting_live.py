@@ -62,3 +62,25 @@ async def test_a_held_symbol_announced_for_delisting_is_closed_ahead_of_its_sett
     # An ordinary close: the short cooldown, and the universe keeps the symbol out anyway.
     until_ms = harness.engine.ctx.cooldowns[SYM]
     assert abs(until_ms - (closed[-1].closed_at_ms + HOUR)) < 5_000
+
+
+async def test_a_restart_does_not_announce_the_same_delisting_again(harness: Harness) -> None:
+    fake = harness.fake
+    harness.strategy.write_text(STRATEGY.replace("exit_before_delist_h = 1", "exit_before_delist_h = 2"))
+    await fake.open_position_by_hand(SYM, "1.00", price="100.00")
+    await harness.start()
+    await until(lambda: harness.db_position(SYM) and len(harness.resting_stops(SYM)) == 1, what="adoption")
+    fake.announce_delisting(SYM, fake.now_ms() + 20 * HOUR)  # the close is 18 hours away
+    await harness.service.api.sync(actor="test")
+    assert [e.kind for e in harness.recorder.events].count("DelistingAhead") == 1
+    await harness.stop()
+
+    await harness.start()
+    await harness.service.api.sync(actor="test")
+    assert harness.db_position(SYM) is not None and _sells(harness) == []
+    assert [e.kind for e in harness.recorder.events].count("DelistingAhead") == 1  # said once, not at each start
+    assert len(harness.store.audit.recent(10, action="delisting")) == 1
+    # A changed settlement date is news again.
+    fake.announce_delisting(SYM, fake.now_ms() + 22 * HOUR)  # still within the one-day guard
+    await harness.service.api.sync(actor="test")
+    assert [e.kind for e in harness.recorder.events].count("DelistingAhead") == 2

@@ -21,6 +21,7 @@ from trading.views import SyncItem
 
 log = logging.getLogger("surgedca.delisting")
 
+SEED_ROWS = 500  # audit rows of earlier announcements read at the first round (a few per delisted position)
 TIMER_HORIZON_MS = 3_600_000  # closes due within this are timed precisely; later ones wait for a nearer round
 
 
@@ -30,6 +31,7 @@ class DelistingGuard:
         self.executor = executor
         self._told: dict[int, tuple[int | None, str]] = {}  # position id -> (delivery, cause) already alerted
         self._timed: set[tuple[int, int]] = set()  # (position id, close at) with a timer set
+        self._seeded = False
 
     def plan(self, symbol: str) -> DelistingPlan | None:
         market = self.ctx.markets.get(symbol)
@@ -40,6 +42,8 @@ class DelistingGuard:
         ctx = self.ctx
         items: list[SyncItem] = []
         held = {e.position_id for e in ctx.book.entries()}
+        if not self._seeded:
+            self._seed(held)
         self._told = {pid: told for pid, told in self._told.items() if pid in held}
         for entry in list(ctx.book.entries()):
             symbol, pid = entry.state.symbol, entry.position_id
@@ -57,6 +61,16 @@ class DelistingGuard:
             else:
                 self._time(symbol, pid, plan.close_at_ms)
         return items
+
+    def _seed(self, held: set[int]) -> None:
+        """What earlier runs announced for positions still held (the audit keeps it): a restart does not alert
+        again about the same delisting."""
+        self._seeded = True
+        for row in reversed(self.ctx.store.audit.recent(SEED_ROWS, action="delisting")):  # oldest first
+            after = row.after if isinstance(row.after, dict) else {}
+            pid, delivery = after.get("position_id"), after.get("delivery_ms")
+            if isinstance(pid, int) and pid in held and (delivery is None or isinstance(delivery, int)):
+                self._told[pid] = (delivery, str(after.get("cause")))
 
     def _announce(self, symbol: str, pid: int, plan: DelistingPlan) -> SyncItem:
         ctx = self.ctx
