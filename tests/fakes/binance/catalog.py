@@ -17,6 +17,19 @@ _BRACKET_TIERS = (
 )
 Tier = tuple[int, Decimal, Decimal, Decimal, Decimal]  # initial leverage, floor, cap, maintenance ratio, cum
 
+# BTCUSDT's trading rules as Binance lists them (the symbol most adapter tests trade): ``add_symbol(**BTCUSDT)``.
+BTCUSDT: dict[str, Any] = {
+    "symbol": "BTCUSDT",
+    "price": "50000",
+    "tick_size": "0.10",
+    "step_size": "0.001",
+    "min_qty": "0.001",
+    "min_notional": "100",
+    "max_leverage": 125,
+    "quote_volume": "1e9",
+    "status": "TRADING",
+}
+
 
 def exchange_info(
     specs: Iterable[SymbolSpec], now_ms: int, weight_limit: int, order_limits: tuple[int, int] = (300, 1200)

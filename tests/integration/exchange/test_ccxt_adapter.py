@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import KLINES_DIR
 from tests.fakes.binance import FakeBinance
+from tests.fakes.binance.catalog import BTCUSDT
 from trading.exchange.base import (
     AlgoOrder,
     AuthError,
@@ -45,17 +46,7 @@ PRODUCTION_FAPI_KEYS = {
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
     fb = FakeBinance(api_key=KEY, api_secret=SECRET, balance="1000", taker_fee="0.0005")
-    fb.add_symbol(
-        "BTCUSDT",
-        price="50000",
-        tick_size="0.10",
-        step_size="0.001",
-        min_qty="0.001",
-        min_notional="100",
-        max_leverage=125,
-        quote_volume="1e9",
-        status="TRADING",
-    )
+    fb.add_symbol(**BTCUSDT)
     fb.add_symbol(
         "ETHUSDT",
         price="3000",

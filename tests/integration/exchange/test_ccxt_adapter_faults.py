@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from tests.fakes.binance import FakeBinance
+from tests.fakes.binance.catalog import BTCUSDT
 from tests.polling import until
 from trading.exchange.base import (
     AuthError,
@@ -30,17 +31,7 @@ ORDER = ("POST", "/fapi/v1/order")
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
     fb = FakeBinance(api_key=KEY, api_secret=SECRET, balance="1000", taker_fee="0.0005")
-    fb.add_symbol(
-        "BTCUSDT",
-        price="50000",
-        tick_size="0.10",
-        step_size="0.001",
-        min_qty="0.001",
-        min_notional="100",
-        max_leverage=125,
-        quote_volume="1e9",
-        status="TRADING",
-    )
+    fb.add_symbol(**BTCUSDT)
     await fb.start()
     try:
         yield fb

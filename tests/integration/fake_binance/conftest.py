@@ -15,6 +15,7 @@ import pytest
 import websockets
 
 from tests.fakes.binance import FakeBinance, sign
+from tests.fakes.binance.catalog import BTCUSDT
 from tests.polling import until
 
 API_KEY = "test-key"
@@ -125,17 +126,7 @@ async def eventually(predicate: Callable[[], Any], within: float = 3.0) -> Any:
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
     fb = FakeBinance(api_key=API_KEY, api_secret=API_SECRET, balance="1000", taker_fee="0.0005")
-    fb.add_symbol(
-        "BTCUSDT",
-        price="50000",
-        tick_size="0.10",
-        step_size="0.001",
-        min_qty="0.001",
-        min_notional="100",
-        max_leverage=125,
-        quote_volume="1e9",
-        status="TRADING",
-    )
+    fb.add_symbol(**BTCUSDT)
     fb.add_symbol("ETHUSDT", price="3000", tick_size="0.01", step_size="0.001", min_notional="20", max_leverage=100)
     await fb.start()
     try:
